@@ -1,0 +1,1 @@
+//! grantkit core.

@@ -1,0 +1,3 @@
+//! grantkit's project tasks.
+
+fn main() {}
