@@ -1,0 +1,248 @@
+//! Explicit serialisation of token sets and pending authorizations for stores.
+//!
+//! Secrets never implement `Serialize`; this module is the one place that writes them out,
+//! field by field, into a JSON document tagged with a format name and version. A reader
+//! refuses a record of another kind or a newer version instead of guessing, and its errors
+//! never quote the record (which holds tokens).
+
+use crate::flow::FlowKind;
+use crate::pending::PendingAuthorization;
+use crate::secret::{AccessToken, PkceVerifier, RefreshToken, StateToken};
+use crate::token::{GrantKind, TokenSet};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The format version this build writes and the newest it reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+const TOKEN_SET_FORMAT: &str = "grantkit.token_set";
+const PENDING_FORMAT: &str = "grantkit.pending_authorization";
+
+/// Why a stored record could not be read. Never quotes the record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError(String);
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    format: String,
+    version: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TokenSetRecord {
+    format: String,
+    version: u32,
+    access_token: String,
+    refresh_token: Option<String>,
+    token_type: String,
+    expires_at_ms: Option<u64>,
+    refresh_expires_at_ms: Option<u64>,
+    scopes: Vec<String>,
+    grant: String,
+    extras: BTreeMap<String, String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PendingRecord {
+    format: String,
+    version: u32,
+    state: String,
+    flow: String,
+    provider: String,
+    client: String,
+    redirect_uri: String,
+    scopes: Vec<String>,
+    pkce_verifier: Option<String>,
+    created_at_ms: u64,
+    expires_at_ms: u64,
+    extras: BTreeMap<String, String>,
+}
+
+fn to_ms(time: SystemTime) -> u64 {
+    // Times before 1970 do not occur in token lifetimes; clamp rather than fail.
+    time.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn from_ms(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+/// Describes a serde_json error by category and position only: its `Display` can quote
+/// the offending value, which may be a token.
+fn describe(err: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match err.classify() {
+        Category::Io => "unreadable",
+        Category::Syntax => "not valid JSON",
+        Category::Data => "JSON of the wrong shape",
+        Category::Eof => "truncated JSON",
+    };
+    format!("{what} (line {}, column {})", err.line(), err.column())
+}
+
+fn check_header(bytes: &[u8], expected: &str) -> Result<(), DecodeError> {
+    let header: Header = serde_json::from_slice(bytes)
+        .map_err(|e| DecodeError(format!("not a grantkit record: {}", describe(&e))))?;
+    if header.format != expected {
+        return Err(DecodeError(format!(
+            "record of kind `{}` where `{expected}` was expected",
+            header.format.chars().take(64).collect::<String>()
+        )));
+    }
+    if header.version > FORMAT_VERSION || header.version == 0 {
+        return Err(DecodeError(format!(
+            "record format version {} is not supported (this build reads 1 to {FORMAT_VERSION})",
+            header.version
+        )));
+    }
+    Ok(())
+}
+
+/// Serialises a token set for storage.
+pub fn encode_token_set(tokens: &TokenSet) -> Vec<u8> {
+    let record = TokenSetRecord {
+        format: TOKEN_SET_FORMAT.to_owned(),
+        version: FORMAT_VERSION,
+        access_token: tokens.access_token.expose_secret().to_owned(),
+        refresh_token: tokens
+            .refresh_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned()),
+        token_type: tokens.token_type.clone(),
+        expires_at_ms: tokens.expires_at.map(to_ms),
+        refresh_expires_at_ms: tokens.refresh_expires_at.map(to_ms),
+        scopes: tokens.scopes.clone(),
+        grant: tokens.grant.as_str().to_owned(),
+        extras: tokens.extras.clone(),
+    };
+    serde_json::to_vec(&record).expect("a record of strings and numbers always serialises")
+}
+
+/// Reads a token set written by [`encode_token_set`].
+pub fn decode_token_set(bytes: &[u8]) -> Result<TokenSet, DecodeError> {
+    check_header(bytes, TOKEN_SET_FORMAT)?;
+    let record: TokenSetRecord = serde_json::from_slice(bytes)
+        .map_err(|e| DecodeError(format!("token set record is {}", describe(&e))))?;
+    let grant = GrantKind::parse(&record.grant)
+        .ok_or_else(|| DecodeError("token set record has an unknown grant kind".to_owned()))?;
+    Ok(TokenSet {
+        access_token: AccessToken::new(record.access_token),
+        refresh_token: record.refresh_token.map(RefreshToken::new),
+        token_type: record.token_type,
+        expires_at: record.expires_at_ms.map(from_ms),
+        refresh_expires_at: record.refresh_expires_at_ms.map(from_ms),
+        scopes: record.scopes,
+        grant,
+        extras: record.extras,
+    })
+}
+
+/// Serialises a pending authorization for storage.
+pub fn encode_pending(pending: &PendingAuthorization) -> Vec<u8> {
+    let record = PendingRecord {
+        format: PENDING_FORMAT.to_owned(),
+        version: FORMAT_VERSION,
+        state: pending.state.expose_secret().to_owned(),
+        flow: pending.flow.as_str().to_owned(),
+        provider: pending.provider.clone(),
+        client: pending.client.clone(),
+        redirect_uri: pending.redirect_uri.clone(),
+        scopes: pending.scopes.clone(),
+        pkce_verifier: pending
+            .pkce_verifier
+            .as_ref()
+            .map(|v| v.expose_secret().to_owned()),
+        created_at_ms: to_ms(pending.created_at),
+        expires_at_ms: to_ms(pending.expires_at),
+        extras: pending.extras.clone(),
+    };
+    serde_json::to_vec(&record).expect("a record of strings and numbers always serialises")
+}
+
+/// Reads a pending authorization written by [`encode_pending`].
+pub fn decode_pending(bytes: &[u8]) -> Result<PendingAuthorization, DecodeError> {
+    check_header(bytes, PENDING_FORMAT)?;
+    let record: PendingRecord = serde_json::from_slice(bytes)
+        .map_err(|e| DecodeError(format!("pending authorization record is {}", describe(&e))))?;
+    let flow = FlowKind::parse(&record.flow).ok_or_else(|| {
+        DecodeError("pending authorization record has an unknown flow kind".to_owned())
+    })?;
+    Ok(PendingAuthorization {
+        state: StateToken::new(record.state),
+        flow,
+        provider: record.provider,
+        client: record.client,
+        redirect_uri: record.redirect_uri,
+        scopes: record.scopes,
+        pkce_verifier: record.pkce_verifier.map(PkceVerifier::new),
+        created_at: from_ms(record.created_at_ms),
+        expires_at: from_ms(record.expires_at_ms),
+        extras: record.extras,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> TokenSet {
+        let mut tokens = TokenSet::new(AccessToken::new("at-secret"), GrantKind::AuthorizationCode)
+            .with_refresh_token(RefreshToken::new("rt-secret"))
+            .with_scopes(["a", "b"])
+            .with_extra("user_uri", "https://example.test/users/1");
+        tokens.expires_at = Some(from_ms(1_700_000_000_123));
+        tokens.refresh_expires_at = Some(from_ms(1_800_000_000_000));
+        tokens
+    }
+
+    #[test]
+    fn token_set_round_trips_every_field() {
+        let tokens = sample();
+        assert_eq!(
+            decode_token_set(&encode_token_set(&tokens)).unwrap(),
+            tokens
+        );
+    }
+
+    #[test]
+    fn records_carry_format_and_version() {
+        let value: serde_json::Value =
+            serde_json::from_slice(&encode_token_set(&sample())).unwrap();
+        assert_eq!(value["format"], TOKEN_SET_FORMAT);
+        assert_eq!(value["version"], FORMAT_VERSION);
+    }
+
+    #[test]
+    fn newer_or_foreign_records_are_refused_without_quoting_them() {
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&encode_token_set(&sample())).unwrap();
+        value["version"] = 99.into();
+        let err = decode_token_set(&serde_json::to_vec(&value).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("version 99"), "{err}");
+
+        let err = decode_pending(&encode_token_set(&sample())).unwrap_err();
+        assert!(err.to_string().contains("grantkit.token_set"), "{err}");
+
+        value["version"] = 1.into();
+        value["expires_at_ms"] = "at-secret".into();
+        let err = decode_token_set(&serde_json::to_vec(&value).unwrap()).unwrap_err();
+        assert!(!err.to_string().contains("at-secret"), "{err}");
+
+        for bad in [&b""[..], b"{", b"[1,2]", b"\xff\xfe", b"{\"format\":7}"] {
+            let err = decode_token_set(bad).unwrap_err();
+            assert!(!err.to_string().is_empty());
+        }
+    }
+}

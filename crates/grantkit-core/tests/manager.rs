@@ -1,0 +1,526 @@
+//! TokenManager behaviour against a mocked provider and the memory store.
+
+mod support;
+
+use grantkit_core::mock::MockTokenStore;
+use grantkit_core::{
+    Error, Lease, MemoryTokenStore, Precondition, Renewal, SecretUrl, TokenManager, TokenStore,
+    Version, Versioned,
+};
+use std::sync::Arc;
+use std::time::Duration;
+use support::*;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_thousand_callers_on_an_expired_token_cause_one_refresh() {
+    let mut mock = mock_provider();
+    let fresh_until = std::time::SystemTime::now() + 3 * MINUTE * 60;
+    mock.expect_refresh()
+        .times(1)
+        .returning(move |_| Ok(tokens("new-access", Some("rt-2"), fresh_until)));
+    let provider = Arc::new(Wrapped::new(mock).gated());
+    let fx = fixture(provider.clone());
+    fx.seed(&tokens("old-access", Some("rt-1"), fx.now() - MINUTE))
+        .await;
+
+    let barrier = Arc::new(tokio::sync::Barrier::new(10_001));
+    let mut callers = Vec::with_capacity(10_000);
+    for _ in 0..10_000 {
+        let manager = fx.manager.clone();
+        let barrier = barrier.clone();
+        callers.push(tokio::spawn(async move {
+            barrier.wait().await;
+            manager.access_token(&key()).await
+        }));
+    }
+    barrier.wait().await;
+    // Let the callers pile up behind the one refresh before it may finish.
+    eventually("the refresh has started", || async {
+        provider.refresh_count() == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    provider.open();
+
+    for caller in callers {
+        let tokens = caller.await.unwrap().expect("every caller gets a token");
+        assert_eq!(tokens.access_token.expose_secret(), "new-access");
+    }
+    assert_eq!(provider.refresh_count(), 1);
+    let stored = fx.store.get(&key()).await.unwrap().unwrap();
+    assert_eq!(stored.value.refresh_token.unwrap().expose_secret(), "rt-2");
+}
+
+#[tokio::test]
+async fn a_caller_that_gives_up_does_not_abandon_the_refresh() {
+    let mut mock = mock_provider();
+    let later = std::time::SystemTime::now() + 120 * MINUTE;
+    mock.expect_refresh()
+        .times(1)
+        .returning(move |_| Ok(tokens("new-access", Some("rt-2"), later)));
+    let provider = Arc::new(Wrapped::new(mock).gated());
+    let fx = fixture(provider.clone());
+    fx.seed(&tokens("old-access", Some("rt-1"), fx.now() - MINUTE))
+        .await;
+
+    let gave_up =
+        tokio::time::timeout(Duration::from_millis(50), fx.manager.access_token(&key())).await;
+    assert!(gave_up.is_err(), "the refresh is held at the gate");
+    provider.open();
+
+    eventually("the refreshed token is stored", || async {
+        let stored = fx.store.get(&key()).await.unwrap().unwrap();
+        stored.value.access_token.expose_secret() == "new-access"
+    })
+    .await;
+    assert_eq!(provider.refresh_count(), 1);
+}
+
+#[tokio::test]
+async fn a_token_is_refreshed_ahead_of_expiry_in_the_background() {
+    let mut mock = mock_provider();
+    let later = std::time::SystemTime::now() + 120 * MINUTE;
+    mock.expect_refresh()
+        .times(1)
+        .returning(move |_| Ok(tokens("new-access", Some("rt-1"), later)));
+    let provider = Arc::new(Wrapped::new(mock));
+    let fx = fixture(provider.clone());
+    fx.seed(&tokens("old-access", Some("rt-1"), fx.now() + 10 * MINUTE))
+        .await;
+
+    let first = fx.manager.access_token(&key()).await.unwrap();
+    assert_eq!(first.access_token.expose_secret(), "old-access");
+    assert_eq!(
+        provider.refresh_count(),
+        0,
+        "fresh tokens are not refreshed"
+    );
+
+    // Just before the one-minute margin (the store is re-read: the cache age has passed)…
+    fx.clock.advance(9 * MINUTE - Duration::from_secs(10));
+    fx.manager.access_token(&key()).await.unwrap();
+    assert_eq!(provider.refresh_count(), 0);
+    // …then inside it: the current token is served at once and a refresh starts behind it.
+    fx.clock.advance(Duration::from_secs(20));
+    let during = fx.manager.access_token(&key()).await.unwrap();
+    assert_eq!(during.access_token.expose_secret(), "old-access");
+    eventually("the background refresh lands", || async {
+        fx.manager
+            .access_token(&key())
+            .await
+            .unwrap()
+            .access_token
+            .expose_secret()
+            == "new-access"
+    })
+    .await;
+    assert_eq!(provider.refresh_count(), 1);
+}
+
+#[tokio::test]
+async fn fresh_tokens_are_served_from_memory_until_the_cache_age() {
+    let mut store = MockTokenStore::new();
+    let stored = Versioned {
+        value: tokens("access", None, std::time::SystemTime::now() + 600 * MINUTE),
+        version: Version::from_u64(7),
+    };
+    // Two reads: the first call, and one more after the maximum cache age.
+    store
+        .expect_get()
+        .times(2)
+        .returning(move |_| Ok(Some(stored.clone())));
+    let provider = Arc::new(mock_provider());
+    let clock = Arc::new(grantkit_core::ManualClock::starting_now());
+    let manager = TokenManager::builder(provider, Arc::new(store))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    for _ in 0..100 {
+        manager.access_token(&key()).await.unwrap();
+    }
+    clock.advance(Duration::from_secs(31));
+    for _ in 0..100 {
+        manager.access_token(&key()).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_token_deleted_elsewhere_is_noticed_after_the_cache_age() {
+    let mut mock = mock_provider();
+    mock.expect_refresh().never();
+    let fx = fixture(Arc::new(mock));
+    let mut forever = tokens("joindin-style", None, fx.now());
+    forever.expires_at = None;
+    fx.seed(&forever).await;
+    fx.manager.access_token(&key()).await.unwrap();
+
+    fx.store.delete(&key(), Precondition::Any).await.unwrap();
+    assert!(
+        fx.manager.access_token(&key()).await.is_ok(),
+        "still cached"
+    );
+    fx.clock.advance(Duration::from_secs(31));
+    let err = fx.manager.access_token(&key()).await.unwrap_err();
+    assert!(err.is_reauthorization_required(), "{err}");
+}
+
+#[tokio::test]
+async fn a_rotated_refresh_token_is_written_with_the_version_precondition() {
+    let now = std::time::SystemTime::now();
+    let base = Version::from_u64(41);
+    let expired = Versioned {
+        value: tokens("old-access", Some("rt-1"), now - MINUTE),
+        version: base,
+    };
+    let mut store = MockTokenStore::new();
+    store
+        .expect_get()
+        .returning(move |_| Ok(Some(expired.clone())));
+    store
+        .expect_try_lease()
+        .times(1)
+        .returning(|key, _| Ok(Some(Lease::new_holder(key.clone()))));
+    store.expect_renew_lease().returning(|_, _| Ok(()));
+    store
+        .expect_put()
+        .withf(move |_, tokens, precondition| {
+            *precondition == Precondition::Version(base)
+                && tokens.refresh_token.as_ref().unwrap().expose_secret() == "rt-2"
+        })
+        .times(1)
+        .returning(|_, _, _| Ok(Version::from_u64(42)));
+    store.expect_release_lease().times(1).returning(|_| Ok(()));
+
+    let mut provider = mock_provider();
+    provider
+        .expect_refresh()
+        .times(1)
+        .returning(move |_| Ok(tokens("new-access", Some("rt-2"), now + 60 * MINUTE)));
+    let manager = TokenManager::builder(Arc::new(provider), Arc::new(store))
+        .build()
+        .unwrap();
+    let tokens = manager.access_token(&key()).await.unwrap();
+    assert_eq!(tokens.access_token.expose_secret(), "new-access");
+}
+
+#[tokio::test]
+async fn a_refresh_without_a_new_refresh_token_keeps_the_old_one() {
+    let mut mock = mock_provider();
+    let later = std::time::SystemTime::now() + 120 * MINUTE;
+    mock.expect_refresh()
+        .returning(move |_| Ok(tokens("new-access", None, later)));
+    let fx = fixture(Arc::new(mock));
+    fx.seed(&tokens("old-access", Some("rt-keep"), fx.now() - MINUTE))
+        .await;
+    fx.manager.access_token(&key()).await.unwrap();
+    let stored = fx.store.get(&key()).await.unwrap().unwrap();
+    assert_eq!(
+        stored.value.refresh_token.unwrap().expose_secret(),
+        "rt-keep"
+    );
+}
+
+#[tokio::test]
+async fn invalid_grant_after_a_peers_rotation_recovers_from_the_store() {
+    let store = Arc::new(MemoryTokenStore::new());
+    let mut mock = mock_provider();
+    mock.expect_refresh().never();
+    let later = std::time::SystemTime::now() + 120 * MINUTE;
+    let peer_store = store.clone();
+    // While this process's refresh is in flight, a peer (which does not honour the lease)
+    // rotates the grant and stores it; the provider then refuses our old refresh token.
+    let provider = Arc::new(Wrapped::new(mock).with_hook(move || {
+        let peer_store = peer_store.clone();
+        async move {
+            peer_store
+                .put(
+                    &key(),
+                    &tokens("peer-access", Some("rt-peer"), later),
+                    Precondition::Any,
+                )
+                .await
+                .unwrap();
+            Some(Err(Error::oauth("invalid_grant", None)))
+        }
+    }));
+    let fx = fixture_with_store(provider.clone(), store);
+    fx.seed(&tokens("old-access", Some("rt-1"), fx.now() - MINUTE))
+        .await;
+
+    let tokens = fx.manager.access_token(&key()).await.unwrap();
+    assert_eq!(tokens.access_token.expose_secret(), "peer-access");
+    let stored = fx.store.get(&key()).await.unwrap().unwrap();
+    assert_eq!(
+        stored.value.refresh_token.unwrap().expose_secret(),
+        "rt-peer"
+    );
+    assert_eq!(provider.refresh_count(), 1);
+}
+
+#[tokio::test]
+async fn invalid_grant_with_nothing_newer_deletes_the_grant_and_asks_to_reauthorize() {
+    let mut mock = mock_provider();
+    mock.expect_refresh()
+        .times(1)
+        .returning(|_| Err(Error::oauth("invalid_grant", Some("revoked".into()))));
+    let fx = fixture(Arc::new(mock));
+    fx.seed(&tokens("old-access", Some("rt-1"), fx.now() - MINUTE))
+        .await;
+    let err = fx.manager.access_token(&key()).await.unwrap_err();
+    assert!(err.is_reauthorization_required(), "{err}");
+    assert!(
+        fx.store.get(&key()).await.unwrap().is_none(),
+        "the dead grant is deleted"
+    );
+    // And it stays that way: no loop, no second refresh.
+    let err = fx.manager.access_token(&key()).await.unwrap_err();
+    assert!(err.is_reauthorization_required(), "{err}");
+}
+
+#[tokio::test]
+async fn a_transient_failure_keeps_a_still_valid_token() {
+    let mut mock = mock_provider();
+    let mut calls = 0;
+    let later = std::time::SystemTime::now() + 120 * MINUTE;
+    mock.expect_refresh().times(2).returning(move |_| {
+        calls += 1;
+        if calls == 1 {
+            Err(Error::Unavailable { status: 503 })
+        } else {
+            Ok(tokens("new-access", Some("rt-1"), later))
+        }
+    });
+    let provider = Arc::new(Wrapped::new(mock));
+    let fx = fixture(provider.clone());
+    fx.seed(&tokens(
+        "old-access",
+        Some("rt-1"),
+        fx.now() + 30 * Duration::from_secs(1),
+    ))
+    .await;
+
+    // Due (inside the margin) but valid: served, refresh fails in the background.
+    let served = fx.manager.access_token(&key()).await.unwrap();
+    assert_eq!(served.access_token.expose_secret(), "old-access");
+    eventually("the failed refresh ran", || async {
+        provider.refresh_count() == 1
+    })
+    .await;
+    let again = fx.manager.access_token(&key()).await.unwrap();
+    assert_eq!(again.access_token.expose_secret(), "old-access");
+    assert_eq!(provider.refresh_count(), 1, "no retry before the backoff");
+    let stored = fx.store.get(&key()).await.unwrap().unwrap();
+    assert_eq!(stored.value.access_token.expose_secret(), "old-access");
+
+    // After the backoff it tries again and succeeds.
+    fx.clock.advance(Duration::from_secs(6));
+    eventually("the retried refresh lands", || async {
+        fx.manager
+            .access_token(&key())
+            .await
+            .unwrap()
+            .access_token
+            .expose_secret()
+            == "new-access"
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_transient_failure_on_an_expired_token_is_a_retryable_error_and_keeps_the_grant() {
+    let mut mock = mock_provider();
+    mock.expect_refresh()
+        .returning(|_| Err(Error::Unavailable { status: 502 }));
+    let fx = fixture(Arc::new(mock));
+    fx.seed(&tokens("old-access", Some("rt-1"), fx.now() - MINUTE))
+        .await;
+    let err = fx.manager.access_token(&key()).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(fx.store.get(&key()).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_token_that_cannot_refresh_asks_for_renewal_without_calling_the_provider() {
+    let mut mock = bare_mock_provider();
+    mock.expect_renewal().returning(|_| {
+        Renewal::Renew(SecretUrl::new(
+            "https://renew.example/?access_token=implicit-token",
+        ))
+    });
+    mock.expect_refresh().never();
+    let fx = fixture(Arc::new(mock));
+    fx.seed(&tokens("implicit-token", None, fx.now() - MINUTE))
+        .await;
+    let err = fx.manager.access_token(&key()).await.unwrap_err();
+    match &err {
+        Error::RenewRequired { renew_url } => {
+            assert!(renew_url.expose_secret().contains("implicit-token"));
+        }
+        other => panic!("expected renew required, got {other}"),
+    }
+    assert!(!err.to_string().contains("implicit-token"));
+    assert!(!format!("{err:?}").contains("implicit-token"));
+}
+
+#[tokio::test]
+async fn token_rejected_refreshes_only_the_current_token() {
+    let mut mock = mock_provider();
+    let later = std::time::SystemTime::now() + 120 * MINUTE;
+    mock.expect_refresh()
+        .times(1)
+        .returning(move |_| Ok(tokens("new-access", Some("rt-2"), later)));
+    let provider = Arc::new(Wrapped::new(mock));
+    let fx = fixture(provider.clone());
+    fx.seed(&tokens("old-access", Some("rt-1"), fx.now() + 600 * MINUTE))
+        .await;
+    let old = fx.manager.access_token(&key()).await.unwrap();
+
+    let first = fx
+        .manager
+        .token_rejected(&key(), &old.access_token, false)
+        .await
+        .unwrap();
+    assert_eq!(first.access_token.expose_secret(), "new-access");
+    // A late failure of a request sent with the old token does not refresh again.
+    let late = fx
+        .manager
+        .token_rejected(&key(), &old.access_token, false)
+        .await
+        .unwrap();
+    assert_eq!(late.access_token.expose_secret(), "new-access");
+    assert_eq!(provider.refresh_count(), 1);
+}
+
+#[tokio::test]
+async fn an_invalid_token_without_refresh_is_deleted_and_every_caller_must_reauthorize() {
+    let mut mock = mock_provider();
+    mock.expect_refresh().never();
+    let fx = fixture(Arc::new(mock));
+    let mut forever = tokens("deleted-on-server", None, fx.now());
+    forever.expires_at = None;
+    fx.seed(&forever).await;
+    let current = fx.manager.access_token(&key()).await.unwrap();
+
+    let mut callers = Vec::new();
+    for _ in 0..100 {
+        let manager = fx.manager.clone();
+        let rejected = current.access_token.clone();
+        callers.push(tokio::spawn(async move {
+            manager.token_rejected(&key(), &rejected, true).await
+        }));
+    }
+    for caller in callers {
+        let err = caller.await.unwrap().unwrap_err();
+        assert!(err.is_reauthorization_required(), "{err}");
+    }
+    assert!(fx.store.get(&key()).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_store_outage_after_the_refresh_keeps_the_new_token_and_saves_it_later() {
+    // The provider has committed the rotation; losing the new refresh token would lose the
+    // grant. The store refuses the write, so the token is served from memory and written
+    // on a later attempt.
+    let now = std::time::SystemTime::now();
+    let base = Version::from_u64(1);
+    let expired = Versioned {
+        value: tokens("old-access", Some("rt-1"), now - MINUTE),
+        version: base,
+    };
+    let mut store = MockTokenStore::new();
+    store
+        .expect_get()
+        .returning(move |_| Ok(Some(expired.clone())));
+    store
+        .expect_try_lease()
+        .returning(|key, _| Ok(Some(Lease::new_holder(key.clone()))));
+    store.expect_renew_lease().returning(|_, _| Ok(()));
+    store.expect_release_lease().returning(|_| Ok(()));
+    let mut puts = 0;
+    store
+        .expect_put()
+        .times(5)
+        .returning(move |_, tokens, precondition| {
+            assert_eq!(precondition, Precondition::Version(base));
+            assert_eq!(
+                tokens.refresh_token.as_ref().unwrap().expose_secret(),
+                "rt-2"
+            );
+            puts += 1;
+            if puts <= 4 {
+                Err(Error::Store {
+                    message: "connection refused".into(),
+                    retryable: true,
+                    source: None,
+                })
+            } else {
+                Ok(Version::from_u64(2))
+            }
+        });
+    let mut provider = mock_provider();
+    provider
+        .expect_refresh()
+        .times(1)
+        .returning(move |_| Ok(tokens("new-access", Some("rt-2"), now + 600 * MINUTE)));
+    let clock = Arc::new(grantkit_core::ManualClock::new(now));
+    let manager = TokenManager::builder(Arc::new(provider), Arc::new(store))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let tokens = manager.access_token(&key()).await.unwrap();
+    assert_eq!(tokens.access_token.expose_secret(), "new-access");
+    // After the backoff the next call writes the kept token (the fifth put).
+    clock.advance(Duration::from_secs(6));
+    let tokens = manager.access_token(&key()).await.unwrap();
+    assert_eq!(tokens.access_token.expose_secret(), "new-access");
+}
+
+#[tokio::test]
+async fn logout_revokes_where_possible_and_deletes_locally() {
+    let mut mock = mock_provider();
+    mock.expect_revoke()
+        .times(1)
+        .returning(|_| Ok(grantkit_core::Revocation::Revoked));
+    let fx = fixture(Arc::new(mock));
+    fx.seed(&tokens("access", Some("rt"), fx.now() + 60 * MINUTE))
+        .await;
+    fx.manager.access_token(&key()).await.unwrap();
+    let logout = fx.manager.logout(&key()).await.unwrap();
+    assert_eq!(logout.remote.unwrap(), grantkit_core::Revocation::Revoked);
+    assert!(logout.deleted);
+    assert!(
+        fx.manager
+            .access_token(&key())
+            .await
+            .unwrap_err()
+            .is_reauthorization_required()
+    );
+}
+
+#[tokio::test]
+async fn logout_deletes_locally_even_when_revocation_fails() {
+    let mut mock = mock_provider();
+    mock.expect_revoke()
+        .returning(|_| Err(Error::Unavailable { status: 503 }));
+    let fx = fixture(Arc::new(mock));
+    fx.seed(&tokens("access", Some("rt"), fx.now() + 60 * MINUTE))
+        .await;
+    let logout = fx.manager.logout(&key()).await.unwrap();
+    assert!(logout.remote.is_err());
+    assert!(logout.deleted);
+}
+
+#[test]
+fn a_lease_shorter_than_the_provider_timeout_is_refused() {
+    let provider = Arc::new(mock_provider());
+    let err = TokenManager::builder(provider, Arc::new(MemoryTokenStore::new()))
+        .config(
+            grantkit_core::ManagerConfig::for_timeout(Duration::from_secs(5))
+                .with_lease_ttl(Duration::from_secs(5)),
+        )
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, Error::Configuration { .. }), "{err}");
+}
