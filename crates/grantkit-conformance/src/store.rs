@@ -1,0 +1,1109 @@
+//! The store suite: one behaviour per `# Behavior` bullet of [`TokenStore`].
+//!
+//! Each behaviour is a plain `async fn` taking a [`StoreFixture`]; [`STORE_SUITE`] lists them
+//! with the capabilities they need, and [`store_tests!`](crate::store_tests) stamps the same
+//! list into named `#[tokio::test]`s.
+
+use futures::future::BoxFuture;
+use grantkit_core::{
+    AccessToken, Error, FlowKind, GrantKind, KeyFilter, PendingAuthorization, PkceVerifier,
+    Precondition, RefreshToken, StateToken, TokenKey, TokenSet, TokenStore,
+};
+use rand::RngCore as _;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::time::Instant;
+
+/// A capability a behaviour needs from the store under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreRequirement {
+    /// [`StoreCapabilities::cross_process_leases`](grantkit_core::StoreCapabilities).
+    CrossProcessLeases,
+}
+
+/// One behaviour of the store suite.
+#[derive(Clone, Copy)]
+pub struct StoreBehavior {
+    /// Its name, which is also the test's name.
+    pub name: &'static str,
+    /// The capabilities it needs; without them the cell is skipped.
+    pub requires: &'static [StoreRequirement],
+    /// Runs it.
+    pub run: fn(StoreFixture) -> BoxFuture<'static, ()>,
+}
+
+impl std::fmt::Debug for StoreBehavior {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreBehavior")
+            .field("name", &self.name)
+            .field("requires", &self.requires)
+            .finish()
+    }
+}
+
+impl StoreBehavior {
+    /// Why the behaviour cannot run on `store`, or `None` when it can.
+    pub fn skip_reason(&self, store: &dyn TokenStore) -> Option<String> {
+        let caps = store.capabilities();
+        let missing: Vec<&str> = self
+            .requires
+            .iter()
+            .filter(|r| match r {
+                StoreRequirement::CrossProcessLeases => !caps.cross_process_leases,
+            })
+            .map(|r| match r {
+                StoreRequirement::CrossProcessLeases => "cross_process_leases",
+            })
+            .collect();
+        (!missing.is_empty()).then(|| {
+            format!(
+                "the store does not declare the capability {}",
+                missing.join(", ")
+            )
+        })
+    }
+}
+
+/// The store under test and a random namespace for this run's keys.
+#[derive(Clone, Debug)]
+pub struct StoreFixture {
+    /// The store.
+    pub store: Arc<dyn TokenStore>,
+    namespace: String,
+}
+
+impl StoreFixture {
+    /// A fixture with a fresh random namespace.
+    pub fn new(store: Arc<dyn TokenStore>) -> Self {
+        let mut id = [0u8; 6];
+        rand::rng().fill_bytes(&mut id);
+        let namespace = id.iter().map(|b| format!("{b:02x}")).collect();
+        Self { store, namespace }
+    }
+
+    /// This run's provider id: every key of the run has it.
+    pub fn provider(&self) -> String {
+        format!("conformance-{}", self.namespace)
+    }
+
+    /// A key of this run.
+    pub fn key(&self, account: &str) -> TokenKey {
+        TokenKey::new(self.provider(), "client-a", account)
+    }
+
+    /// Deletes every key of this run.
+    pub async fn cleanup(&self) {
+        if let Ok(keys) = self.store.list(&KeyFilter::provider(self.provider())).await {
+            for key in keys {
+                let _ = self.store.delete(&key, Precondition::Any).await;
+            }
+        }
+    }
+}
+
+/// Runs the behaviour `name` on `store` as a test: skipped (with a message) when the
+/// store lacks a capability it needs, else run and cleaned up after.
+pub async fn run_store_test(name: &str, store: Arc<dyn TokenStore>) {
+    let behaviour = STORE_SUITE
+        .iter()
+        .find(|b| b.name == name)
+        .unwrap_or_else(|| panic!("no store behaviour named {name}"));
+    if let Some(reason) = behaviour.skip_reason(store.as_ref()) {
+        eprintln!("skipped {name}: {reason}");
+        return;
+    }
+    let fixture = StoreFixture::new(store);
+    (behaviour.run)(fixture.clone()).await;
+    fixture.cleanup().await;
+}
+
+/// The list of store behaviours, written once: expanded into [`STORE_SUITE`] here and into
+/// named tests by [`store_tests!`](crate::store_tests).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __store_suite {
+    (@list $mode:ident [$($arg:tt)*]) => {
+        $crate::__store_suite!(@expand $mode [$($arg)*]
+            round_trip_every_field [],
+            get_missing_is_none [],
+            put_returns_the_version_get_reports [],
+            every_write_gets_a_new_version [],
+            versions_never_repeat_across_delete [],
+            put_absent_conflicts_when_present [],
+            put_version_conflicts_when_stale [],
+            put_version_conflicts_when_absent [],
+            delete_any_removes_and_reports [],
+            delete_version_precondition [],
+            delete_absent_precondition [],
+            list_by_provider_and_client [],
+            awkward_keys_are_isolated [],
+            concurrent_cas_one_winner_per_version [],
+            concurrent_increments_lose_nothing [],
+            lease_is_exclusive [],
+            lease_renewal_keeps_it [],
+            lease_expires_without_renewal [],
+            lease_release_only_by_holder [],
+            leases_on_distinct_keys_are_independent [],
+            renewing_a_lost_lease_fails [],
+            concurrent_lease_has_one_winner [],
+            pending_round_trips_every_field [],
+            pending_take_is_single_use [],
+            pending_unknown_is_none [],
+            concurrent_pending_take_has_one_winner [],
+        );
+    };
+    (@expand registry [] $($name:ident [$($req:ident),*]),* $(,)?) => {
+        /// Every store behaviour, in order.
+        pub static STORE_SUITE: &[StoreBehavior] = &[
+            $(StoreBehavior {
+                name: stringify!($name),
+                requires: &[$(StoreRequirement::$req),*],
+                run: |fixture| Box::pin($name(fixture)),
+            }),*
+        ];
+    };
+    (@expand tests [$make:expr] $($name:ident [$($req:ident),*]),* $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let store: $crate::__private::Arc<dyn $crate::__private::TokenStore> = $make;
+                $crate::store::run_store_test(stringify!($name), store).await;
+            }
+        )*
+    };
+}
+
+/// Stamps the store suite into one named `#[tokio::test]` per behaviour, for the store
+/// the expression builds (it may `.await`; it runs once per test). The crate using it needs
+/// `tokio` with the `macros` and `rt-multi-thread` features as a dev-dependency.
+///
+/// ```ignore
+/// //! tests/conformance.rs of a store crate
+/// grantkit_conformance::store_tests!(std::sync::Arc::new(grantkit_core::MemoryTokenStore::new()));
+/// ```
+#[macro_export]
+macro_rules! store_tests {
+    ($make:expr) => {
+        $crate::__store_suite!(@list tests [$make]);
+    };
+}
+
+crate::__store_suite!(@list registry []);
+
+// ---- helpers ------------------------------------------------------------------------------
+
+fn at_ms(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+fn full_token_set(tag: &str) -> TokenSet {
+    let mut extras = BTreeMap::new();
+    extras.insert(
+        "user_uri".to_owned(),
+        "https://api.example/v2.1/users/42".to_owned(),
+    );
+    extras.insert(
+        "ünïcode key".to_owned(),
+        "välue {with} /odd: chars".to_owned(),
+    );
+    TokenSet {
+        access_token: AccessToken::new(format!("access-{tag}-ÄÖ+/=")),
+        refresh_token: Some(RefreshToken::new(format!("refresh-{tag}"))),
+        token_type: "bearer".to_owned(),
+        expires_at: Some(at_ms(1_900_000_000_123)),
+        refresh_expires_at: Some(at_ms(2_000_000_000_456)),
+        scopes: vec![
+            "user_info".to_owned(),
+            "scheduler".to_owned(),
+            "ümlaut".to_owned(),
+        ],
+        grant: GrantKind::AuthorizationCode,
+        extras,
+    }
+}
+
+fn small_token_set(access: &str) -> TokenSet {
+    TokenSet::new(AccessToken::new(access), GrantKind::Password)
+}
+
+fn counter_token_set(count: u64) -> TokenSet {
+    small_token_set(&format!("count-{count}"))
+}
+
+fn count_of(tokens: &TokenSet) -> u64 {
+    tokens
+        .access_token
+        .expose_secret()
+        .strip_prefix("count-")
+        .and_then(|n| n.parse().ok())
+        .expect("a counter token")
+}
+
+fn pending(fixture: &StoreFixture) -> PendingAuthorization {
+    let now = SystemTime::now();
+    let mut extras = BTreeMap::new();
+    extras.insert("nonce-hint".to_owned(), "x".to_owned());
+    PendingAuthorization {
+        state: StateToken::generate(),
+        flow: FlowKind::AuthorizationCode,
+        provider: fixture.provider(),
+        client: "client-a".to_owned(),
+        redirect_uri: "http://127.0.0.1:8765/callback?x=1".to_owned(),
+        scopes: vec!["user_info".to_owned(), "scheduler".to_owned()],
+        pkce_verifier: Some(PkceVerifier::generate()),
+        created_at: at_ms(to_ms(now)),
+        expires_at: at_ms(to_ms(now + Duration::from_secs(600))),
+        extras,
+    }
+}
+
+fn to_ms(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+fn assert_conflict<T: std::fmt::Debug>(result: grantkit_core::Result<T>, what: &str) {
+    match result {
+        Err(Error::Conflict { .. }) => {}
+        other => panic!("{what}: expected Error::Conflict, got {other:?}"),
+    }
+}
+
+async fn stored_access(fixture: &StoreFixture, key: &TokenKey) -> Option<String> {
+    fixture
+        .store
+        .get(key)
+        .await
+        .expect("get")
+        .map(|v| v.value.access_token.expose_secret().to_owned())
+}
+
+/// Polls `check` every 20 ms until it holds; fails after `limit` of real time.
+async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(
+            Instant::now() < deadline,
+            "never happened within {limit:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+// ---- tokens and versions ------------------------------------------------------------------
+
+/// `get` returns every field exactly as written, with the version `put` returned.
+pub async fn round_trip_every_field(fixture: StoreFixture) {
+    let key = fixture.key("alice@example.com");
+    let written = full_token_set("round-trip");
+    let version = fixture
+        .store
+        .put(&key, &written, Precondition::Absent)
+        .await
+        .expect("put");
+    let read = fixture.store.get(&key).await.expect("get").expect("stored");
+    assert_eq!(read.version, version);
+    assert!(
+        read.value == written,
+        "fields differ after a round trip: {:?} vs {:?}",
+        read.value,
+        written
+    );
+    assert_eq!(
+        read.value.access_token.expose_secret(),
+        written.access_token.expose_secret()
+    );
+    assert_eq!(read.value.extras, written.extras);
+
+    // A minimal set (no refresh token, no expiry) round-trips too.
+    let minimal = small_token_set("minimal");
+    fixture
+        .store
+        .put(&key, &minimal, Precondition::Version(version))
+        .await
+        .expect("put minimal");
+    let read = fixture.store.get(&key).await.expect("get").expect("stored");
+    assert!(read.value == minimal);
+    assert!(read.value.expires_at.is_none() && read.value.refresh_token.is_none());
+}
+
+/// `get` of a key never written is `Ok(None)`.
+pub async fn get_missing_is_none(fixture: StoreFixture) {
+    let got = fixture
+        .store
+        .get(&fixture.key("nobody"))
+        .await
+        .expect("get");
+    assert!(got.is_none());
+}
+
+/// The version `put` returns is the one `get` reports.
+pub async fn put_returns_the_version_get_reports(fixture: StoreFixture) {
+    let key = fixture.key("versions");
+    for i in 0..3 {
+        let version = fixture
+            .store
+            .put(&key, &small_token_set(&format!("t{i}")), Precondition::Any)
+            .await
+            .expect("put");
+        let read = fixture.store.get(&key).await.expect("get").expect("stored");
+        assert_eq!(read.version, version);
+    }
+}
+
+/// Every successful write gets a version distinct from all earlier ones.
+pub async fn every_write_gets_a_new_version(fixture: StoreFixture) {
+    let key = fixture.key("many-writes");
+    let mut seen = HashSet::new();
+    let mut last = None;
+    for i in 0..20 {
+        let precondition = last.map_or(Precondition::Absent, Precondition::Version);
+        let version = fixture
+            .store
+            .put(&key, &small_token_set(&format!("t{i}")), precondition)
+            .await
+            .expect("put");
+        assert!(
+            seen.insert(version),
+            "version {version} was handed out twice"
+        );
+        last = Some(version);
+    }
+}
+
+/// A delete followed by a put never brings back an old version, so a writer holding a
+/// version from before the delete cannot overwrite the new grant.
+pub async fn versions_never_repeat_across_delete(fixture: StoreFixture) {
+    let key = fixture.key("recycled");
+    let mut seen = HashSet::new();
+    for i in 0..10 {
+        let version = fixture
+            .store
+            .put(
+                &key,
+                &small_token_set(&format!("t{i}")),
+                Precondition::Absent,
+            )
+            .await
+            .expect("put");
+        assert!(
+            seen.insert(version),
+            "version {version} came back after a delete"
+        );
+        assert!(
+            fixture
+                .store
+                .delete(&key, Precondition::Version(version))
+                .await
+                .expect("delete")
+        );
+    }
+    let new = fixture
+        .store
+        .put(&key, &small_token_set("new grant"), Precondition::Absent)
+        .await
+        .expect("put");
+    for old in seen {
+        assert_conflict(
+            fixture
+                .store
+                .put(&key, &small_token_set("stale"), Precondition::Version(old))
+                .await,
+            "a version from before the delete",
+        );
+    }
+    assert_eq!(fixture.store.get(&key).await.unwrap().unwrap().version, new);
+}
+
+/// `Absent` fails with a conflict when a record exists, and leaves it as it was.
+pub async fn put_absent_conflicts_when_present(fixture: StoreFixture) {
+    let key = fixture.key("absent");
+    let version = fixture
+        .store
+        .put(&key, &small_token_set("first"), Precondition::Absent)
+        .await
+        .expect("first put");
+    assert_conflict(
+        fixture
+            .store
+            .put(&key, &small_token_set("second"), Precondition::Absent)
+            .await,
+        "put Absent over a record",
+    );
+    let read = fixture.store.get(&key).await.unwrap().unwrap();
+    assert_eq!(read.version, version);
+    assert_eq!(read.value.access_token.expose_secret(), "first");
+}
+
+/// `Version(v)` fails with a conflict when the stored version is another, and leaves the
+/// record as it was: a stale writer never overwrites a rotated refresh token.
+pub async fn put_version_conflicts_when_stale(fixture: StoreFixture) {
+    let key = fixture.key("stale");
+    let v1 = fixture
+        .store
+        .put(&key, &small_token_set("v1"), Precondition::Absent)
+        .await
+        .unwrap();
+    let v2 = fixture
+        .store
+        .put(&key, &full_token_set("rotated"), Precondition::Version(v1))
+        .await
+        .unwrap();
+    assert_conflict(
+        fixture
+            .store
+            .put(
+                &key,
+                &small_token_set("stale writer"),
+                Precondition::Version(v1),
+            )
+            .await,
+        "put with a stale version",
+    );
+    let read = fixture.store.get(&key).await.unwrap().unwrap();
+    assert_eq!(read.version, v2);
+    assert!(read.value == full_token_set("rotated"));
+}
+
+/// `Version(v)` fails with a conflict when nothing is stored.
+pub async fn put_version_conflicts_when_absent(fixture: StoreFixture) {
+    let key = fixture.key("vanished");
+    let v1 = fixture
+        .store
+        .put(&key, &small_token_set("v1"), Precondition::Absent)
+        .await
+        .unwrap();
+    fixture.store.delete(&key, Precondition::Any).await.unwrap();
+    assert_conflict(
+        fixture
+            .store
+            .put(
+                &key,
+                &small_token_set("resurrected"),
+                Precondition::Version(v1),
+            )
+            .await,
+        "put Version(v) on a deleted key",
+    );
+    assert!(fixture.store.get(&key).await.unwrap().is_none());
+}
+
+/// `delete(Any)` removes the record and says whether there was one.
+pub async fn delete_any_removes_and_reports(fixture: StoreFixture) {
+    let key = fixture.key("delete-any");
+    fixture
+        .store
+        .put(&key, &small_token_set("x"), Precondition::Any)
+        .await
+        .unwrap();
+    assert!(fixture.store.delete(&key, Precondition::Any).await.unwrap());
+    assert!(fixture.store.get(&key).await.unwrap().is_none());
+    assert!(!fixture.store.delete(&key, Precondition::Any).await.unwrap());
+}
+
+/// `delete(Version(v))` deletes only version `v`; otherwise conflict, nothing deleted.
+pub async fn delete_version_precondition(fixture: StoreFixture) {
+    let key = fixture.key("delete-version");
+    let v1 = fixture
+        .store
+        .put(&key, &small_token_set("v1"), Precondition::Absent)
+        .await
+        .unwrap();
+    let v2 = fixture
+        .store
+        .put(&key, &small_token_set("v2"), Precondition::Version(v1))
+        .await
+        .unwrap();
+    assert_conflict(
+        fixture.store.delete(&key, Precondition::Version(v1)).await,
+        "delete with a stale version",
+    );
+    assert_eq!(stored_access(&fixture, &key).await.as_deref(), Some("v2"));
+    assert!(
+        fixture
+            .store
+            .delete(&key, Precondition::Version(v2))
+            .await
+            .unwrap()
+    );
+    assert_conflict(
+        fixture.store.delete(&key, Precondition::Version(v2)).await,
+        "delete Version(v) of a deleted key",
+    );
+}
+
+/// `delete(Absent)` conflicts when a record exists and is a no-op otherwise.
+pub async fn delete_absent_precondition(fixture: StoreFixture) {
+    let key = fixture.key("delete-absent");
+    assert!(
+        !fixture
+            .store
+            .delete(&key, Precondition::Absent)
+            .await
+            .unwrap()
+    );
+    fixture
+        .store
+        .put(&key, &small_token_set("x"), Precondition::Any)
+        .await
+        .unwrap();
+    assert_conflict(
+        fixture.store.delete(&key, Precondition::Absent).await,
+        "delete Absent of an existing record",
+    );
+    assert!(fixture.store.get(&key).await.unwrap().is_some());
+}
+
+/// `list` returns each key of a provider (and client) once, never another's.
+pub async fn list_by_provider_and_client(fixture: StoreFixture) {
+    let provider = fixture.provider();
+    let other_provider = format!("{provider}-other");
+    let keys = [
+        TokenKey::new(&provider, "client-a", "one"),
+        TokenKey::new(&provider, "client-a", "two"),
+        TokenKey::new(&provider, "client-b", "one"),
+        TokenKey::new(&other_provider, "client-a", "one"),
+    ];
+    for key in &keys {
+        fixture
+            .store
+            .put(key, &small_token_set("x"), Precondition::Any)
+            .await
+            .unwrap();
+        // Writing twice must not list a key twice.
+        fixture
+            .store
+            .put(key, &small_token_set("y"), Precondition::Any)
+            .await
+            .unwrap();
+    }
+    let mut all = fixture
+        .store
+        .list(&KeyFilter::provider(&provider))
+        .await
+        .unwrap();
+    all.sort();
+    assert_eq!(all, keys[..3].to_vec());
+    let mut client_a = fixture
+        .store
+        .list(&KeyFilter::provider(&provider).with_client("client-a"))
+        .await
+        .unwrap();
+    client_a.sort();
+    assert_eq!(client_a, keys[..2].to_vec());
+    let none = fixture
+        .store
+        .list(&KeyFilter::provider(&provider).with_client("client-z"))
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    fixture
+        .store
+        .delete(&keys[3], Precondition::Any)
+        .await
+        .unwrap();
+}
+
+/// Keys with unicode, `/`, `:`, `{`, `}`, `..`, NUL-free control characters and 1 KiB parts
+/// are valid, and distinct keys never share a record.
+pub async fn awkward_keys_are_isolated(fixture: StoreFixture) {
+    let provider = fixture.provider();
+    let long = "x".repeat(1024);
+    let accounts = [
+        "plain".to_owned(),
+        "ünïcødé 🦀 用户".to_owned(),
+        "a/b/../../etc/passwd".to_owned(),
+        "a:b:c".to_owned(),
+        "{tag}".to_owned(),
+        "}{".to_owned(),
+        "{".to_owned(),
+        "with space\tand\ttabs".to_owned(),
+        ".".to_owned(),
+        "..".to_owned(),
+        "".to_owned(),
+        "*".to_owned(),
+        "https://api.joind.in/v2.1/users/42".to_owned(),
+        long.clone(),
+        format!("{long}y"),
+    ];
+    let mut keys: Vec<TokenKey> = accounts
+        .iter()
+        .map(|a| TokenKey::new(&provider, "client-a", a))
+        .collect();
+    // The same parts split differently must be different keys.
+    keys.push(TokenKey::new(&provider, "client-a/b", "c"));
+    keys.push(TokenKey::new(&provider, "client-a", "b/c"));
+    keys.push(TokenKey::new(&provider, "client:a", "b"));
+    keys.push(TokenKey::new(&provider, "client", ":ab"));
+    keys.push(TokenKey::new(&provider, &long, &long));
+    for (i, key) in keys.iter().enumerate() {
+        fixture
+            .store
+            .put(
+                key,
+                &small_token_set(&format!("token-{i}")),
+                Precondition::Absent,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("put of awkward key #{i} failed: {e}"));
+    }
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(
+            stored_access(&fixture, key).await.as_deref(),
+            Some(format!("token-{i}").as_str()),
+            "awkward key #{i} reads another's record"
+        );
+    }
+    let mut listed = fixture
+        .store
+        .list(&KeyFilter::provider(&provider))
+        .await
+        .unwrap();
+    listed.sort();
+    let mut expected = keys.clone();
+    expected.sort();
+    assert_eq!(listed, expected, "list returns the awkward keys exactly");
+    for key in &keys {
+        assert!(fixture.store.delete(key, Precondition::Any).await.unwrap());
+    }
+}
+
+/// Of 64 concurrent writers holding the same version, exactly one wins, round after round.
+pub async fn concurrent_cas_one_winner_per_version(fixture: StoreFixture) {
+    let key = fixture.key("cas-race");
+    let mut version = fixture
+        .store
+        .put(&key, &small_token_set("round-start"), Precondition::Absent)
+        .await
+        .unwrap();
+    for round in 0..10 {
+        let mut writers = Vec::new();
+        for writer in 0..64 {
+            let store = fixture.store.clone();
+            let key = key.clone();
+            writers.push(tokio::spawn(async move {
+                let tokens = small_token_set(&format!("round-{round}-writer-{writer}"));
+                (
+                    writer,
+                    store
+                        .put(&key, &tokens, Precondition::Version(version))
+                        .await,
+                )
+            }));
+        }
+        let mut winners = Vec::new();
+        for writer in writers {
+            let (id, result) = writer.await.unwrap();
+            match result {
+                Ok(new) => winners.push((id, new)),
+                Err(Error::Conflict { .. }) => {}
+                Err(other) => panic!("round {round}: a losing writer got {other}, not a conflict"),
+            }
+        }
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round}: {} writers won the same version",
+            winners.len()
+        );
+        let (id, new) = winners[0];
+        let read = fixture.store.get(&key).await.unwrap().unwrap();
+        assert_eq!(read.version, new);
+        assert_eq!(
+            read.value.access_token.expose_secret(),
+            format!("round-{round}-writer-{id}")
+        );
+        version = new;
+    }
+}
+
+/// 64 tasks each add 5 to a counter by read-modify-write with the version precondition,
+/// retrying on conflict: no increment is lost.
+pub async fn concurrent_increments_lose_nothing(fixture: StoreFixture) {
+    let key = fixture.key("counter");
+    fixture
+        .store
+        .put(&key, &counter_token_set(0), Precondition::Absent)
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let store = fixture.store.clone();
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..5 {
+                loop {
+                    let current = store.get(&key).await.unwrap().unwrap();
+                    let next = counter_token_set(count_of(&current.value) + 1);
+                    match store
+                        .put(&key, &next, Precondition::Version(current.version))
+                        .await
+                    {
+                        Ok(_) => break,
+                        Err(Error::Conflict { .. }) => tokio::task::yield_now().await,
+                        Err(other) => panic!("increment failed: {other}"),
+                    }
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let read = fixture.store.get(&key).await.unwrap().unwrap();
+    assert_eq!(count_of(&read.value), 320);
+}
+
+// ---- leases -------------------------------------------------------------------------------
+
+/// While a lease is held, no one else can take it.
+pub async fn lease_is_exclusive(fixture: StoreFixture) {
+    let key = fixture.key("lease-exclusive");
+    let lease = fixture
+        .store
+        .try_lease(&key, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .expect("a free lease is granted");
+    assert_eq!(lease.key, key);
+    for _ in 0..5 {
+        assert!(
+            fixture
+                .store
+                .try_lease(&key, Duration::from_secs(30))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    fixture.store.release_lease(&lease).await.unwrap();
+    let again = fixture
+        .store
+        .try_lease(&key, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .expect("a released lease can be taken");
+    assert_ne!(
+        again.holder, lease.holder,
+        "each acquisition has its own holder"
+    );
+    fixture.store.release_lease(&again).await.unwrap();
+}
+
+/// A lease renewed before it expires stays held beyond its first TTL.
+pub async fn lease_renewal_keeps_it(fixture: StoreFixture) {
+    let key = fixture.key("lease-renewal");
+    let ttl = Duration::from_millis(1000);
+    let lease = fixture
+        .store
+        .try_lease(&key, ttl)
+        .await
+        .unwrap()
+        .expect("lease");
+    let until = Instant::now() + Duration::from_millis(3000);
+    while Instant::now() < until {
+        fixture
+            .store
+            .renew_lease(&lease, ttl)
+            .await
+            .expect("renewal while held");
+        assert!(
+            fixture.store.try_lease(&key, ttl).await.unwrap().is_none(),
+            "a renewed lease was taken by someone else"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    fixture.store.release_lease(&lease).await.unwrap();
+}
+
+/// A lease nobody renews expires after its TTL, and another holder can take it: a dead
+/// holder never blocks the key for good.
+pub async fn lease_expires_without_renewal(fixture: StoreFixture) {
+    let key = fixture.key("lease-expiry");
+    let ttl = Duration::from_millis(300);
+    let dead = fixture
+        .store
+        .try_lease(&key, ttl)
+        .await
+        .unwrap()
+        .expect("lease");
+    assert!(fixture.store.try_lease(&key, ttl).await.unwrap().is_none());
+    let store = fixture.store.clone();
+    let taken = Arc::new(tokio::sync::Mutex::new(None));
+    let slot = taken.clone();
+    eventually(
+        "the unrenewed lease expires",
+        Duration::from_secs(10),
+        move || {
+            let store = store.clone();
+            let key = key.clone();
+            let slot = slot.clone();
+            async move {
+                match store
+                    .try_lease(&key, Duration::from_secs(30))
+                    .await
+                    .unwrap()
+                {
+                    Some(lease) => {
+                        *slot.lock().await = Some(lease);
+                        true
+                    }
+                    None => false,
+                }
+            }
+        },
+    )
+    .await;
+    let successor = taken.lock().await.take().unwrap();
+    assert_ne!(successor.holder, dead.holder);
+    fixture.store.release_lease(&successor).await.unwrap();
+}
+
+/// Releasing only ever releases the releaser's own lease; releasing a lease no longer held
+/// is not an error.
+pub async fn lease_release_only_by_holder(fixture: StoreFixture) {
+    let key = fixture.key("lease-release");
+    let ttl = Duration::from_millis(300);
+    let old = fixture
+        .store
+        .try_lease(&key, ttl)
+        .await
+        .unwrap()
+        .expect("lease");
+    let store = fixture.store.clone();
+    let successor = Arc::new(tokio::sync::Mutex::new(None));
+    let slot = successor.clone();
+    let k = key.clone();
+    eventually(
+        "the old lease expires",
+        Duration::from_secs(10),
+        move || {
+            let store = store.clone();
+            let key = k.clone();
+            let slot = slot.clone();
+            async move {
+                match store
+                    .try_lease(&key, Duration::from_secs(30))
+                    .await
+                    .unwrap()
+                {
+                    Some(lease) => {
+                        *slot.lock().await = Some(lease);
+                        true
+                    }
+                    None => false,
+                }
+            }
+        },
+    )
+    .await;
+    let successor = successor.lock().await.take().unwrap();
+    // The old holder wakes up and releases: the successor's lease must survive.
+    fixture
+        .store
+        .release_lease(&old)
+        .await
+        .expect("releasing a lost lease is not an error");
+    assert!(
+        fixture.store.try_lease(&key, ttl).await.unwrap().is_none(),
+        "the old holder released the successor's lease"
+    );
+    fixture.store.release_lease(&successor).await.unwrap();
+    fixture
+        .store
+        .release_lease(&successor)
+        .await
+        .expect("a second release is not an error");
+}
+
+/// Leases on distinct keys do not interfere.
+pub async fn leases_on_distinct_keys_are_independent(fixture: StoreFixture) {
+    let a = fixture.key("lease-a");
+    let b = fixture.key("lease-b");
+    let ttl = Duration::from_secs(30);
+    let la = fixture
+        .store
+        .try_lease(&a, ttl)
+        .await
+        .unwrap()
+        .expect("lease a");
+    let lb = fixture
+        .store
+        .try_lease(&b, ttl)
+        .await
+        .unwrap()
+        .expect("lease b");
+    fixture.store.release_lease(&la).await.unwrap();
+    assert!(fixture.store.try_lease(&b, ttl).await.unwrap().is_none());
+    fixture.store.release_lease(&lb).await.unwrap();
+}
+
+/// Renewing a lease that expired and was taken, or was released, fails with `LeaseLost`.
+pub async fn renewing_a_lost_lease_fails(fixture: StoreFixture) {
+    let key = fixture.key("lease-lost");
+    let ttl = Duration::from_millis(300);
+    let released = fixture
+        .store
+        .try_lease(&key, ttl)
+        .await
+        .unwrap()
+        .expect("lease");
+    fixture.store.release_lease(&released).await.unwrap();
+    match fixture.store.renew_lease(&released, ttl).await {
+        Err(Error::LeaseLost { .. }) => {}
+        other => panic!("renewing a released lease: expected LeaseLost, got {other:?}"),
+    }
+    let old = fixture
+        .store
+        .try_lease(&key, ttl)
+        .await
+        .unwrap()
+        .expect("lease");
+    let store = fixture.store.clone();
+    let successor = Arc::new(tokio::sync::Mutex::new(None));
+    let slot = successor.clone();
+    let k = key.clone();
+    eventually(
+        "the old lease expires",
+        Duration::from_secs(10),
+        move || {
+            let store = store.clone();
+            let key = k.clone();
+            let slot = slot.clone();
+            async move {
+                match store
+                    .try_lease(&key, Duration::from_secs(30))
+                    .await
+                    .unwrap()
+                {
+                    Some(lease) => {
+                        *slot.lock().await = Some(lease);
+                        true
+                    }
+                    None => false,
+                }
+            }
+        },
+    )
+    .await;
+    match fixture.store.renew_lease(&old, ttl).await {
+        Err(Error::LeaseLost { .. }) => {}
+        other => panic!("renewing a lease taken by another: expected LeaseLost, got {other:?}"),
+    }
+    let successor = successor.lock().await.take().unwrap();
+    fixture.store.release_lease(&successor).await.unwrap();
+}
+
+/// Of 32 concurrent takers of a free lease, exactly one gets it.
+pub async fn concurrent_lease_has_one_winner(fixture: StoreFixture) {
+    let key = fixture.key("lease-race");
+    let mut takers = Vec::new();
+    for _ in 0..32 {
+        let store = fixture.store.clone();
+        let key = key.clone();
+        takers.push(tokio::spawn(async move {
+            store
+                .try_lease(&key, Duration::from_secs(30))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut winners = Vec::new();
+    for taker in takers {
+        if let Some(lease) = taker.await.unwrap() {
+            winners.push(lease);
+        }
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "{} takers got the same lease",
+        winners.len()
+    );
+    fixture.store.release_lease(&winners[0]).await.unwrap();
+}
+
+// ---- pending authorizations ----------------------------------------------------------------
+
+/// A pending authorization comes back with every field, under the hash of its state.
+pub async fn pending_round_trips_every_field(fixture: StoreFixture) {
+    let written = pending(&fixture);
+    fixture
+        .store
+        .put_pending(&written, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let read = fixture
+        .store
+        .take_pending(&written.state_hash())
+        .await
+        .unwrap()
+        .expect("stored");
+    assert!(read == written, "fields differ: {read:?} vs {written:?}");
+    assert_eq!(read.state.expose_secret(), written.state.expose_secret());
+}
+
+/// A pending authorization can be taken once; the second take finds nothing.
+pub async fn pending_take_is_single_use(fixture: StoreFixture) {
+    let written = pending(&fixture);
+    fixture
+        .store
+        .put_pending(&written, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert!(
+        fixture
+            .store
+            .take_pending(&written.state_hash())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        fixture
+            .store
+            .take_pending(&written.state_hash())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// Taking a state never stored finds nothing.
+pub async fn pending_unknown_is_none(fixture: StoreFixture) {
+    let never = StateToken::generate().hash();
+    assert!(fixture.store.take_pending(&never).await.unwrap().is_none());
+}
+
+/// Of 32 concurrent takers of one pending authorization, exactly one gets it.
+pub async fn concurrent_pending_take_has_one_winner(fixture: StoreFixture) {
+    let written = pending(&fixture);
+    fixture
+        .store
+        .put_pending(&written, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let hash = written.state_hash();
+    let mut takers = Vec::new();
+    for _ in 0..32 {
+        let store = fixture.store.clone();
+        let hash = hash.clone();
+        takers.push(tokio::spawn(async move {
+            store.take_pending(&hash).await.unwrap()
+        }));
+    }
+    let mut winners = 0;
+    for taker in takers {
+        if taker.await.unwrap().is_some() {
+            winners += 1;
+        }
+    }
+    assert_eq!(
+        winners, 1,
+        "{winners} takers got the same pending authorization"
+    );
+}
