@@ -1,3 +1,103 @@
-//! grantkit's project tasks.
+//! grantkit's project tasks: `cargo xtask ci | conformance | bench`.
 
-fn main() {}
+mod bench;
+mod ci;
+mod conformance;
+mod tidy;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "grantkit's project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// The CI gates: tidy, fmt, clippy, docs, tests.
+    Ci {
+        /// Skip `cargo test --workspace` (the gates only).
+        #[arg(long)]
+        no_test: bool,
+    },
+    /// Runs the conformance matrix: every suite against every available provider and store.
+    Conformance {
+        /// Also write the results as JSON to this path.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Run only cells whose backend or behaviour name contains this text.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Seconds before a cell is failed as hung.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+    /// Runs the benchmarks and prints each as a ratio to its baseline.
+    Bench {
+        /// Also write the figures as JSON to this path.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Only the benchmarks of this package.
+        #[arg(long, short)]
+        package: Option<String>,
+        /// Seconds of measurement per benchmark.
+        #[arg(long, default_value_t = 3)]
+        measurement_time: u64,
+    },
+    /// Project policy checks (also part of `ci`).
+    Tidy,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Ci { no_test } => ci::run(!no_test),
+        Task::Conformance {
+            json,
+            filter,
+            timeout,
+        } => conformance::run(json, filter, std::time::Duration::from_secs(timeout)),
+        Task::Bench {
+            json,
+            package,
+            measurement_time,
+        } => bench::run(json, package, measurement_time),
+        Task::Tidy => tidy::run(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root: xtask lives one level below it.
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the workspace")
+        .to_path_buf()
+}
+
+/// Runs a command in the workspace root, echoing it; `Err` names it when it fails.
+fn run_command(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
+    let shown = format!("{program} {}", args.join(" "));
+    eprintln!("==> {shown}");
+    let status = std::process::Command::new(program)
+        .args(args)
+        .envs(envs.iter().copied())
+        .current_dir(root())
+        .status()
+        .map_err(|err| format!("could not start `{shown}`: {err}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{shown}` failed ({status})"))
+    }
+}

@@ -1,0 +1,150 @@
+//! `cargo xtask bench`: runs the criterion benchmarks and reports each subject as a ratio to
+//! the baseline measured in the same run.
+//!
+//! Convention: in a criterion group, the benchmark whose id starts with `baseline` is the
+//! baseline; every other id is a subject. The ratio is subject time / baseline time (lower is
+//! better; 1.0 is parity).
+
+use crate::{root, run_command};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+#[derive(Debug, Serialize)]
+struct Figure {
+    name: String,
+    ratio: f64,
+    what: String,
+    baseline: String,
+    what_ns: f64,
+    baseline_ns: f64,
+}
+
+pub(crate) fn run(json: Option<PathBuf>, package: Option<String>, measurement_time: u64) -> Result<(), String> {
+    let started = SystemTime::now();
+    let measurement = measurement_time.to_string();
+    let mut args = vec!["bench"];
+    match &package {
+        Some(package) => args.extend(["--package", package.as_str()]),
+        None => args.push("--workspace"),
+    }
+    args.extend([
+        "--benches",
+        "--",
+        "--warm-up-time",
+        "1",
+        "--measurement-time",
+        measurement.as_str(),
+        "--noplot",
+    ]);
+    run_command("cargo", &args, &[])?;
+
+    let figures = collect(&root().join("target/criterion"), started)?;
+    if figures.is_empty() {
+        return Err("no benchmark with a baseline ran".to_owned());
+    }
+    println!();
+    for figure in &figures {
+        println!(
+            "bench {}: {:.2} ({} / {}; {} vs {})",
+            figure.name,
+            figure.ratio,
+            figure.what,
+            figure.baseline,
+            human(figure.what_ns),
+            human(figure.baseline_ns)
+        );
+    }
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&serde_json::json!({ "benches": figures }))
+            .map_err(|e| e.to_string())?;
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        println!("bench: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn human(ns: f64) -> String {
+    if ns >= 1e9 {
+        format!("{:.2} s", ns / 1e9)
+    } else if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.1} ns")
+    }
+}
+
+/// Reads the medians criterion wrote in this run (`new/estimates.json` newer than `since`),
+/// grouped by criterion group.
+fn collect(dir: &Path, since: SystemTime) -> Result<Vec<Figure>, String> {
+    let mut groups: BTreeMap<String, Vec<(String, f64)>> = BTreeMap::new();
+    for benchmark in find_files(dir, "benchmark.json") {
+        let new = benchmark.parent().expect("a file has a parent");
+        if new.file_name().and_then(|n| n.to_str()) != Some("new") {
+            continue;
+        }
+        let estimates = new.join("estimates.json");
+        let fresh = std::fs::metadata(&estimates)
+            .and_then(|m| m.modified())
+            .is_ok_and(|modified| modified >= since);
+        if !fresh {
+            continue;
+        }
+        let meta = read_json(&benchmark)?;
+        let estimate = read_json(&estimates)?;
+        let group = meta["group_id"].as_str().unwrap_or_default().to_owned();
+        let id = meta["function_id"]
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| meta["value_str"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let Some(median) = estimate["median"]["point_estimate"].as_f64() else {
+            continue;
+        };
+        groups.entry(group).or_default().push((id, median));
+    }
+    let mut figures = Vec::new();
+    for (group, entries) in groups {
+        let Some((baseline, baseline_ns)) = entries.iter().find(|(id, _)| id.starts_with("baseline")).cloned() else {
+            continue;
+        };
+        for (id, ns) in entries.iter().filter(|(id, _)| !id.starts_with("baseline")) {
+            figures.push(Figure {
+                name: format!("{group}/{id}"),
+                ratio: ns / baseline_ns,
+                what: id.clone(),
+                baseline: baseline.clone(),
+                what_ns: *ns,
+                baseline_ns,
+            });
+        }
+    }
+    Ok(figures)
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value, String> {
+    let text = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_slice(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))
+}
+
+fn find_files(dir: &Path, name: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.file_name().and_then(|n| n.to_str()) == Some(name) {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
