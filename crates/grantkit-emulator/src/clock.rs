@@ -66,7 +66,9 @@ impl EmulatorClock {
 
     fn now_ms(&self) -> i128 {
         let state = self.lock();
-        state.frozen_at_ms.unwrap_or_else(|| real_ms() + state.offset_ms)
+        state
+            .frozen_at_ms
+            .unwrap_or_else(|| real_ms() + state.offset_ms)
     }
 
     /// The emulator's current time.

@@ -130,12 +130,22 @@ pub struct FaultRule<E> {
 impl<E> FaultRule<E> {
     /// A rule for one endpoint, firing once (change with [`times`](Self::times) and friends).
     pub fn on(endpoint: E, fault: Fault) -> Self {
-        Self { target: Some(endpoint), fault, trigger: Trigger::Next(1), after_processing: false }
+        Self {
+            target: Some(endpoint),
+            fault,
+            trigger: Trigger::Next(1),
+            after_processing: false,
+        }
     }
 
     /// A rule for every endpoint, firing once.
     pub fn on_any(fault: Fault) -> Self {
-        Self { target: None, fault, trigger: Trigger::Next(1), after_processing: false }
+        Self {
+            target: None,
+            fault,
+            trigger: Trigger::Next(1),
+            after_processing: false,
+        }
     }
 
     /// Fire on the next `n` matching requests.
@@ -223,7 +233,12 @@ struct PlanState<E> {
 
 impl<E: Copy + PartialEq + fmt::Debug> FaultPlan<E> {
     pub(crate) fn new() -> Self {
-        Self { inner: Mutex::new(PlanState { next_id: 1, rules: Vec::new() }) }
+        Self {
+            inner: Mutex::new(PlanState {
+                next_id: 1,
+                rules: Vec::new(),
+            }),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, PlanState<E>> {
@@ -240,7 +255,13 @@ impl<E: Copy + PartialEq + fmt::Debug> FaultPlan<E> {
             _ => (0, None),
         };
         if !matches!(rule.trigger, Trigger::Next(0)) {
-            state.rules.push(ActiveRule { id, rule, seen: 0, remaining, rng });
+            state.rules.push(ActiveRule {
+                id,
+                rule,
+                seen: 0,
+                remaining,
+                rng,
+            });
         }
         id
     }
@@ -257,7 +278,11 @@ impl<E: Copy + PartialEq + fmt::Debug> FaultPlan<E> {
     }
 
     pub(crate) fn active(&self) -> Vec<(FaultId, FaultRule<E>)> {
-        self.lock().rules.iter().map(|r| (r.id, r.rule.clone())).collect()
+        self.lock()
+            .rules
+            .iter()
+            .map(|r| (r.id, r.rule.clone()))
+            .collect()
     }
 
     /// Decides the faults for one request to `endpoint`, consuming one-shot rules.
@@ -296,7 +321,9 @@ impl<E: Copy + PartialEq + fmt::Debug> FaultPlan<E> {
                 }
             }
         }
-        state.rules.retain(|r| !matches!(r.rule.trigger, Trigger::Next(_)) || r.remaining > 0);
+        state
+            .rules
+            .retain(|r| !matches!(r.rule.trigger, Trigger::Next(_)) || r.remaining > 0);
         decision
     }
 }
@@ -335,7 +362,9 @@ mod tests {
         let run = || {
             let plan = FaultPlan::new();
             plan.add(FaultRule::on_any(Fault::MalformedJson).with_probability(0.5, 42));
-            (0..64).map(|_| plan.decide(0u8).fault.is_some()).collect::<Vec<_>>()
+            (0..64)
+                .map(|_| plan.decide(0u8).fault.is_some())
+                .collect::<Vec<_>>()
         };
         let a = run();
         assert_eq!(a, run());

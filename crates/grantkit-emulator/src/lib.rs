@@ -4,6 +4,7 @@ mod clock;
 mod control;
 mod faults;
 mod joindin;
+mod joinme;
 mod server;
 mod telemetry;
 mod time;
@@ -12,8 +13,12 @@ mod wire;
 pub use clock::EmulatorClock;
 pub use faults::{Fault, FaultId, FaultKind, FaultRule, Trigger};
 pub use joindin::{
-    CommentRateLimit, JoindinBuilder, JoindinClient, JoindinEmulator, JoindinEndpoint, JoindinEvent, JoindinFixtures,
-    JoindinQuirks, JoindinTalk, JoindinUser,
+    CommentRateLimit, JoindinBuilder, JoindinClient, JoindinEmulator, JoindinEndpoint,
+    JoindinEvent, JoindinFixtures, JoindinQuirks, JoindinTalk, JoindinUser,
+};
+pub use joinme::{
+    InactiveBody, IssuedTokens, JoinMeApp, JoinMeBuilder, JoinMeConference, JoinMeEmulator, JoinMeEndpoint, JoinMeFixtures,
+    JoinMeGrant, JoinMePlan, JoinMeQuirks, JoinMeRateLimit, JoinMeUser, TokenStatus,
 };
 pub use telemetry::{Counters, RequestRecord};
 

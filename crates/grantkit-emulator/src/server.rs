@@ -53,7 +53,11 @@ pub(crate) struct ServerShared<E: Eq + Hash> {
 
 impl<E: Copy + Eq + Hash + fmt::Debug> ServerShared<E> {
     pub(crate) fn new(clock: EmulatorClock) -> Self {
-        Self { telemetry: Telemetry::new(), faults: FaultPlan::new(), clock }
+        Self {
+            telemetry: Telemetry::new(),
+            faults: FaultPlan::new(),
+            clock,
+        }
     }
 }
 
@@ -125,7 +129,10 @@ pub(crate) fn spawn<A: App>(app: Arc<A>, listener: StdTcpListener) -> io::Result
     let thread = std::thread::Builder::new()
         .name(format!("{}-emulator", A::PROVIDER))
         .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
@@ -135,14 +142,20 @@ pub(crate) fn spawn<A: App>(app: Arc<A>, listener: StdTcpListener) -> io::Result
             runtime.block_on(accept_loop(app, listener, stop_rx, ready_tx));
         })?;
     match ready_rx.recv() {
-        Ok(Ok(())) => Ok(ServerHandle { addr: local, stop: Some(stop_tx), thread: Some(thread) }),
+        Ok(Ok(())) => Ok(ServerHandle {
+            addr: local,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }),
         Ok(Err(e)) => {
             let _ = thread.join();
             Err(e)
         }
         Err(_) => {
             let _ = thread.join();
-            Err(io::Error::other("emulator thread ended before it was ready"))
+            Err(io::Error::other(
+                "emulator thread ended before it was ready",
+            ))
         }
     }
 }
@@ -185,7 +198,10 @@ async fn accept_loop<A: App>(
 async fn serve_connection<A: App>(app: Arc<A>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let reset = Arc::new(AtomicBool::new(false));
-    let io = TokioIo::new(ResettableStream { inner: stream, reset: reset.clone() });
+    let io = TokioIo::new(ResettableStream {
+        inner: stream,
+        reset: reset.clone(),
+    });
     let service = service_fn(move |request| {
         let app = app.clone();
         let reset = reset.clone();
@@ -231,7 +247,15 @@ async fn handle<A: App>(
     }
     let latency_kind = (!decision.latency.is_zero()).then_some(FaultKind::Latency);
     let record = |status: Option<u16>, fault: Option<FaultKind>| {
-        shared.telemetry.answered(seq, endpoint, method.as_str(), &path, status, fault, shared.clock.now());
+        shared.telemetry.answered(
+            seq,
+            endpoint,
+            method.as_str(),
+            &path,
+            status,
+            fault,
+            shared.clock.now(),
+        );
         tracing::info!(
             provider = A::PROVIDER,
             method = %method,
@@ -248,7 +272,9 @@ async fn handle<A: App>(
         None => (None, None),
     };
     if let Some(fault) = pre_fault {
-        return apply_fault(&*app, endpoint, &fault, &reset, |status| record(status, Some(fault.kind())));
+        return apply_fault(&*app, endpoint, &fault, &reset, |status| {
+            record(status, Some(fault.kind()))
+        });
     }
 
     let declared_too_long = parts
@@ -260,7 +286,9 @@ async fn handle<A: App>(
     let body = if declared_too_long {
         None
     } else {
-        axum::body::to_bytes(Body::new(body), MAX_REQUEST_BODY).await.ok()
+        axum::body::to_bytes(Body::new(body), MAX_REQUEST_BODY)
+            .await
+            .ok()
     };
     let Some(body) = body else {
         let response = respond(
@@ -282,7 +310,9 @@ async fn handle<A: App>(
     let response = app.handle(&app_request);
     if let Some(fault) = post_fault {
         drop(response);
-        return apply_fault(&*app, endpoint, &fault, &reset, |status| record(status, Some(fault.kind())));
+        return apply_fault(&*app, endpoint, &fault, &reset, |status| {
+            record(status, Some(fault.kind()))
+        });
     }
     record(Some(response.status().as_u16()), latency_kind);
     Ok(response)
@@ -322,13 +352,21 @@ impl Drop for ResettableStream {
 }
 
 impl AsyncRead for ResettableStream {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for ResettableStream {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 

@@ -165,16 +165,32 @@ pub(crate) fn zone_offset(zone: &str, ts: i64) -> i32 {
     };
     match zone {
         "Europe/London" | "Europe/Dublin" | "Europe/Lisbon" => {
-            if eu_dst() { 3_600 } else { 0 }
+            if eu_dst() {
+                3_600
+            } else {
+                0
+            }
         }
         "Europe/Amsterdam" | "Europe/Berlin" | "Europe/Brussels" | "Europe/Paris" => {
-            if eu_dst() { 7_200 } else { 3_600 }
+            if eu_dst() {
+                7_200
+            } else {
+                3_600
+            }
         }
         "America/New_York" => {
-            if us_dst(-18_000) { -14_400 } else { -18_000 }
+            if us_dst(-18_000) {
+                -14_400
+            } else {
+                -18_000
+            }
         }
         "America/Chicago" => {
-            if us_dst(-21_600) { -18_000 } else { -21_600 }
+            if us_dst(-21_600) {
+                -18_000
+            } else {
+                -21_600
+            }
         }
         "Asia/Tokyo" => 32_400,
         "Asia/Kolkata" => 19_800,
@@ -199,17 +215,33 @@ mod tests {
     fn formats() {
         assert_eq!(format_utc_z(1_433_235_600), "2015-06-02T09:00:00Z");
         assert_eq!(format_naive(1_395_521_100), "2014-03-22T20:45:00");
-        assert_eq!(format_with_offset(1_389_049_200, 3_600), "2014-01-07T00:00:00+01:00");
+        assert_eq!(
+            format_with_offset(1_389_049_200, 3_600),
+            "2014-01-07T00:00:00+01:00"
+        );
         assert_eq!(format_with_offset(0, -16_200), "1969-12-31T19:30:00-04:30");
     }
 
     #[test]
     fn parses_rfc3339() {
         assert_eq!(parse_rfc3339("2015-06-02T09:00:00Z"), Some(1_433_235_600));
-        assert_eq!(parse_rfc3339("2015-06-02T11:00:00+02:00"), Some(1_433_235_600));
-        assert_eq!(parse_rfc3339("2015-06-02T04:00:00.123-0500"), Some(1_433_235_600));
+        assert_eq!(
+            parse_rfc3339("2015-06-02T11:00:00+02:00"),
+            Some(1_433_235_600)
+        );
+        assert_eq!(
+            parse_rfc3339("2015-06-02T04:00:00.123-0500"),
+            Some(1_433_235_600)
+        );
         assert_eq!(parse_rfc3339("2015-06-02T09:00"), Some(1_433_235_600));
-        for bad in ["", "2015-02-30T00:00:00Z", "2015-06-02T09:00:00+25:00", "nonsense-at-all!", "2015-06-02T09:00:00Zjunk", "２０１５-06-02T09:00:00Z"] {
+        for bad in [
+            "",
+            "2015-02-30T00:00:00Z",
+            "2015-06-02T09:00:00+25:00",
+            "nonsense-at-all!",
+            "2015-06-02T09:00:00Zjunk",
+            "２０１５-06-02T09:00:00Z",
+        ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
     }

@@ -27,7 +27,8 @@ pub(crate) fn respond(
     body: impl Into<Body>,
 ) -> HttpResponse {
     let mut response = http::Response::new(body.into());
-    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let map = response.headers_mut();
     if let Some(ct) = content_type {
         let value = HeaderValue::try_from(ct)
@@ -35,7 +36,10 @@ pub(crate) fn respond(
         map.insert(CONTENT_TYPE, value);
     }
     for (name, value) in headers {
-        if let (Ok(name), Ok(value)) = (HeaderName::try_from(*name), HeaderValue::from_bytes(value.as_bytes())) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::try_from(*name),
+            HeaderValue::from_bytes(value.as_bytes()),
+        ) {
             map.append(name, value);
         }
     }
@@ -44,7 +48,9 @@ pub(crate) fn respond(
 
 /// Decodes `application/x-www-form-urlencoded` (or a query string) into ordered pairs.
 pub(crate) fn form_pairs(input: &[u8]) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(input).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+    url::form_urlencoded::parse(input)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
 
 /// The value of the first header `name`, if it is visible ASCII.
@@ -54,14 +60,21 @@ pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a s
 
 /// The media type of `Content-Type` without parameters, lower-cased.
 pub(crate) fn media_type(headers: &HeaderMap) -> Option<String> {
-    header_str(headers, "content-type")
-        .map(|ct| ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+    header_str(headers, "content-type").map(|ct| {
+        ct.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+    })
 }
 
 /// A random string of `len` characters from `alphabet`.
 pub(crate) fn random_string(alphabet: &[u8], len: usize) -> String {
     let mut rng = rand::rng();
-    (0..len).map(|_| char::from(alphabet[rng.random_range(0..alphabet.len())])).collect()
+    (0..len)
+        .map(|_| char::from(alphabet[rng.random_range(0..alphabet.len())]))
+        .collect()
 }
 
 /// Lower-case letters and digits, the join.me token alphabet.
@@ -96,12 +109,22 @@ pub(crate) fn server_error_page(status: u16, headers: &[(&str, String)]) -> Http
          <body><h1>{reason}</h1><p>The server could not complete your request.</p></body></html>\n",
         code.as_u16()
     );
-    respond(code.as_u16(), Some("text/html; charset=utf-8"), headers, body)
+    respond(
+        code.as_u16(),
+        Some("text/html; charset=utf-8"),
+        headers,
+        body,
+    )
 }
 
 /// 200 with a JSON content type and a body that no JSON parser accepts.
 pub(crate) fn malformed_json(content_type: &str) -> HttpResponse {
-    respond(200, Some(content_type), &[], "{\"access_token\": malformed, \"meta\": {\"count\": 1,")
+    respond(
+        200,
+        Some(content_type),
+        &[],
+        "{\"access_token\": malformed, \"meta\": {\"count\": 1,",
+    )
 }
 
 /// 200 that declares a longer body than it sends, then drops the connection.
@@ -110,17 +133,28 @@ pub(crate) fn truncated_body(content_type: &str) -> HttpResponse {
     const DECLARED: usize = 512;
     let stream = futures::stream::unfold(0u8, |step| async move {
         match step {
-            0 => Some((Ok::<Bytes, std::io::Error>(Bytes::from_static(SENT.as_bytes())), 1)),
+            0 => Some((
+                Ok::<Bytes, std::io::Error>(Bytes::from_static(SENT.as_bytes())),
+                1,
+            )),
             1 => {
                 // Give the connection time to flush what was sent before the error aborts it.
                 tokio::time::sleep(Duration::from_millis(20)).await;
-                Some((Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "truncated by fault injection")), 2))
+                Some((
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionAborted,
+                        "truncated by fault injection",
+                    )),
+                    2,
+                ))
             }
             _ => None,
         }
     });
     let mut response = respond(200, Some(content_type), &[], Body::from_stream(stream));
-    response.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(DECLARED));
+    response
+        .headers_mut()
+        .insert(CONTENT_LENGTH, HeaderValue::from(DECLARED));
     response
 }
 
@@ -139,8 +173,15 @@ pub(crate) fn oversized_body(content_type: &str) -> HttpResponse {
         left -= n;
     }
     chunks.push(Ok(Bytes::from_static(tail)));
-    let mut response = respond(200, Some(content_type), &[], Body::from_stream(futures::stream::iter(chunks)));
-    response.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(OVERSIZED_BODY_LEN));
+    let mut response = respond(
+        200,
+        Some(content_type),
+        &[],
+        Body::from_stream(futures::stream::iter(chunks)),
+    );
+    response
+        .headers_mut()
+        .insert(CONTENT_LENGTH, HeaderValue::from(OVERSIZED_BODY_LEN));
     response
 }
 
@@ -150,14 +191,25 @@ mod tests {
 
     #[test]
     fn invalid_header_values_are_dropped_not_panicking() {
-        let r = respond(200, Some("text/plain"), &[("location", "a\nb".into()), ("x-ok", "yes".into())], "");
+        let r = respond(
+            200,
+            Some("text/plain"),
+            &[("location", "a\nb".into()), ("x-ok", "yes".into())],
+            "",
+        );
         assert!(r.headers().get("location").is_none());
-        assert_eq!(r.headers().get("x-ok").and_then(|v| v.to_str().ok()), Some("yes"));
+        assert_eq!(
+            r.headers().get("x-ok").and_then(|v| v.to_str().ok()),
+            Some("yes")
+        );
     }
 
     #[test]
     fn escapes_html() {
-        assert_eq!(html_escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            html_escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 }
 
@@ -168,7 +220,10 @@ pub(crate) fn mashery_over_qps(status: u16, retry_after_s: u32) -> HttpResponse 
         Some("text/xml"),
         &[
             ("server", "Mashery Proxy".into()),
-            ("x-error-detail-header", "Account Over Queries Per Second Limit".into()),
+            (
+                "x-error-detail-header",
+                "Account Over Queries Per Second Limit".into(),
+            ),
             ("x-mashery-error-code", "ERR_403_DEVELOPER_OVER_QPS".into()),
             ("retry-after", retry_after_s.to_string()),
         ],
@@ -178,8 +233,13 @@ pub(crate) fn mashery_over_qps(status: u16, retry_after_s: u32) -> HttpResponse 
 
 /// Finds a cookie value in the `Cookie` header.
 pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers.get_all("cookie").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|pair| {
-        let (k, v) = pair.trim().split_once('=')?;
-        (k == name).then(|| v.to_owned())
-    })
+    headers
+        .get_all("cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k == name).then(|| v.to_owned())
+        })
 }

@@ -30,7 +30,11 @@ pub(crate) struct ApiError {
 }
 
 fn err(status: u16, message: impl Into<String>) -> ApiError {
-    ApiError { status, message: message.into(), headers: Vec::new() }
+    ApiError {
+        status,
+        message: message.into(),
+        headers: Vec::new(),
+    }
 }
 
 /// What a controller returned.
@@ -39,7 +43,10 @@ enum Outcome {
     /// An array rendered as JSON (status 200).
     Content(PVal),
     /// No body (PHP rendered `false`/`null`), with a status and headers.
-    Void { status: u16, headers: Vec<(&'static str, String)> },
+    Void {
+        status: u16,
+        headers: Vec<(&'static str, String)>,
+    },
 }
 
 type ApiResult = Result<Outcome, ApiError>;
@@ -48,7 +55,10 @@ type ApiResult = Result<Outcome, ApiError>;
 #[derive(Clone, Debug, PartialEq)]
 enum Identity {
     Anonymous,
-    User { user_id: u64, consumer_key: String },
+    User {
+        user_id: u64,
+        consumer_key: String,
+    },
     /// An unknown token under `unknown_token_is_user_zero`: `isset()` but `empty()`.
     Zero,
 }
@@ -109,7 +119,12 @@ impl Ctx {
 fn qval_to_json(v: &QVal) -> Value {
     match v {
         QVal::Str(s) => Value::String(s.clone()),
-        QVal::Arr(items) => Value::Object(items.iter().map(|(k, v)| (k.clone(), qval_to_json(v))).collect()),
+        QVal::Arr(items) => Value::Object(
+            items
+                .iter()
+                .map(|(k, v)| (k.clone(), qval_to_json(v)))
+                .collect(),
+        ),
     }
 }
 
@@ -120,7 +135,10 @@ fn decode_path(path: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            if let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
                 out.push(b);
                 i += 3;
                 continue;
@@ -133,14 +151,28 @@ fn decode_path(path: &str) -> String {
 }
 
 /// The request's `base`: scheme as the server sees it, plus `Host`.
-pub(crate) fn request_base(req: &AppRequest, quirks: &JoindinQuirks, fallback_host: &str) -> String {
-    let scheme = if quirks.server_sees_https { "https" } else { "http" };
-    let host = wire::header_str(&req.headers, "host").filter(|h| !h.is_empty()).unwrap_or(fallback_host);
+pub(crate) fn request_base(
+    req: &AppRequest,
+    quirks: &JoindinQuirks,
+    fallback_host: &str,
+) -> String {
+    let scheme = if quirks.server_sees_https {
+        "https"
+    } else {
+        "http"
+    };
+    let host = wire::header_str(&req.headers, "host")
+        .filter(|h| !h.is_empty())
+        .unwrap_or(fallback_host);
     format!("{scheme}://{host}")
 }
 
 fn credentials_equal(quirks: &JoindinQuirks, a: &str, b: &str) -> bool {
-    if quirks.case_insensitive_credentials { a.eq_ignore_ascii_case(b) } else { a == b }
+    if quirks.case_insensitive_credentials {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a == b
+    }
 }
 
 /// Renders the view: JSON (or JSONP) body, the API's fixed headers.
@@ -157,7 +189,9 @@ fn render(
     }
     headers.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
     // `json_encode` failing returns false, and PHP echoes an empty body.
-    let json = body.and_then(|b| php::encode(b, quirks.numeric_coercion)).unwrap_or_default();
+    let json = body
+        .and_then(|b| php::encode(b, quirks.numeric_coercion))
+        .unwrap_or_default();
     let text = match (jsonp, body) {
         (Some(cb), Some(_)) => format!("{cb}({json});"),
         _ => json,
@@ -177,19 +211,33 @@ pub(crate) fn database_error(quirks: &JoindinQuirks) -> HttpResponse {
 
 /// Renders a 429 the way the API does.
 pub(crate) fn rate_limited(quirks: &JoindinQuirks, retry_after_s: u32) -> HttpResponse {
-    let mut e = err(429, format!("Rate limit exceeded. Try again in {retry_after_s} seconds"));
+    let mut e = err(
+        429,
+        format!("Rate limit exceeded. Try again in {retry_after_s} seconds"),
+    );
     e.headers.push(("retry-after", retry_after_s.to_string()));
     render_error(&e, quirks, None)
 }
 
 /// Answers one API request.
-pub(crate) fn handle(state: &mut JoindinState, req: &AppRequest, now: i64, fallback_host: &str) -> HttpResponse {
+pub(crate) fn handle(
+    state: &mut JoindinState,
+    req: &AppRequest,
+    now: i64,
+    fallback_host: &str,
+) -> HttpResponse {
     let quirks = state.quirks.clone();
     let base = request_base(req, &quirks, fallback_host);
     let query = php::parse_query(req.query.as_deref().unwrap_or(""));
-    let mut params: HashMap<String, Value> = query.iter().map(|(k, v)| (k.clone(), qval_to_json(v))).collect();
+    let mut params: HashMap<String, Value> = query
+        .iter()
+        .map(|(k, v)| (k.clone(), qval_to_json(v)))
+        .collect();
     let is_write = req.method == Method::POST || req.method == Method::PUT;
-    let exact_json = req.headers.get("content-type").is_some_and(|v| v.as_bytes() == b"application/json");
+    let exact_json = req
+        .headers
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes() == b"application/json");
     if is_write && exact_json {
         if let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&req.body) {
             params.extend(body);
@@ -209,7 +257,12 @@ pub(crate) fn handle(state: &mut JoindinState, req: &AppRequest, now: i64, fallb
     let honour_header = quirks.server_sees_https || quirks.development_mode;
     let identity = if honour_header {
         match req.headers.get("authorization") {
-            Some(value) => match identify(&String::from_utf8_lossy(value.as_bytes()), &mut state.db, &quirks, now) {
+            Some(value) => match identify(
+                &String::from_utf8_lossy(value.as_bytes()),
+                &mut state.db,
+                &quirks,
+                now,
+            ) {
                 Ok(identity) => identity,
                 Err(e) => return render_error(&e, &quirks, jsonp),
             },
@@ -236,7 +289,11 @@ pub(crate) fn handle(state: &mut JoindinState, req: &AppRequest, now: i64, fallb
     match result {
         Ok(Outcome::Content(mut content)) => {
             if let (Some(id), PVal::Map(_)) = (ctx.identity.uri_id(), &content) {
-                set_meta(&mut content, "user_uri", PVal::str(format!("{}/users/{id}", ctx.api())));
+                set_meta(
+                    &mut content,
+                    "user_uri",
+                    PVal::str(format!("{}/users/{id}", ctx.api())),
+                );
             }
             add_count(&mut content);
             render(200, Some(&content), &[], &quirks, jsonp)
@@ -278,7 +335,12 @@ fn add_count(content: &mut PVal) {
 }
 
 /// `Request::identifyUser`.
-fn identify(header: &str, db: &mut Db, quirks: &JoindinQuirks, now: i64) -> Result<Identity, ApiError> {
+fn identify(
+    header: &str,
+    db: &mut Db,
+    quirks: &JoindinQuirks,
+    now: i64,
+) -> Result<Identity, ApiError> {
     let parts: Vec<&str> = header.split(' ').collect();
     if parts.len() != 2 {
         return Err(err(400, "Invalid Authorization Header"));
@@ -288,11 +350,17 @@ fn identify(header: &str, db: &mut Db, quirks: &JoindinQuirks, now: i64) -> Resu
         return Err(err(400, "Unknown Authorization Header Received"));
     }
     let token = parts[1];
-    let found = db.tokens.iter_mut().find(|t| credentials_equal(quirks, &t.token, token));
+    let found = db
+        .tokens
+        .iter_mut()
+        .find(|t| credentials_equal(quirks, &t.token, token));
     match found {
         Some(row) => {
             row.last_used = now;
-            Ok(Identity::User { user_id: row.user_id, consumer_key: row.consumer_key.clone() })
+            Ok(Identity::User {
+                user_id: row.user_id,
+                consumer_key: row.consumer_key.clone(),
+            })
         }
         None if quirks.unknown_token_is_user_zero => Ok(Identity::Zero),
         None => Ok(Identity::Anonymous),
@@ -340,22 +408,66 @@ fn match_route(method: &Method, segs: &[&str]) -> Result<Route, ApiError> {
         return Err(err(404, "Endpoint not found"));
     };
     let rules: [(Route, Method, bool); 12] = [
-        (Route::Events, Method::GET, *head == "events" && any_segments(rest)),
-        (Route::TalksSearch, Method::GET, *head == "talks" && end(rest)),
+        (
+            Route::Events,
+            Method::GET,
+            *head == "events" && any_segments(rest),
+        ),
+        (
+            Route::TalksSearch,
+            Method::GET,
+            *head == "talks" && end(rest),
+        ),
         (
             Route::TalkComments,
             Method::GET,
-            *head == "talks" && rest.len() >= 2 && numeric(rest[0]) && rest[1] == "comments" && end(&rest[2..]),
+            *head == "talks"
+                && rest.len() >= 2
+                && numeric(rest[0])
+                && rest[1] == "comments"
+                && end(&rest[2..]),
         ),
-        (Route::Talk, Method::GET, *head == "talks" && !rest.is_empty() && numeric(rest[0]) && end(&rest[1..])),
-        (Route::TalksPost, Method::POST, *head == "talks" && any_segments(rest)),
-        (Route::TokenPost, Method::POST, *head == "token" && any_segments(rest)),
+        (
+            Route::Talk,
+            Method::GET,
+            *head == "talks" && !rest.is_empty() && numeric(rest[0]) && end(&rest[1..]),
+        ),
+        (
+            Route::TalksPost,
+            Method::POST,
+            *head == "talks" && any_segments(rest),
+        ),
+        (
+            Route::TokenPost,
+            Method::POST,
+            *head == "token" && any_segments(rest),
+        ),
         (Route::TokenList, Method::GET, *head == "token" && end(rest)),
-        (Route::TokenGet, Method::GET, *head == "token" && !rest.is_empty() && !rest[0].is_empty() && end(&rest[1..])),
-        (Route::TokenDelete, Method::DELETE, *head == "token" && any_segments(rest)),
-        (Route::Users, Method::GET, *head == "users" && any_segments(rest)),
-        (Route::TalkCommentsGet, Method::GET, *head == "talk_comments" && any_segments(rest)),
-        (Route::TalkCommentsPut, Method::PUT, *head == "talk_comments" && any_segments(rest)),
+        (
+            Route::TokenGet,
+            Method::GET,
+            *head == "token" && !rest.is_empty() && !rest[0].is_empty() && end(&rest[1..]),
+        ),
+        (
+            Route::TokenDelete,
+            Method::DELETE,
+            *head == "token" && any_segments(rest),
+        ),
+        (
+            Route::Users,
+            Method::GET,
+            *head == "users" && any_segments(rest),
+        ),
+        (
+            Route::TalkCommentsGet,
+            Method::GET,
+            *head == "talk_comments" && any_segments(rest),
+        ),
+        (
+            Route::TalkCommentsPut,
+            Method::PUT,
+            *head == "talk_comments" && any_segments(rest),
+        ),
     ];
     let mut path_matched = false;
     for (route, verb, matches) in rules {
@@ -366,7 +478,11 @@ fn match_route(method: &Method, segs: &[&str]) -> Result<Route, ApiError> {
             path_matched = true;
         }
     }
-    if path_matched { Err(err(405, "Method not supported")) } else { Err(err(404, "Endpoint not found")) }
+    if path_matched {
+        Err(err(405, "Method not supported"))
+    } else {
+        Err(err(404, "Endpoint not found"))
+    }
 }
 
 fn dispatch(ctx: &Ctx, method: &Method, path: &str, state: &mut JoindinState) -> ApiResult {
@@ -378,13 +494,23 @@ fn dispatch(ctx: &Ctx, method: &Method, path: &str, state: &mut JoindinState) ->
     }
     match version {
         "v2.1" => {}
-        "v2" | "2" => return Err(err(400, "This API version is no longer supported. Please use v2.1")),
+        "v2" | "2" => {
+            return Err(err(
+                400,
+                "This API version is no longer supported. Please use v2.1",
+            ));
+        }
         _ => return Err(err(404, "API version must be specified")),
     }
     // `getItemId` and friends read `url_elements` (index 3 = first after the resource).
     let elements: Vec<&str> = rest.to_vec();
     let route = match_route(method, &elements)?;
-    let id_at = |i: usize| elements.get(i).filter(|s| numeric(s)).and_then(|s| s.parse::<u64>().ok());
+    let id_at = |i: usize| {
+        elements
+            .get(i)
+            .filter(|s| numeric(s))
+            .and_then(|s| s.parse::<u64>().ok())
+    };
     let sub = elements.get(2).copied().filter(|s| !s.is_empty());
     let db = &mut state.db;
     let quirks = &state.quirks;
@@ -408,7 +534,10 @@ fn dispatch(ctx: &Ctx, method: &Method, path: &str, state: &mut JoindinState) ->
         Route::Users => users_get(ctx, db, quirks, elements.get(1).copied(), sub),
         Route::TalkCommentsGet => match id_at(1) {
             // `getComments` returns false without an id: 200 and an empty body.
-            None => Ok(Outcome::Void { status: 200, headers: Vec::new() }),
+            None => Ok(Outcome::Void {
+                status: 200,
+                headers: Vec::new(),
+            }),
             Some(id) => comment_single(ctx, db, id),
         },
         Route::TalkCommentsPut => comment_update(ctx, db, id_at(1)),
@@ -421,8 +550,14 @@ fn root(ctx: &Ctx) -> ApiResult {
         MapBuilder::new()
             .put("events", PVal::str(format!("{api}/events")))
             .put("hot-events", PVal::str(format!("{api}/events?filter=hot")))
-            .put("upcoming-events", PVal::str(format!("{api}/events?filter=upcoming")))
-            .put("past-events", PVal::str(format!("{api}/events?filter=past")))
+            .put(
+                "upcoming-events",
+                PVal::str(format!("{api}/events?filter=upcoming")),
+            )
+            .put(
+                "past-events",
+                PVal::str(format!("{api}/events?filter=past")),
+            )
             .put("open-cfps", PVal::str(format!("{api}/events?filter=cfp")))
             .put("docs", PVal::str(DOCS_URL))
             .build(),
@@ -432,7 +567,9 @@ fn root(ctx: &Ctx) -> ApiResult {
 /// Paging parameters: `(start, resultsperpage)` as PHP casts them.
 fn paging(ctx: &Ctx) -> (i64, i64) {
     let start = ctx.param("start").map_or(0, |v| php::as_php_int(Some(v)));
-    let rpp = ctx.param("resultsperpage").map_or(20, |v| php::as_php_int(Some(v)));
+    let rpp = ctx
+        .param("resultsperpage")
+        .map_or(20, |v| php::as_php_int(Some(v)));
     (start, rpp)
 }
 
@@ -450,7 +587,15 @@ fn slice<T: Clone>(items: &[T], start: i64, rpp: i64) -> Result<Vec<T>, ApiError
 }
 
 /// `ApiMapper::getPaginationLinks` plus the envelope.
-fn envelope(ctx: &Ctx, plural: &str, list: Vec<PVal>, total: usize, start: i64, rpp: i64, start_param: Option<i64>) -> PVal {
+fn envelope(
+    ctx: &Ctx,
+    plural: &str,
+    list: Vec<PVal>,
+    total: usize,
+    start: i64,
+    rpp: i64,
+    start_param: Option<i64>,
+) -> PVal {
     let mut params = ctx.query.clone();
     if let Some(s) = start_param {
         if !params.iter().any(|(k, _)| k == "start") {
@@ -468,34 +613,69 @@ fn envelope(ctx: &Ctx, plural: &str, list: Vec<PVal>, total: usize, start: i64, 
         if let Some(slot) = p.iter_mut().find(|(k, _)| k == "start") {
             slot.1 = QVal::Str(start_value.to_string());
         }
-        format!("{}{}?{}", ctx.base, ctx.path_info, php::http_build_query(&p))
+        format!(
+            "{}{}?{}",
+            ctx.base,
+            ctx.path_info,
+            php::http_build_query(&p)
+        )
     };
     let total_i = total as i64;
     let mut meta = MapBuilder::new()
         .put("count", PVal::Int(list.len() as i64))
         .put("total", PVal::Int(total_i))
-        .put("this_page", PVal::str(format!("{}{}?{}", ctx.base, ctx.path_info, php::http_build_query(&params))));
+        .put(
+            "this_page",
+            PVal::str(format!(
+                "{}{}?{}",
+                ctx.base,
+                ctx.path_info,
+                php::http_build_query(&params)
+            )),
+        );
     if start.saturating_add(rpp) < total_i {
         meta.push("next_page", PVal::str(link(start.saturating_add(rpp))));
     }
     if start > 0 {
         meta.push("prev_page", PVal::str(link((start - rpp).max(0))));
     }
-    MapBuilder::new().put(plural, PVal::List(list)).put("meta", meta.build()).build()
+    MapBuilder::new()
+        .put(plural, PVal::List(list))
+        .put("meta", meta.build())
+        .build()
 }
 
-fn paged<T: Clone>(ctx: &Ctx, plural: &str, items: &[T], render_item: impl Fn(&T) -> PVal) -> ApiResult {
+fn paged<T: Clone>(
+    ctx: &Ctx,
+    plural: &str,
+    items: &[T],
+    render_item: impl Fn(&T) -> PVal,
+) -> ApiResult {
     let (start, rpp) = paging(ctx);
     let page = slice(items, start, rpp)?;
     let list = page.iter().map(render_item).collect();
-    Ok(Outcome::Content(envelope(ctx, plural, list, items.len(), start, rpp, None)))
+    Ok(Outcome::Content(envelope(
+        ctx,
+        plural,
+        list,
+        items.len(),
+        start,
+        rpp,
+        None,
+    )))
 }
 
 /// `inflect`: keep `[0-9a-zA-Z- ]`, spaces to dashes, lower case.
 fn inflect(s: &str) -> String {
     s.chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == ' ')
-        .map(|c| if c == ' ' { '-' } else { c.to_ascii_lowercase() })
+        .map(|c| {
+            if c == ' ' {
+                '-'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
         .collect()
 }
 
@@ -512,26 +692,49 @@ fn bool_col(b: bool) -> PVal {
 }
 
 fn viewer_username(ctx: &Ctx, db: &Db) -> Option<String> {
-    ctx.identity.user_id().and_then(|id| db.user(id)).map(|u| u.username.clone())
+    ctx.identity
+        .user_id()
+        .and_then(|id| db.user(id))
+        .map(|u| u.username.clone())
 }
 
 fn is_admin(ctx: &Ctx, db: &Db) -> bool {
-    ctx.identity.user_id().and_then(|id| db.user(id)).is_some_and(|u| u.admin)
+    ctx.identity
+        .user_id()
+        .and_then(|id| db.user(id))
+        .is_some_and(|u| u.admin)
 }
 
 fn talk_ratings(db: &Db, talk_id: u64) -> Vec<i64> {
-    db.comments.iter().filter(|c| c.talk_id == talk_id && c.rating > 0).map(|c| c.rating).collect()
+    db.comments
+        .iter()
+        .filter(|c| c.talk_id == talk_id && c.rating > 0)
+        .map(|c| c.rating)
+        .collect()
 }
 
 fn event_item(ctx: &Ctx, db: &Db, id: u64, e: &JoindinEvent) -> PVal {
     let api = ctx.api();
     let uri = format!("{api}/events/{id}");
-    let talks: Vec<u64> = db.talks.iter().filter(|(_, t)| t.event_id == id).map(|(i, _)| *i).collect();
-    let mut tracks: Vec<&str> =
-        db.talks.iter().filter(|(_, t)| t.event_id == id).flat_map(|(_, t)| t.tracks.iter().map(String::as_str)).collect();
+    let talks: Vec<u64> = db
+        .talks
+        .iter()
+        .filter(|(_, t)| t.event_id == id)
+        .map(|(i, _)| *i)
+        .collect();
+    let mut tracks: Vec<&str> = db
+        .talks
+        .iter()
+        .filter(|(_, t)| t.event_id == id)
+        .flat_map(|(_, t)| t.tracks.iter().map(String::as_str))
+        .collect();
     tracks.sort_unstable();
     tracks.dedup();
-    let talk_comments = db.comments.iter().filter(|c| talks.contains(&c.talk_id)).count();
+    let talk_comments = db
+        .comments
+        .iter()
+        .filter(|c| talks.contains(&c.talk_id))
+        .count();
     let viewer = viewer_username(ctx, db);
     let friendly = inflect(&e.name);
     let images = match &e.icon {
@@ -540,12 +743,18 @@ fn event_item(ctx: &Ctx, db: &Db, id: u64, e: &JoindinEvent) -> PVal {
             let image = |kind: &str, size: u32| {
                 MapBuilder::new()
                     .put("type", PVal::str(kind))
-                    .put("url", PVal::str(format!("{}/inc/img/event_icons/{kind}/{icon}", ctx.website)))
+                    .put(
+                        "url",
+                        PVal::str(format!("{}/inc/img/event_icons/{kind}/{icon}", ctx.website)),
+                    )
                     .put("width", PVal::col(size))
                     .put("height", PVal::col(size))
                     .build()
             };
-            MapBuilder::new().put("orig", image("orig", 1140)).put("small", image("small", 140)).build()
+            MapBuilder::new()
+                .put("orig", image("orig", 1140))
+                .put("small", image("small", 140))
+                .build()
         }
     };
     let mut m = MapBuilder::new()
@@ -559,7 +768,10 @@ fn event_item(ctx: &Ctx, db: &Db, id: u64, e: &JoindinEvent) -> PVal {
         .put("tz_continent", PVal::str(e.tz_continent.clone()))
         .put("tz_place", PVal::str(e.tz_place.clone()))
         .put("attendee_count", PVal::col(e.attendees.len()))
-        .put("attending", PVal::Bool(viewer.as_ref().is_some_and(|v| e.attendees.contains(v))))
+        .put(
+            "attending",
+            PVal::Bool(viewer.as_ref().is_some_and(|v| e.attendees.contains(v))),
+        )
         .put("event_average_rating", PVal::col(0))
         .put("event_comments_count", PVal::col(0))
         .put("tracks_count", PVal::col(tracks.len()))
@@ -596,7 +808,10 @@ fn event_item(ctx: &Ctx, db: &Db, id: u64, e: &JoindinEvent) -> PVal {
     m = m
         .put("rejection_reason", PVal::Null)
         .put("images", images)
-        .put("tags", PVal::List(e.tags.iter().map(|t| PVal::str(t.clone())).collect()))
+        .put(
+            "tags",
+            PVal::List(e.tags.iter().map(|t| PVal::str(t.clone())).collect()),
+        )
         .put("uri", PVal::str(uri.clone()))
         .put("verbose_uri", PVal::str(format!("{uri}?verbose=yes")))
         .put("comments_uri", PVal::str(format!("{uri}/comments")))
@@ -609,9 +824,15 @@ fn event_item(ctx: &Ctx, db: &Db, id: u64, e: &JoindinEvent) -> PVal {
     if e.pending {
         m.push("approval_uri", PVal::str(format!("{uri}/approval")));
     }
-    m.push("website_uri", PVal::str(format!("{}/event/{friendly}", ctx.website)));
+    m.push(
+        "website_uri",
+        PVal::str(format!("{}/event/{friendly}", ctx.website)),
+    );
     if let Some(stub) = &e.stub {
-        m.push("humane_website_uri", PVal::str(format!("{}/e/{stub}", ctx.website)));
+        m.push(
+            "humane_website_uri",
+            PVal::str(format!("{}/e/{stub}", ctx.website)),
+        );
     }
     m.push("attendees_uri", PVal::str(format!("{uri}/attendees")));
     m.build()
@@ -633,14 +854,25 @@ fn events_list(ctx: &Ctx, db: &Db) -> ApiResult {
         if !is_admin(ctx, db) {
             return Err(err(403, "You don't have permission to view pending events"));
         }
-        db.events.iter().filter(|(_, e)| e.pending).cloned().collect()
+        db.events
+            .iter()
+            .filter(|(_, e)| e.pending)
+            .cloned()
+            .collect()
     } else {
-        db.events.iter().filter(|(_, e)| !e.pending).cloned().collect()
+        db.events
+            .iter()
+            .filter(|(_, e)| !e.pending)
+            .cloned()
+            .collect()
     };
     let mut default_start = None;
     match filter.as_deref() {
         Some("hot") => events.sort_by(|a, b| {
-            b.1.attendees.len().cmp(&a.1.attendees.len()).then(b.1.start.cmp(&a.1.start))
+            b.1.attendees
+                .len()
+                .cmp(&a.1.attendees.len())
+                .then(b.1.start.cmp(&a.1.start))
         }),
         Some("upcoming") => {
             events.retain(|(_, e)| e.end >= now);
@@ -651,13 +883,20 @@ fn events_list(ctx: &Ctx, db: &Db) -> ApiResult {
             events.sort_by_key(|(_, e)| std::cmp::Reverse(e.start));
         }
         Some("cfp") => {
-            events.retain(|(_, e)| e.cfp_start.is_some_and(|s| s <= now) && e.cfp_end.is_some_and(|end| end >= now));
+            events.retain(|(_, e)| {
+                e.cfp_start.is_some_and(|s| s <= now) && e.cfp_end.is_some_and(|end| end >= now)
+            });
             events.sort_by_key(|(_, e)| e.cfp_end);
         }
         Some("all") => {
             events.sort_by_key(|(_, e)| e.start);
             if ctx.param("start").is_none() {
-                default_start = Some(events.iter().position(|(_, e)| e.end >= now).unwrap_or(events.len()) as i64);
+                default_start = Some(
+                    events
+                        .iter()
+                        .position(|(_, e)| e.end >= now)
+                        .unwrap_or(events.len()) as i64,
+                );
             }
         }
         _ => events.sort_by_key(|(_, e)| std::cmp::Reverse(e.start)),
@@ -670,8 +909,15 @@ fn events_list(ctx: &Ctx, db: &Db) -> ApiResult {
         events.retain(|(_, e)| e.stub.as_deref() == Some(stub.as_str()));
     }
     if let Some(Value::Object(tags)) = ctx.param("tags") {
-        let wanted: Vec<String> = tags.values().filter_map(|v| v.as_str().map(str::to_lowercase)).collect();
-        events.retain(|(_, e)| wanted.iter().all(|w| e.tags.iter().any(|t| t.to_lowercase() == *w)));
+        let wanted: Vec<String> = tags
+            .values()
+            .filter_map(|v| v.as_str().map(str::to_lowercase))
+            .collect();
+        events.retain(|(_, e)| {
+            wanted
+                .iter()
+                .all(|w| e.tags.iter().any(|t| t.to_lowercase() == *w))
+        });
     }
     if let Some(from) = date_param(ctx, "startdate") {
         events.retain(|(_, e)| e.start >= from);
@@ -682,8 +928,19 @@ fn events_list(ctx: &Ctx, db: &Db) -> ApiResult {
     let (start, rpp) = paging(ctx);
     let start = default_start.unwrap_or(start);
     let page = slice(&events, start, rpp)?;
-    let list = page.iter().map(|(id, e)| event_item(ctx, db, *id, e)).collect();
-    Ok(Outcome::Content(envelope(ctx, "events", list, events.len(), start, rpp, default_start)))
+    let list = page
+        .iter()
+        .map(|(id, e)| event_item(ctx, db, *id, e))
+        .collect();
+    Ok(Outcome::Content(envelope(
+        ctx,
+        "events",
+        list,
+        events.len(),
+        start,
+        rpp,
+        default_start,
+    )))
 }
 
 fn visible_event<'a>(ctx: &Ctx, db: &'a Db, id: u64) -> Option<&'a JoindinEvent> {
@@ -696,17 +953,36 @@ fn event_single(ctx: &Ctx, db: &Db, id: u64) -> ApiResult {
     let event = visible_event(ctx, db, id).ok_or_else(|| err(404, "Event not found"))?;
     let item = event_item(ctx, db, id, event);
     let (start, rpp) = paging(ctx);
-    Ok(Outcome::Content(envelope(ctx, "events", vec![item], 1, start, rpp, None)))
+    Ok(Outcome::Content(envelope(
+        ctx,
+        "events",
+        vec![item],
+        1,
+        start,
+        rpp,
+        None,
+    )))
 }
 
 fn talk_item(ctx: &Ctx, db: &Db, id: u64, t: &JoindinTalk) -> PVal {
     let api = ctx.api();
     let uri = format!("{api}/talks/{id}");
     let event = db.event(t.event_id);
-    let date = event.map_or_else(|| PVal::str(format_with_offset(t.start, 0)), |e| event_date(e, t.start));
+    let date = event.map_or_else(
+        || PVal::str(format_with_offset(t.start, 0)),
+        |e| event_date(e, t.start),
+    );
     let ratings = talk_ratings(db, id);
-    let average = if ratings.is_empty() { 0 } else { ratings.iter().sum::<i64>() / ratings.len() as i64 };
-    let comment_count = db.comments.iter().filter(|c| c.talk_id == id && !c.private).count();
+    let average = if ratings.is_empty() {
+        0
+    } else {
+        ratings.iter().sum::<i64>() / ratings.len() as i64
+    };
+    let comment_count = db
+        .comments
+        .iter()
+        .filter(|c| c.talk_id == id && !c.private)
+        .count();
     let viewer = viewer_username(ctx, db);
     let mut m = MapBuilder::new()
         .put("id", PVal::col(id))
@@ -720,7 +996,10 @@ fn talk_item(ctx: &Ctx, db: &Db, id: u64, t: &JoindinTalk) -> PVal {
         .put("average_rating", PVal::col(average))
         .put("comments_enabled", bool_col(t.comments_enabled))
         .put("comment_count", PVal::col(comment_count))
-        .put("starred", PVal::Bool(viewer.as_ref().is_some_and(|v| t.starred_by.contains(v))))
+        .put(
+            "starred",
+            PVal::Bool(viewer.as_ref().is_some_and(|v| t.starred_by.contains(v))),
+        )
         .put("starred_count", PVal::col(t.starred_by.len()));
     if ctx.verbose {
         let user_rating = match ctx.identity.user_id() {
@@ -732,7 +1011,11 @@ fn talk_item(ctx: &Ctx, db: &Db, id: u64, t: &JoindinTalk) -> PVal {
                 .map_or(PVal::Bool(false), |c| PVal::col(c.rating)),
         };
         let media = t.slides_link.as_ref().map_or(PVal::Null, |s| {
-            PVal::List(vec![MapBuilder::new().put("slides_link", PVal::str(s.clone())).build()])
+            PVal::List(vec![
+                MapBuilder::new()
+                    .put("slides_link", PVal::str(s.clone()))
+                    .build(),
+            ])
         });
         m = m
             .put("slides_link", PVal::opt_str(t.slides_link.as_deref()))
@@ -759,7 +1042,10 @@ fn talk_item(ctx: &Ctx, db: &Db, id: u64, t: &JoindinTalk) -> PVal {
             MapBuilder::new()
                 .put("track_name", PVal::str(name.clone()))
                 .put("track_uri", PVal::str(format!("{api}/tracks/{track_id}")))
-                .put("remove_track_uri", PVal::str(format!("{uri}/tracks/{track_id}")))
+                .put(
+                    "remove_track_uri",
+                    PVal::str(format!("{uri}/tracks/{track_id}")),
+                )
                 .build()
         })
         .collect();
@@ -767,29 +1053,47 @@ fn talk_item(ctx: &Ctx, db: &Db, id: u64, t: &JoindinTalk) -> PVal {
         .put("tracks", PVal::List(tracks))
         .put("uri", PVal::str(uri.clone()))
         .put("verbose_uri", PVal::str(format!("{uri}?verbose=yes")))
-        .put("website_uri", PVal::str(format!("{}/talk/view/{id}", ctx.website)))
+        .put(
+            "website_uri",
+            PVal::str(format!("{}/talk/view/{id}", ctx.website)),
+        )
         .put("starred_uri", PVal::str(format!("{uri}/starred")))
         .put("tracks_uri", PVal::str(format!("{uri}/tracks")))
         .put("comments_uri", PVal::str(format!("{uri}/comments")))
-        .put("verbose_comments_uri", PVal::str(format!("{uri}/comments?verbose=yes")))
-        .put("event_uri", PVal::str(format!("{api}/events/{}", t.event_id)))
+        .put(
+            "verbose_comments_uri",
+            PVal::str(format!("{uri}/comments?verbose=yes")),
+        )
+        .put(
+            "event_uri",
+            PVal::str(format!("{api}/events/{}", t.event_id)),
+        )
         .put("speakers_uri", PVal::str(format!("{uri}/speakers")))
         .build()
 }
 
 /// Tracks have no table of their own here: ids are positions in a stable ordering.
 fn track_id(db: &Db, event_id: u64, name: &str) -> usize {
-    let mut all: Vec<(u64, &str)> =
-        db.talks.iter().flat_map(|(_, t)| t.tracks.iter().map(move |n| (t.event_id, n.as_str()))).collect();
+    let mut all: Vec<(u64, &str)> = db
+        .talks
+        .iter()
+        .flat_map(|(_, t)| t.tracks.iter().map(move |n| (t.event_id, n.as_str())))
+        .collect();
     all.sort_unstable();
     all.dedup();
-    all.iter().position(|(e, n)| *e == event_id && *n == name).map_or(0, |p| p + 1)
+    all.iter()
+        .position(|(e, n)| *e == event_id && *n == name)
+        .map_or(0, |p| p + 1)
 }
 
 fn talks_of_event(ctx: &Ctx, db: &Db, event_id: u64) -> Vec<(u64, JoindinTalk)> {
     let visible = visible_event(ctx, db, event_id).is_some();
-    let mut talks: Vec<(u64, JoindinTalk)> =
-        db.talks.iter().filter(|(_, t)| visible && t.event_id == event_id).cloned().collect();
+    let mut talks: Vec<(u64, JoindinTalk)> = db
+        .talks
+        .iter()
+        .filter(|(_, t)| visible && t.event_id == event_id)
+        .cloned()
+        .collect();
     talks.sort_by_key(|(id, t)| (t.start, *id));
     talks
 }
@@ -821,7 +1125,15 @@ fn talk_single(ctx: &Ctx, db: &Db, id: u64) -> ApiResult {
         .ok_or_else(|| err(404, "Talk not found"))?;
     let item = talk_item(ctx, db, id, talk);
     let (start, rpp) = paging(ctx);
-    Ok(Outcome::Content(envelope(ctx, "talks", vec![item], 1, start, rpp, None)))
+    Ok(Outcome::Content(envelope(
+        ctx,
+        "talks",
+        vec![item],
+        1,
+        start,
+        rpp,
+        None,
+    )))
 }
 
 fn comment_item(ctx: &Ctx, db: &Db, c: &CommentRow) -> PVal {
@@ -830,37 +1142,55 @@ fn comment_item(ctx: &Ctx, db: &Db, c: &CommentRow) -> PVal {
     let talk = db.talk(c.talk_id);
     let event = talk.and_then(|t| db.event(t.event_id));
     let user = db.user(c.user_id);
-    let created = event.map_or_else(|| PVal::str(format_with_offset(c.created, 0)), |e| event_date(e, c.created));
+    let created = event.map_or_else(
+        || PVal::str(format_with_offset(c.created, 0)),
+        |e| event_date(e, c.created),
+    );
     let mut m = MapBuilder::new()
         .put("rating", PVal::col(c.rating))
         .put("comment", PVal::str(c.comment.clone()))
-        .put("user_display_name", PVal::str(user.map_or(String::new(), |u| u.full_name.clone())))
+        .put(
+            "user_display_name",
+            PVal::str(user.map_or(String::new(), |u| u.full_name.clone())),
+        )
         .put("username", PVal::opt_str(user.map(|u| u.username.as_str())))
         .put("talk_title", PVal::opt_str(talk.map(|t| t.title.as_str())))
         .put("created_date", created)
         .put("uri", PVal::str(uri.clone()))
         .put("verbose_uri", PVal::str(format!("{uri}?verbose=yes")))
         .put("talk_uri", PVal::str(format!("{api}/talks/{}", c.talk_id)))
-        .put("talk_comments_uri", PVal::str(format!("{api}/talks/{}/comments", c.talk_id)))
+        .put(
+            "talk_comments_uri",
+            PVal::str(format!("{api}/talks/{}/comments", c.talk_id)),
+        )
         .put("reported_uri", PVal::str(format!("{uri}/reported")));
     if c.user_id != 0 {
         m.push("user_uri", PVal::str(format!("{api}/users/{}", c.user_id)));
     }
     if ctx.verbose {
         m.push("source", PVal::str(c.source.clone()));
-        m.push("gravatar_hash", PVal::str(user.map_or_else(String::new, |u| gravatar_hash(&u.email))));
+        m.push(
+            "gravatar_hash",
+            PVal::str(user.map_or_else(String::new, |u| gravatar_hash(&u.email))),
+        );
     }
     m.build()
 }
 
 fn visible_comment(ctx: &Ctx, db: &Db, c: &CommentRow) -> bool {
-    let talk_visible = db.talk(c.talk_id).is_some_and(|t| visible_event(ctx, db, t.event_id).is_some());
+    let talk_visible = db
+        .talk(c.talk_id)
+        .is_some_and(|t| visible_event(ctx, db, t.event_id).is_some());
     talk_visible && (!c.private || ctx.identity.user_id() == Some(c.user_id) || is_admin(ctx, db))
 }
 
 fn talk_comments(ctx: &Ctx, db: &Db, talk_id: u64) -> ApiResult {
-    let mut comments: Vec<CommentRow> =
-        db.comments.iter().filter(|c| c.talk_id == talk_id && visible_comment(ctx, db, c)).cloned().collect();
+    let mut comments: Vec<CommentRow> = db
+        .comments
+        .iter()
+        .filter(|c| c.talk_id == talk_id && visible_comment(ctx, db, c))
+        .cloned()
+        .collect();
     comments.sort_by_key(|c| (c.created, c.id));
     paged(ctx, "comments", &comments, |c| comment_item(ctx, db, c))
 }
@@ -873,17 +1203,34 @@ fn comment_single(ctx: &Ctx, db: &Db, id: u64) -> ApiResult {
         .ok_or_else(|| err(404, "Comment not found"))?;
     let item = comment_item(ctx, db, comment);
     let (start, rpp) = paging(ctx);
-    Ok(Outcome::Content(envelope(ctx, "comments", vec![item], 1, start, rpp, None)))
+    Ok(Outcome::Content(envelope(
+        ctx,
+        "comments",
+        vec![item],
+        1,
+        start,
+        rpp,
+        None,
+    )))
 }
 
 /// Akismet's documented test trigger: comments containing it are spam when the check is on.
 pub(crate) const SPAM_MARKER: &str = "viagra-test-123";
 
-fn talks_post(ctx: &Ctx, db: &mut Db, quirks: &JoindinQuirks, id: Option<u64>, sub: Option<&str>) -> ApiResult {
+fn talks_post(
+    ctx: &Ctx,
+    db: &mut Db,
+    quirks: &JoindinQuirks,
+    id: Option<u64>,
+    sub: Option<&str>,
+) -> ApiResult {
     if !ctx.identity.is_set() {
         return Err(err(401, "You must be logged in to create data"));
     }
-    let talk_id = id.filter(|id| db.talk(*id).is_some_and(|t| visible_event(ctx, db, t.event_id).is_some()));
+    let talk_id = id.filter(|id| {
+        db.talk(*id)
+            .is_some_and(|t| visible_event(ctx, db, t.event_id).is_some())
+    });
     let Some(talk_id) = talk_id else {
         return Err(err(404, "Talk not found"));
     };
@@ -908,7 +1255,10 @@ fn talks_post(ctx: &Ctx, db: &mut Db, quirks: &JoindinQuirks, id: Option<u64>, s
         if recent.len() >= limit.max as usize {
             let oldest = recent.iter().copied().min().unwrap_or(ctx.now);
             let wait = (oldest.saturating_add(window) - ctx.now).max(1);
-            let mut e = err(429, format!("Rate limit exceeded. Try again in {wait} seconds"));
+            let mut e = err(
+                429,
+                format!("Rate limit exceeded. Try again in {wait} seconds"),
+            );
             e.headers.push(("retry-after", wait.to_string()));
             return Err(e);
         }
@@ -919,17 +1269,28 @@ fn talks_post(ctx: &Ctx, db: &mut Db, quirks: &JoindinQuirks, id: Option<u64>, s
     }
     let mut rating = php::as_php_int(ctx.param("rating"));
     let username = db.user(user_id).map(|u| u.username.clone());
-    let already_rated = db.comments.iter().any(|c| c.talk_id == talk_id && c.user_id == user_id && c.rating > 0);
-    let is_speaker =
-        username.is_some_and(|u| db.talk(talk_id).is_some_and(|t| t.speakers.iter().any(|(_, s)| s.as_deref() == Some(&u))));
+    let already_rated = db
+        .comments
+        .iter()
+        .any(|c| c.talk_id == talk_id && c.user_id == user_id && c.rating > 0);
+    let is_speaker = username.is_some_and(|u| {
+        db.talk(talk_id)
+            .is_some_and(|t| t.speakers.iter().any(|(_, s)| s.as_deref() == Some(&u)))
+    });
     if already_rated || is_speaker {
         rating = 0;
     }
-    if db.comments.iter().any(|c| c.talk_id == talk_id && c.user_id == user_id && c.comment == comment) {
+    if db
+        .comments
+        .iter()
+        .any(|c| c.talk_id == talk_id && c.user_id == user_id && c.comment == comment)
+    {
         return Err(err(400, "Duplicate comment"));
     }
     let source = match &ctx.identity {
-        Identity::User { consumer_key, .. } => db.client(consumer_key).map(|c| c.application.clone()),
+        Identity::User { consumer_key, .. } => {
+            db.client(consumer_key).map(|c| c.application.clone())
+        }
         _ => None,
     }
     .unwrap_or_else(|| "joind.in".into());
@@ -944,7 +1305,10 @@ fn talks_post(ctx: &Ctx, db: &mut Db, quirks: &JoindinQuirks, id: Option<u64>, s
         source,
         created: ctx.now,
     });
-    Ok(Outcome::Void { status: 201, headers: vec![("location", format!("{}/talk_comments/{id}", ctx.api()))] })
+    Ok(Outcome::Void {
+        status: 201,
+        headers: vec![("location", format!("{}/talk_comments/{id}", ctx.api()))],
+    })
 }
 
 /// How long after posting a comment may still be edited.
@@ -971,25 +1335,44 @@ fn comment_update(ctx: &Ctx, db: &mut Db, id: Option<u64>) -> ApiResult {
     let row = row.clone();
     let item = comment_item(ctx, db, &row);
     let (start, rpp) = paging(ctx);
-    Ok(Outcome::Content(envelope(ctx, "comments", vec![item], 1, start, rpp, None)))
+    Ok(Outcome::Content(envelope(
+        ctx,
+        "comments",
+        vec![item],
+        1,
+        start,
+        rpp,
+        None,
+    )))
 }
 
 fn user_item(ctx: &Ctx, db: &Db, id: u64) -> PVal {
     let api = ctx.api();
     let uri = format!("{api}/users/{id}");
-    let Some(u) = db.user(id) else { return PVal::Null };
+    let Some(u) = db.user(id) else {
+        return PVal::Null;
+    };
     let mut m = MapBuilder::new()
         .put("username", PVal::str(u.username.clone()))
         .put("full_name", PVal::str(u.full_name.clone()))
         .put("biography", PVal::opt_str(u.biography.as_deref()))
-        .put("twitter_username", PVal::opt_str(u.twitter_username.as_deref()))
+        .put(
+            "twitter_username",
+            PVal::opt_str(u.twitter_username.as_deref()),
+        )
         .put("uri", PVal::str(uri.clone()))
         .put("verbose_uri", PVal::str(format!("{uri}?verbose=yes")))
-        .put("website_uri", PVal::str(format!("{}/user/{}", ctx.website, u.username)))
+        .put(
+            "website_uri",
+            PVal::str(format!("{}/user/{}", ctx.website, u.username)),
+        )
         .put("talks_uri", PVal::str(format!("{uri}/talks")))
         .put("attended_events_uri", PVal::str(format!("{uri}/attended")))
         .put("hosted_events_uri", PVal::str(format!("{uri}/hosted")))
-        .put("talk_comments_uri", PVal::str(format!("{uri}/talk_comments")));
+        .put(
+            "talk_comments_uri",
+            PVal::str(format!("{uri}/talk_comments")),
+        );
     if ctx.verbose {
         let admin = is_admin(ctx, db);
         let own = ctx.identity.user_id() == Some(id);
@@ -1006,27 +1389,58 @@ fn user_item(ctx: &Ctx, db: &Db, id: u64) -> PVal {
     m.build()
 }
 
-fn users_get(ctx: &Ctx, db: &Db, quirks: &JoindinQuirks, id: Option<&str>, sub: Option<&str>) -> ApiResult {
+fn users_get(
+    ctx: &Ctx,
+    db: &Db,
+    quirks: &JoindinQuirks,
+    id: Option<&str>,
+    sub: Option<&str>,
+) -> ApiResult {
     let (start, rpp) = paging(ctx);
-    if let Some(id) = id.filter(|s| numeric(s)).and_then(|s| s.parse::<u64>().ok()) {
+    if let Some(id) = id
+        .filter(|s| numeric(s))
+        .and_then(|s| s.parse::<u64>().ok())
+    {
         if sub.is_some() {
             return Err(err(404, "Unknown Subrequest"));
         }
         return match db.user(id) {
-            Some(_) => Ok(Outcome::Content(envelope(ctx, "users", vec![user_item(ctx, db, id)], 1, start, rpp, None))),
-            None if quirks.missing_user_empty_list => {
-                Ok(Outcome::Content(envelope(ctx, "users", Vec::new(), 0, start, rpp, None)))
-            }
+            Some(_) => Ok(Outcome::Content(envelope(
+                ctx,
+                "users",
+                vec![user_item(ctx, db, id)],
+                1,
+                start,
+                rpp,
+                None,
+            ))),
+            None if quirks.missing_user_empty_list => Ok(Outcome::Content(envelope(
+                ctx,
+                "users",
+                Vec::new(),
+                0,
+                start,
+                rpp,
+                None,
+            ))),
             None => Err(err(404, "User not found")),
         };
     }
     let ids: Vec<u64> = if let Some(name) = ctx.param_str("username") {
-        db.users.iter().filter(|u| credentials_equal(quirks, &u.user.username, &name)).map(|u| u.id).take(1).collect()
+        db.users
+            .iter()
+            .filter(|u| credentials_equal(quirks, &u.user.username, &name))
+            .map(|u| u.id)
+            .take(1)
+            .collect()
     } else if let Some(keyword) = ctx.param_str("keyword") {
         let k = keyword.to_lowercase();
         db.users
             .iter()
-            .filter(|u| u.user.username.to_lowercase().contains(&k) || u.user.full_name.to_lowercase().contains(&k))
+            .filter(|u| {
+                u.user.username.to_lowercase().contains(&k)
+                    || u.user.full_name.to_lowercase().contains(&k)
+            })
             .map(|u| u.id)
             .collect()
     } else {
@@ -1041,16 +1455,25 @@ fn token_post(ctx: &Ctx, db: &mut Db, quirks: &JoindinQuirks) -> ApiResult {
         return Err(err(400, "The field \"grant_type\" is required"));
     }
     if php::is_empty(ctx.param("username")) || php::is_empty(ctx.param("password")) {
-        return Err(err(400, "The fields \"username\" and \"password\" are both required"));
+        return Err(err(
+            400,
+            "The fields \"username\" and \"password\" are both required",
+        ));
     }
     if php::as_php_string(ctx.param("grant_type")).as_deref() != Some("password") {
         return Err(err(400, "Grant type not recognised"));
     }
     let Some(client_id) = php::as_php_string(ctx.param("client_id")) else {
-        return Err(err(400, "Expected parameter client_id is not a readable string"));
+        return Err(err(
+            400,
+            "Expected parameter client_id is not a readable string",
+        ));
     };
     let Some(client_secret) = php::as_php_string(ctx.param("client_secret")) else {
-        return Err(err(400, "Expected parameter client_secret is not a readable string"));
+        return Err(err(
+            400,
+            "Expected parameter client_secret is not a readable string",
+        ));
     };
     let trusted = db.clients.iter().any(|c| {
         c.enable_password_grant
@@ -1058,7 +1481,10 @@ fn token_post(ctx: &Ctx, db: &mut Db, quirks: &JoindinQuirks) -> ApiResult {
             && credentials_equal(quirks, &c.consumer_secret, &client_secret)
     });
     if !trusted {
-        return Err(err(403, "This client cannot authenticate using the password grant type"));
+        return Err(err(
+            403,
+            "This client cannot authenticate using the password grant type",
+        ));
     }
     expire_old_tokens(db, quirks, ctx.now);
     let consumer_key = db
@@ -1069,11 +1495,19 @@ fn token_post(ctx: &Ctx, db: &mut Db, quirks: &JoindinQuirks) -> ApiResult {
         .unwrap_or(client_id);
     let username = php::as_php_string(ctx.param("username")).unwrap_or_default();
     let password = php::as_php_string(ctx.param("password")).unwrap_or_default();
-    let Some(row) = db.users.iter().find(|u| credentials_equal(quirks, &u.user.username, &username)) else {
+    let Some(row) = db
+        .users
+        .iter()
+        .find(|u| credentials_equal(quirks, &u.user.username, &username))
+    else {
         return Err(err(403, "Signin failed"));
     };
     if !row.user.verified {
-        return Err(if quirks.unverified_is_403 { err(403, "Not verified") } else { err(401, "Not verified") });
+        return Err(if quirks.unverified_is_403 {
+            err(403, "Not verified")
+        } else {
+            err(401, "Not verified")
+        });
     }
     if row.user.password != password {
         return Err(err(403, "Signin failed"));
@@ -1083,7 +1517,10 @@ fn token_post(ctx: &Ctx, db: &mut Db, quirks: &JoindinQuirks) -> ApiResult {
     Ok(Outcome::Content(
         MapBuilder::new()
             .put("access_token", PVal::str(token))
-            .put("user_uri", PVal::str(format!("{}/users/{user_id}", ctx.api())))
+            .put(
+                "user_uri",
+                PVal::str(format!("{}/users/{user_id}", ctx.api())),
+            )
             .build(),
     ))
 }
@@ -1091,18 +1528,30 @@ fn token_post(ctx: &Ctx, db: &mut Db, quirks: &JoindinQuirks) -> ApiResult {
 /// `expireOldTokens`: tokens of the expirable consumers last used before yesterday (UTC).
 fn expire_old_tokens(db: &mut Db, quirks: &JoindinQuirks, now: i64) {
     let cutoff = now.div_euclid(86_400) * 86_400 - 86_400;
-    db.tokens.retain(|t| !(quirks.expirable_client_ids.contains(&t.consumer_key) && t.last_used < cutoff));
+    db.tokens.retain(|t| {
+        !(quirks.expirable_client_ids.contains(&t.consumer_key) && t.last_used < cutoff)
+    });
 }
 
 /// Creates a token row and returns the token.
-pub(crate) fn insert_token(db: &mut Db, quirks: &JoindinQuirks, consumer_key: &str, user_id: u64, now: i64) -> String {
+pub(crate) fn insert_token(
+    db: &mut Db,
+    quirks: &JoindinQuirks,
+    consumer_key: &str,
+    user_id: u64,
+    now: i64,
+) -> String {
     let token = loop {
         let candidate = if quirks.numeric_tokens {
             wire::random_string(wire::DIGITS, 16)
         } else {
             wire::random_string(wire::LOWER_HEX, 16)
         };
-        if !db.tokens.iter().any(|t| t.token.eq_ignore_ascii_case(&candidate)) {
+        if !db
+            .tokens
+            .iter()
+            .any(|t| t.token.eq_ignore_ascii_case(&candidate))
+        {
             break candidate;
         }
     };
@@ -1125,11 +1574,16 @@ fn token_gate(ctx: &Ctx, db: &Db) -> Result<u64, ApiError> {
         return Err(err(401, "You must be logged in"));
     }
     let trusted = match &ctx.identity {
-        Identity::User { consumer_key, .. } => db.client(consumer_key).is_some_and(|c| c.enable_password_grant),
+        Identity::User { consumer_key, .. } => db
+            .client(consumer_key)
+            .is_some_and(|c| c.enable_password_grant),
         _ => false,
     };
     if !trusted {
-        return Err(err(403, "You can not access the token list with this client"));
+        return Err(err(
+            403,
+            "You can not access the token list with this client",
+        ));
     }
     Ok(ctx.identity.user_id().unwrap_or(0))
 }
@@ -1142,11 +1596,20 @@ fn token_item(ctx: &Ctx, db: &Db, t: &TokenRow) -> PVal {
         .map(|r| r.user.full_name.clone());
     MapBuilder::new()
         .put("token", PVal::col(t.id))
-        .put("application", PVal::opt_str(client.map(|c| c.application.as_str())))
+        .put(
+            "application",
+            PVal::opt_str(client.map(|c| c.application.as_str())),
+        )
         .put("created_date", PVal::str(format_with_offset(t.created, 0)))
-        .put("last_used_date", PVal::str(format_with_offset(t.last_used, 0)))
+        .put(
+            "last_used_date",
+            PVal::str(format_with_offset(t.last_used, 0)),
+        )
         .put("application_owner", PVal::opt_str(owner.as_deref()))
-        .put("token_uri", PVal::str(format!("{}/token/{}", ctx.api(), t.id)))
+        .put(
+            "token_uri",
+            PVal::str(format!("{}/token/{}", ctx.api(), t.id)),
+        )
         .build()
 }
 
@@ -1154,7 +1617,9 @@ fn revocable_tokens_of(db: &Db, user_id: u64) -> Vec<TokenRow> {
     let mut rows: Vec<TokenRow> = db
         .tokens
         .iter()
-        .filter(|t| t.user_id == user_id && db.client(&t.consumer_key).is_some_and(|c| c.can_be_revoked))
+        .filter(|t| {
+            t.user_id == user_id && db.client(&t.consumer_key).is_some_and(|c| c.can_be_revoked)
+        })
         .cloned()
         .collect();
     rows.sort_by_key(|t| std::cmp::Reverse((t.created, t.id)));
@@ -1167,24 +1632,39 @@ fn token_list(ctx: &Ctx, db: &Db, id: Option<&str>) -> ApiResult {
     match id {
         None => paged(ctx, "tokens", &rows, |t| token_item(ctx, db, t)),
         Some(id) => {
-            let Some(id) = Some(id).filter(|s| numeric(s)).and_then(|s| s.parse::<u64>().ok()) else {
+            let Some(id) = Some(id)
+                .filter(|s| numeric(s))
+                .and_then(|s| s.parse::<u64>().ok())
+            else {
                 return Err(err(404, "Token not found"));
             };
-            let list: Vec<PVal> = rows.iter().filter(|t| t.id == id).map(|t| token_item(ctx, db, t)).collect();
+            let list: Vec<PVal> = rows
+                .iter()
+                .filter(|t| t.id == id)
+                .map(|t| token_item(ctx, db, t))
+                .collect();
             let (start, rpp) = paging(ctx);
-            Ok(Outcome::Content(envelope(ctx, "tokens", list, 1, start, rpp, None)))
+            Ok(Outcome::Content(envelope(
+                ctx, "tokens", list, 1, start, rpp, None,
+            )))
         }
     }
 }
 
 fn token_delete(ctx: &Ctx, db: &mut Db, id: &str) -> ApiResult {
     let user_id = token_gate(ctx, db)?;
-    let Some(id) = Some(id).filter(|s| numeric(s)).and_then(|s| s.parse::<u64>().ok()) else {
+    let Some(id) = Some(id)
+        .filter(|s| numeric(s))
+        .and_then(|s| s.parse::<u64>().ok())
+    else {
         return Err(err(404, "Token not found"));
     };
     if !revocable_tokens_of(db, user_id).iter().any(|t| t.id == id) {
         return Err(err(404, "No tokens found"));
     }
     db.tokens.retain(|t| t.id != id);
-    Ok(Outcome::Void { status: 204, headers: vec![("location", format!("{}/token", ctx.api()))] })
+    Ok(Outcome::Void {
+        status: 204,
+        headers: vec![("location", format!("{}/token", ctx.api()))],
+    })
 }

@@ -12,15 +12,17 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use http::Method;
 
-pub use model::{CommentRateLimit, JoindinClient, JoindinEvent, JoindinFixtures, JoindinTalk, JoindinUser};
+pub use model::{
+    CommentRateLimit, JoindinClient, JoindinEvent, JoindinFixtures, JoindinTalk, JoindinUser,
+};
 
 use self::model::Db;
+use crate::AutoConsent;
 use crate::clock::EmulatorClock;
 use crate::control::control_api;
 use crate::faults::Fault;
 use crate::server::{self, App, AppRequest, ServerHandle, ServerShared};
 use crate::wire::{self, HttpResponse};
-use crate::AutoConsent;
 
 /// The documented quirks of Joind.in, each a switch (defaults as in the spec's checklist).
 ///
@@ -106,7 +108,9 @@ pub(crate) struct JoindinState {
 impl std::fmt::Debug for JoindinState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The database holds passwords and tokens: never print it.
-        f.debug_struct("JoindinState").field("quirks", &self.quirks).finish_non_exhaustive()
+        f.debug_struct("JoindinState")
+            .field("quirks", &self.quirks)
+            .finish_non_exhaustive()
     }
 }
 
@@ -269,7 +273,11 @@ impl JoindinBuilder {
             fallback_host: local.to_string(),
         });
         let server = server::spawn(app.clone(), listener)?;
-        Ok(JoindinEmulator { server, app, fixtures: self.fixtures })
+        Ok(JoindinEmulator {
+            server,
+            app,
+            fixtures: self.fixtures,
+        })
     }
 }
 
@@ -369,7 +377,12 @@ impl JoindinEmulator {
     /// Changes a user's password; existing tokens keep working.
     pub fn set_password(&self, username: &str, password: &str) -> bool {
         let mut state = self.app.lock();
-        match state.db.users.iter_mut().find(|u| u.user.username == username) {
+        match state
+            .db
+            .users
+            .iter_mut()
+            .find(|u| u.user.username == username)
+        {
             Some(row) => {
                 row.user.password = password.to_owned();
                 true
@@ -396,7 +409,13 @@ impl JoindinEmulator {
         let user_id = state.db.user_id_by_name(username)?;
         state.db.client(consumer_key)?;
         let quirks = state.quirks.clone();
-        Some(api::insert_token(&mut state.db, &quirks, consumer_key, user_id, now))
+        Some(api::insert_token(
+            &mut state.db,
+            &quirks,
+            consumer_key,
+            user_id,
+            now,
+        ))
     }
 
     /// Deletes a token, as a revoke or the idle cleanup would (test hook).
@@ -415,8 +434,15 @@ impl JoindinEmulator {
     /// Number of tokens held for `username`.
     pub fn token_count(&self, username: &str) -> usize {
         let state = self.app.lock();
-        let Some(user_id) = state.db.user_id_by_name(username) else { return 0 };
-        state.db.tokens.iter().filter(|t| t.user_id == user_id).count()
+        let Some(user_id) = state.db.user_id_by_name(username) else {
+            return 0;
+        };
+        state
+            .db
+            .tokens
+            .iter()
+            .filter(|t| t.user_id == user_id)
+            .count()
     }
 
     /// Number of talk comments stored (all talks).

@@ -27,7 +27,11 @@ pub struct JoindinClient {
 
 impl JoindinClient {
     /// A trusted, revocable client without callback.
-    pub fn trusted(key: impl Into<String>, secret: impl Into<String>, application: impl Into<String>) -> Self {
+    pub fn trusted(
+        key: impl Into<String>,
+        secret: impl Into<String>,
+        application: impl Into<String>,
+    ) -> Self {
         Self {
             consumer_key: key.into(),
             consumer_secret: secret.into(),
@@ -40,7 +44,11 @@ impl JoindinClient {
     }
 
     /// An untrusted (legacy API key) client with a callback for `oauth_allow`.
-    pub fn untrusted(key: impl Into<String>, secret: impl Into<String>, callback_url: impl Into<String>) -> Self {
+    pub fn untrusted(
+        key: impl Into<String>,
+        secret: impl Into<String>,
+        callback_url: impl Into<String>,
+    ) -> Self {
         Self {
             consumer_key: key.into(),
             consumer_secret: secret.into(),
@@ -84,7 +92,11 @@ pub struct JoindinUser {
 
 impl JoindinUser {
     /// A verified, non-admin user.
-    pub fn new(username: impl Into<String>, password: impl Into<String>, full_name: impl Into<String>) -> Self {
+    pub fn new(
+        username: impl Into<String>,
+        password: impl Into<String>,
+        full_name: impl Into<String>,
+    ) -> Self {
         let username = username.into();
         Self {
             email: format!("{username}@example.com"),
@@ -301,7 +313,10 @@ pub struct CommentRateLimit {
 
 impl Default for CommentRateLimit {
     fn default() -> Self {
-        Self { max: 30, window: Duration::from_secs(3600) }
+        Self {
+            max: 30,
+            window: Duration::from_secs(3600),
+        }
     }
 }
 
@@ -323,7 +338,14 @@ pub(crate) struct Db {
 
 impl Db {
     pub(crate) fn new() -> Self {
-        Self { next_user_id: 1, next_token_id: 1, next_event_id: 1, next_talk_id: 1, next_comment_id: 1, ..Self::default() }
+        Self {
+            next_user_id: 1,
+            next_token_id: 1,
+            next_event_id: 1,
+            next_talk_id: 1,
+            next_comment_id: 1,
+            ..Self::default()
+        }
     }
 
     pub(crate) fn add_user(&mut self, user: JoindinUser) -> u64 {
@@ -357,7 +379,8 @@ impl Db {
 
     /// Adds a client, replacing one with the same key.
     pub(crate) fn add_client(&mut self, client: JoindinClient) {
-        self.clients.retain(|c| c.consumer_key != client.consumer_key);
+        self.clients
+            .retain(|c| c.consumer_key != client.consumer_key);
         self.clients.push(client);
     }
 
@@ -366,7 +389,10 @@ impl Db {
     }
 
     pub(crate) fn user_id_by_name(&self, username: &str) -> Option<u64> {
-        self.users.iter().find(|u| u.user.username == username).map(|u| u.id)
+        self.users
+            .iter()
+            .find(|u| u.user.username == username)
+            .map(|u| u.id)
     }
 
     pub(crate) fn event(&self, id: u64) -> Option<&JoindinEvent> {
@@ -463,28 +489,56 @@ pub(crate) fn seed(db: &mut Db, fx: &JoindinFixtures) {
     db.add_client(
         JoindinClient {
             owner_username: Some(fx.username.clone()),
-            ..JoindinClient::trusted(fx.client_id.clone(), fx.client_secret.clone(), "grantkit tests")
+            ..JoindinClient::trusted(
+                fx.client_id.clone(),
+                fx.client_secret.clone(),
+                "grantkit tests",
+            )
         }
         .with_callback(fx.redirect_uri.clone()),
     );
     db.add_client(JoindinClient {
         application: "grantkit legacy app".into(),
         owner_username: Some(fx.username.clone()),
-        ..JoindinClient::untrusted(fx.legacy_client_id.clone(), fx.legacy_client_secret.clone(), fx.legacy_redirect_uri.clone())
+        ..JoindinClient::untrusted(
+            fx.legacy_client_id.clone(),
+            fx.legacy_client_secret.clone(),
+            fx.legacy_redirect_uri.clone(),
+        )
     });
 
     let mut grant = JoindinUser::new(fx.username.clone(), fx.password.clone(), "Grant Kit");
     grant.biography = Some("Writes OAuth libraries.".into());
     grant.twitter_username = Some("grantkit".into());
     db.add_user(grant);
-    db.add_user(JoindinUser::new(fx.unverified_username.clone(), fx.unverified_password.clone(), "Una Verified").unverified());
-    db.add_user(JoindinUser::new(fx.speaker_username.clone(), fx.speaker_password.clone(), "1984"));
-    let mut admin = JoindinUser::new(fx.admin_username.clone(), fx.admin_password.clone(), "Ada Admin");
+    db.add_user(
+        JoindinUser::new(
+            fx.unverified_username.clone(),
+            fx.unverified_password.clone(),
+            "Una Verified",
+        )
+        .unverified(),
+    );
+    db.add_user(JoindinUser::new(
+        fx.speaker_username.clone(),
+        fx.speaker_password.clone(),
+        "1984",
+    ));
+    let mut admin = JoindinUser::new(
+        fx.admin_username.clone(),
+        fx.admin_password.clone(),
+        "Ada Admin",
+    );
     admin.admin = true;
     admin.trusted = true;
     db.add_user(admin);
 
-    let mut bnl = JoindinEvent::new("PHP Benelux 2014", "2014-01-24T09:00:00+01:00", "2014-01-25T18:00:00+01:00", "Europe/Amsterdam");
+    let mut bnl = JoindinEvent::new(
+        "PHP Benelux 2014",
+        "2014-01-24T09:00:00+01:00",
+        "2014-01-25T18:00:00+01:00",
+        "Europe/Amsterdam",
+    );
     bnl.stub = Some("phpbnl14".into());
     bnl.description = "The Benelux PHP conference.".into();
     bnl.href = Some("http://conference.phpbenelux.eu/2014/".into());
@@ -502,7 +556,12 @@ pub(crate) fn seed(db: &mut Db, fx: &JoindinFixtures) {
     bnl.attendees = vec![fx.username.clone(), fx.speaker_username.clone()];
     let bnl_id = db.add_event(bnl);
 
-    let mut conf = JoindinEvent::new("grantkit conf 2099", "2099-05-10T09:00:00-04:00", "2099-05-11T17:00:00-04:00", "America/New_York");
+    let mut conf = JoindinEvent::new(
+        "grantkit conf 2099",
+        "2099-05-10T09:00:00-04:00",
+        "2099-05-11T17:00:00-04:00",
+        "America/New_York",
+    );
     conf.stub = Some("gkconf99".into());
     conf.description = "Tokens, grants and the people who refresh them.".into();
     conf.location = "New York".into();
@@ -513,18 +572,32 @@ pub(crate) fn seed(db: &mut Db, fx: &JoindinFixtures) {
     conf.hosts = vec![fx.username.clone()];
     let conf_id = db.add_event(conf);
 
-    let mut orwell = JoindinEvent::new("1984", "2023-06-15T09:00:00+01:00", "2023-06-16T17:00:00+01:00", "Europe/London");
+    let mut orwell = JoindinEvent::new(
+        "1984",
+        "2023-06-15T09:00:00+01:00",
+        "2023-06-16T17:00:00+01:00",
+        "Europe/London",
+    );
     orwell.stub = Some("0101".into());
     orwell.description = "A conference named after a year.".into();
     orwell.location = "London".into();
     db.add_event(orwell);
 
-    let mut pending = JoindinEvent::new("Pending Conf", "2099-09-01T09:00:00Z", "2099-09-01T17:00:00Z", "Europe/London");
+    let mut pending = JoindinEvent::new(
+        "Pending Conf",
+        "2099-09-01T09:00:00Z",
+        "2099-09-01T17:00:00Z",
+        "Europe/London",
+    );
     pending.pending = true;
     pending.hosts = vec![fx.username.clone()];
     db.add_event(pending);
 
-    let mut oauth = JoindinTalk::new(bnl_id, "Securing APIs with OAuth", "2014-01-24T10:00:00+01:00");
+    let mut oauth = JoindinTalk::new(
+        bnl_id,
+        "Securing APIs with OAuth",
+        "2014-01-24T10:00:00+01:00",
+    );
     oauth.description = "Tokens, scopes and the password grant.".into();
     oauth.speakers = vec![("1984".into(), Some(fx.speaker_username.clone()))];
     oauth.tracks = vec!["Track 1".into()];
@@ -543,7 +616,11 @@ pub(crate) fn seed(db: &mut Db, fx: &JoindinFixtures) {
     keynote.speakers = vec![("Ada Admin".into(), Some(fx.admin_username.clone()))];
     db.add_talk(keynote);
 
-    let mut down = JoindinTalk::new(conf_id, "Tokens all the way down", "2099-05-10T10:00:00-04:00");
+    let mut down = JoindinTalk::new(
+        conf_id,
+        "Tokens all the way down",
+        "2099-05-10T10:00:00-04:00",
+    );
     down.speakers = vec![("Grant Kit".into(), Some(fx.username.clone()))];
     db.add_talk(down);
 
@@ -557,7 +634,19 @@ pub(crate) fn seed(db: &mut Db, fx: &JoindinFixtures) {
         source: "joind.in".into(),
         created: ts(created),
     };
-    db.add_comment(comment(oauth_id, 1, "Great talk, thanks!", 5, "2014-01-24T12:00:00+01:00"));
+    db.add_comment(comment(
+        oauth_id,
+        1,
+        "Great talk, thanks!",
+        5,
+        "2014-01-24T12:00:00+01:00",
+    ));
     db.add_comment(comment(oauth_id, 4, "42", 4, "2014-01-24T12:30:00+01:00"));
-    db.add_comment(comment(year_id, 1, "Doubleplusgood", 4, "2014-01-24T13:00:00+01:00"));
+    db.add_comment(comment(
+        year_id,
+        1,
+        "Doubleplusgood",
+        4,
+        "2014-01-24T13:00:00+01:00",
+    ));
 }

@@ -69,7 +69,9 @@ pub(crate) fn urldecode(input: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(b) => {
                         out.push(b);
@@ -106,10 +108,16 @@ fn insert_path(target: &mut Vec<(String, QVal)>, key: String, path: &[String], v
             target.len() - 1
         }
     };
-    let QVal::Arr(children) = &mut target[position].1 else { return };
+    let QVal::Arr(children) = &mut target[position].1 else {
+        return;
+    };
     let child_key = if first.is_empty() {
         // `a[]`: next integer index, as PHP appends.
-        let next = children.iter().filter_map(|(k, _)| k.parse::<i64>().ok()).max().map_or(0, |m| m + 1);
+        let next = children
+            .iter()
+            .filter_map(|(k, _)| k.parse::<i64>().ok())
+            .max()
+            .map_or(0, |m| m + 1);
         next.to_string()
     } else {
         first.clone()
@@ -136,7 +144,10 @@ pub(crate) fn parse_query(query: &str) -> Vec<(String, QVal)> {
         if base.is_empty() {
             continue;
         }
-        let base: String = base.chars().map(|c| if c == '.' || c == ' ' { '_' } else { c }).collect();
+        let base: String = base
+            .chars()
+            .map(|c| if c == '.' || c == ' ' { '_' } else { c })
+            .collect();
         let mut path = Vec::new();
         if let Some(mut rest) = brackets {
             // Each `[...]` is one level; anything after the last `]` is ignored, as in PHP.
@@ -268,7 +279,9 @@ pub(crate) fn as_php_string(value: Option<&serde_json::Value>) -> Option<String>
 pub(crate) fn as_php_int(value: Option<&serde_json::Value>) -> i64 {
     use serde_json::Value;
     match value {
-        Some(Value::Number(n)) => n.as_i64().unwrap_or_else(|| n.as_f64().map_or(0, |f| f as i64)),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .unwrap_or_else(|| n.as_f64().map_or(0, |f| f as i64)),
         Some(Value::Bool(true)) => 1,
         Some(Value::String(s)) => {
             let t = s.trim_start();
@@ -287,7 +300,11 @@ pub(crate) fn as_php_int(value: Option<&serde_json::Value>) -> i64 {
 /// 17 digits), without `JSON_PRESERVE_ZERO_FRACTION`.
 pub(crate) fn php_float(f: f64) -> String {
     if f == 0.0 {
-        return if f.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if f.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let sci = format!("{:e}", f.abs());
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
@@ -300,7 +317,11 @@ pub(crate) fn php_float(f: f64) -> String {
     }
     if if decpt < 0 { decpt < -3 } else { decpt > 17 } {
         decpt -= 1;
-        let (sign, e) = if decpt < 0 { ('-', -decpt) } else { ('+', decpt) };
+        let (sign, e) = if decpt < 0 {
+            ('-', -decpt)
+        } else {
+            ('+', decpt)
+        };
         out.push_str(&digits[..1]);
         out.push('.');
         if digits.len() == 1 {
@@ -373,7 +394,12 @@ fn write_number(out: &mut String, f: f64) -> Result<(), NotEncodable> {
     Ok(())
 }
 
-fn encode_into(out: &mut String, key: Option<&str>, value: &PVal, coerce: bool) -> Result<(), NotEncodable> {
+fn encode_into(
+    out: &mut String,
+    key: Option<&str>,
+    value: &PVal,
+    coerce: bool,
+) -> Result<(), NotEncodable> {
     let exempt = key.is_some_and(|k| STRING_FIELDS.contains(&k));
     match value {
         PVal::Null => out.push_str("null"),
@@ -426,10 +452,19 @@ mod tests {
 
     #[test]
     fn numeric_like_php() {
-        for (s, v) in [("1984", 1984.0), (" 12 ", 12.0), ("-1.5", -1.5), (".5", 0.5), ("1e3", 1000.0), ("007", 7.0)] {
+        for (s, v) in [
+            ("1984", 1984.0),
+            (" 12 ", 12.0),
+            ("-1.5", -1.5),
+            (".5", 0.5),
+            ("1e3", 1000.0),
+            ("007", 7.0),
+        ] {
             assert_eq!(numeric_value(s), Some(v), "{s}");
         }
-        for s in ["", " ", ".", "1e", "0x1A", "abc", "12abc", "1.2.3", "inf", "--1"] {
+        for s in [
+            "", " ", ".", "1e", "0x1A", "abc", "12abc", "1.2.3", "inf", "--1",
+        ] {
             assert_eq!(numeric_value(s), None, "{s}");
         }
     }
@@ -452,21 +487,31 @@ mod tests {
         let v = MapBuilder::new()
             .put("talk_title", PVal::str("1984"))
             .put("stub", PVal::str("0123"))
-            .put("tags", PVal::List(vec![PVal::str("2024"), PVal::str("php")]))
+            .put(
+                "tags",
+                PVal::List(vec![PVal::str("2024"), PVal::str("php")]),
+            )
             .put("username", PVal::str("42"))
             .put("url", PVal::str("https://x/é"))
             .put("n", PVal::Int(3))
             .build();
         assert_eq!(
             encode(&v, true).as_deref(),
-            Some(r#"{"talk_title":1984,"stub":"0123","tags":[2024,"php"],"username":"42","url":"https:\/\/x\/\u00e9","n":3}"#)
+            Some(
+                r#"{"talk_title":1984,"stub":"0123","tags":[2024,"php"],"username":"42","url":"https:\/\/x\/\u00e9","n":3}"#
+            )
         );
         assert_eq!(
             encode(&v, false).as_deref(),
-            Some(r#"{"talk_title":"1984","stub":"0123","tags":["2024","php"],"username":"42","url":"https:\/\/x\/\u00e9","n":3}"#)
+            Some(
+                r#"{"talk_title":"1984","stub":"0123","tags":["2024","php"],"username":"42","url":"https:\/\/x\/\u00e9","n":3}"#
+            )
         );
         assert_eq!(encode(&PVal::str("-1e999"), true), None);
-        assert_eq!(encode(&PVal::str("1e999"), true).as_deref(), Some("\"1e999\""));
+        assert_eq!(
+            encode(&PVal::str("1e999"), true).as_deref(),
+            Some("\"1e999\"")
+        );
     }
 
     #[test]
@@ -476,12 +521,21 @@ mod tests {
             q,
             vec![
                 ("filter".into(), QVal::Str("past".into())),
-                ("tags".into(), QVal::Arr(vec![("0".into(), QVal::Str("a b".into())), ("1".into(), QVal::Str("c".into()))])),
+                (
+                    "tags".into(),
+                    QVal::Arr(vec![
+                        ("0".into(), QVal::Str("a b".into())),
+                        ("1".into(), QVal::Str("c".into()))
+                    ])
+                ),
                 ("x_y".into(), QVal::Str("1".into())),
                 ("bad".into(), QVal::Str("%zz".into())),
             ]
         );
-        assert_eq!(http_build_query(&q), "filter=past&tags%5B0%5D=a+b&tags%5B1%5D=c&x_y=1&bad=%25zz");
+        assert_eq!(
+            http_build_query(&q),
+            "filter=past&tags%5B0%5D=a+b&tags%5B1%5D=c&x_y=1&bad=%25zz"
+        );
     }
 
     #[test]

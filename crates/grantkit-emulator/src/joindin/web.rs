@@ -26,7 +26,12 @@ fn page(status: u16, title: &str, body: &str, headers: &[(&str, String)]) -> Htt
 
 /// The page the site shows for a path it does not have.
 pub(crate) fn not_found() -> HttpResponse {
-    page(404, "Page not found", "<p>The page you requested was not found.</p>", &[])
+    page(
+        404,
+        "Page not found",
+        "<p>The page you requested was not found.</p>",
+        &[],
+    )
 }
 
 /// The session id from the request, or a new session; returns `(id, is_new)`.
@@ -44,16 +49,30 @@ fn session_id(state: &mut JoindinState, req: &AppRequest) -> (String, bool) {
 /// Creates a logged-in session for `user_id` and returns its id (test hook).
 pub(crate) fn login_session(state: &mut JoindinState, user_id: u64) -> String {
     let id = wire::random_string(wire::LOWER_HEX, 32);
-    state.db.sessions.insert(id.clone(), Session { user_id: Some(user_id), ..Session::default() });
+    state.db.sessions.insert(
+        id.clone(),
+        Session {
+            user_id: Some(user_id),
+            ..Session::default()
+        },
+    );
     id
 }
 
 fn cookie_header(id: &str) -> (&'static str, String) {
-    ("set-cookie", format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly"))
+    (
+        "set-cookie",
+        format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly"),
+    )
 }
 
 /// Answers a request under `/user/`.
-pub(crate) fn handle(state: &mut JoindinState, req: &AppRequest, now: i64, fallback_host: &str) -> HttpResponse {
+pub(crate) fn handle(
+    state: &mut JoindinState,
+    req: &AppRequest,
+    now: i64,
+    fallback_host: &str,
+) -> HttpResponse {
     if !state.quirks.legacy_oauth_allow {
         return not_found();
     }
@@ -67,7 +86,9 @@ pub(crate) fn handle(state: &mut JoindinState, req: &AppRequest, now: i64, fallb
     let base = request_base(req, &state.quirks, fallback_host).replacen("https://", "http://", 1);
     match (req.path.trim_end_matches('/'), &req.method) {
         ("/user/oauth_allow", &Method::GET) => allow_get(state, req, &sid, &base, now, headers),
-        ("/user/oauth_allow", &Method::POST) => allow_post(state, req, &sid, &base, flash, now, headers),
+        ("/user/oauth_allow", &Method::POST) => {
+            allow_post(state, req, &sid, &base, flash, now, headers)
+        }
         ("/user/login", &Method::GET) => login_form(None, headers),
         ("/user/login", &Method::POST) => login_post(state, req, &sid, headers),
         _ => not_found(),
@@ -75,7 +96,9 @@ pub(crate) fn handle(state: &mut JoindinState, req: &AppRequest, now: i64, fallb
 }
 
 fn login_form(error: Option<&str>, headers: Vec<(&str, String)>) -> HttpResponse {
-    let error = error.map_or_else(String::new, |e| format!("<p class=\"error\">{}</p>", html_escape(e)));
+    let error = error.map_or_else(String::new, |e| {
+        format!("<p class=\"error\">{}</p>", html_escape(e))
+    });
     let form = format!(
         "{error}<form method=\"post\" action=\"/user/login\">\
          <label>Username <input type=\"text\" name=\"user\"></label>\
@@ -85,11 +108,25 @@ fn login_form(error: Option<&str>, headers: Vec<(&str, String)>) -> HttpResponse
     page(200, "Login", &form, &headers)
 }
 
-fn login_post(state: &mut JoindinState, req: &AppRequest, sid: &str, mut headers: Vec<(&str, String)>) -> HttpResponse {
+fn login_post(
+    state: &mut JoindinState,
+    req: &AppRequest,
+    sid: &str,
+    mut headers: Vec<(&str, String)>,
+) -> HttpResponse {
     let form = wire::form_pairs(&req.body);
-    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
     let (user, pass) = (field("user"), field("pass"));
-    let found = state.db.users.iter().find(|u| u.user.username == user && u.user.password == pass && u.user.verified);
+    let found = state
+        .db
+        .users
+        .iter()
+        .find(|u| u.user.username == user && u.user.password == pass && u.user.verified);
     let Some(user_id) = found.map(|u| u.id) else {
         return login_form(Some("Login failed"), headers);
     };
@@ -108,17 +145,38 @@ fn acting_user(state: &JoindinState, sid: &str) -> Option<u64> {
     }
 }
 
-fn require_login(state: &mut JoindinState, req: &AppRequest, sid: &str, base: &str, mut headers: Vec<(&str, String)>) -> HttpResponse {
+fn require_login(
+    state: &mut JoindinState,
+    req: &AppRequest,
+    sid: &str,
+    base: &str,
+    mut headers: Vec<(&str, String)>,
+) -> HttpResponse {
     let return_to = match &req.query {
         Some(q) => format!("{}?{q}", req.path),
         None => req.path.clone(),
     };
-    state.db.sessions.entry(sid.to_owned()).or_default().return_to = Some(return_to);
+    state
+        .db
+        .sessions
+        .entry(sid.to_owned())
+        .or_default()
+        .return_to = Some(return_to);
     headers.push(("refresh", format!("0;url={base}/user/login")));
-    page(200, "Please log in", &format!("<p>Please <a href=\"{base}/user/login\">log in</a> first.</p>"), &headers)
+    page(
+        200,
+        "Please log in",
+        &format!("<p>Please <a href=\"{base}/user/login\">log in</a> first.</p>"),
+        &headers,
+    )
 }
 
-fn redirect_with_token(callback: &str, token: &str, state: &str, headers: &mut Vec<(&str, String)>) -> HttpResponse {
+fn redirect_with_token(
+    callback: &str,
+    token: &str,
+    state: &str,
+    headers: &mut Vec<(&str, String)>,
+) -> HttpResponse {
     let separator = if callback.contains('?') { '&' } else { '?' };
     let mut location = format!("{callback}{separator}access_token={token}");
     if !state.is_empty() {
@@ -169,16 +227,38 @@ fn allow_get(
     let callback = php::urldecode(&get("callback"));
     let oauth_state = get("state");
     if api_key.is_empty() {
-        return page(200, "Access request", "<p>The client identifier <code>api_key</code> was not recognised.</p>", &headers);
+        return page(
+            200,
+            "Access request",
+            "<p>The client identifier <code>api_key</code> was not recognised.</p>",
+            &headers,
+        );
     }
     if callback.is_empty() {
-        return page(200, "Access request", "<p>Callback URL <code>callback</code> is missing or incorrect.</p>", &headers);
+        return page(
+            200,
+            "Access request",
+            "<p>Callback URL <code>callback</code> is missing or incorrect.</p>",
+            &headers,
+        );
     }
-    let known = state.db.clients.iter().any(|c| c.consumer_key == api_key && c.callback_url.as_deref() == Some(callback.as_str()));
+    let known =
+        state.db.clients.iter().any(|c| {
+            c.consumer_key == api_key && c.callback_url.as_deref() == Some(callback.as_str())
+        });
     if !known {
-        return page(200, "Access request", "<p>Access cannot be granted for this key.</p>", &headers);
+        return page(
+            200,
+            "Access request",
+            "<p>Access cannot be granted for this key.</p>",
+            &headers,
+        );
     }
-    let flash = Flash { api_key, callback, state: oauth_state };
+    let flash = Flash {
+        api_key,
+        callback,
+        state: oauth_state,
+    };
     match (auto, user) {
         (Some(AutoConsent::Approve(_)), Some(user_id)) => {
             let quirks = state.quirks.clone();
@@ -219,7 +299,10 @@ fn allow_post(
         return require_login(state, req, sid, base, headers);
     };
     let form = wire::form_pairs(&req.body);
-    let access = form.iter().find(|(k, _)| k == "access").map_or("deny", |(_, v)| v.as_str());
+    let access = form
+        .iter()
+        .find(|(k, _)| k == "access")
+        .map_or("deny", |(_, v)| v.as_str());
     if access != "allow" {
         return deny_page(flash.as_ref(), &headers);
     }
