@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod provider;
 pub mod store;
 
 use std::any::Any;
@@ -7,6 +8,10 @@ use std::fmt;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+pub use provider::{
+    Decision, HarnessCapabilities, PROVIDER_SUITE, ProviderBehavior, ProviderFixture,
+    ProviderHarness, ProviderRequirement, ServerEndpoint, ServerFault,
+};
 pub use store::{STORE_SUITE, StoreBehavior, StoreFixture, StoreRequirement};
 
 /// How one cell of the matrix ended.
@@ -96,4 +101,38 @@ fn panic_message(payload: Box<dyn Any + Send>) -> String {
 pub mod __private {
     pub use grantkit_core::TokenStore;
     pub use std::sync::Arc;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_cell_reports_pass_panic_and_timeout() {
+        let passed = run_cell(async {}, Duration::from_secs(5)).await;
+        assert_eq!(passed.outcome, Outcome::Passed);
+
+        let failed = run_cell(
+            async { assert_eq!(1 + 1, 3, "arithmetic") },
+            Duration::from_secs(5),
+        )
+        .await;
+        match failed.outcome {
+            Outcome::Failed(reason) => assert!(reason.contains("arithmetic"), "{reason}"),
+            other => panic!("expected a failure, got {other}"),
+        }
+
+        let hung = run_cell(std::future::pending::<()>(), Duration::from_millis(50)).await;
+        assert!(matches!(hung.outcome, Outcome::Failed(ref r) if r.contains("timed out")));
+    }
+
+    #[test]
+    fn every_behaviour_is_registered_once() {
+        let mut names: Vec<&str> = STORE_SUITE.iter().map(|b| b.name).collect();
+        names.extend(PROVIDER_SUITE.iter().map(|b| b.name));
+        let count = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), count, "a behaviour name appears twice");
+    }
 }

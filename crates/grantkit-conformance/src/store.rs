@@ -178,7 +178,7 @@ macro_rules! __store_suite {
 /// the expression builds (it may `.await`; it runs once per test). The crate using it needs
 /// `tokio` with the `macros` and `rt-multi-thread` features as a dev-dependency.
 ///
-/// ```ignore
+/// ```text
 /// //! tests/conformance.rs of a store crate
 /// grantkit_conformance::store_tests!(std::sync::Arc::new(grantkit_core::MemoryTokenStore::new()));
 /// ```
