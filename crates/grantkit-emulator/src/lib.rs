@@ -17,8 +17,9 @@ pub use joindin::{
     JoindinEvent, JoindinFixtures, JoindinQuirks, JoindinTalk, JoindinUser,
 };
 pub use joinme::{
-    InactiveBody, IssuedTokens, JoinMeApp, JoinMeBuilder, JoinMeConference, JoinMeEmulator, JoinMeEndpoint, JoinMeFixtures,
-    JoinMeGrant, JoinMePlan, JoinMeQuirks, JoinMeRateLimit, JoinMeUser, TokenStatus,
+    InactiveBody, IssuedTokens, JoinMeApp, JoinMeBuilder, JoinMeConference, JoinMeEmulator,
+    JoinMeEndpoint, JoinMeFixtures, JoinMeGrant, JoinMePlan, JoinMeQuirks, JoinMeRateLimit,
+    JoinMeUser, TokenStatus,
 };
 pub use telemetry::{Counters, RequestRecord};
 

@@ -277,20 +277,7 @@ async fn handle<A: App>(
         });
     }
 
-    let declared_too_long = parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|n| n > MAX_REQUEST_BODY as u64);
-    let body = if declared_too_long {
-        None
-    } else {
-        axum::body::to_bytes(Body::new(body), MAX_REQUEST_BODY)
-            .await
-            .ok()
-    };
-    let Some(body) = body else {
+    let Some(body) = read_capped(body).await else {
         let response = respond(
             413,
             Some("text/plain; charset=utf-8"),
@@ -316,6 +303,29 @@ async fn handle<A: App>(
     }
     record(Some(response.status().as_u16()), latency_kind);
     Ok(response)
+}
+
+/// How much of an oversized body is read and thrown away before answering 413, so that
+/// the client has finished sending and reads the answer instead of a reset.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Reads the body up to [`MAX_REQUEST_BODY`]; `None` when it is larger (or unreadable).
+async fn read_capped(body: Incoming) -> Option<Bytes> {
+    use futures::StreamExt as _;
+    let mut stream = Body::new(body).into_data_stream();
+    let mut buffer = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.ok()?;
+        seen = seen.saturating_add(chunk.len());
+        if seen > DRAIN_LIMIT {
+            return None;
+        }
+        if seen <= MAX_REQUEST_BODY {
+            buffer.extend_from_slice(&chunk);
+        }
+    }
+    (seen <= MAX_REQUEST_BODY).then(|| buffer.freeze())
 }
 
 fn apply_fault<A: App>(

@@ -31,7 +31,10 @@ pub(crate) fn mashery_error_headers(status: u16) -> Vec<(&'static str, String)> 
         504 => "ERR_504_GATEWAY_TIMEOUT",
         _ => "ERR_500_INTERNAL_SERVER_ERROR",
     };
-    vec![("server", "Mashery Proxy".into()), ("x-mashery-error-code", code.into())]
+    vec![
+        ("server", "Mashery Proxy".into()),
+        ("x-mashery-error-code", code.into()),
+    ]
 }
 
 /// The backend's own failure answer.
@@ -55,12 +58,23 @@ fn not_authorized() -> HttpResponse {
 fn developer_inactive(body: InactiveBody) -> HttpResponse {
     let headers = [
         ("server", "Mashery Proxy".to_owned()),
-        ("www-authenticate", "Bearer realm=\"api.join.me\", error=\"invalid_token\"".to_owned()),
+        (
+            "www-authenticate",
+            "Bearer realm=\"api.join.me\", error=\"invalid_token\"".to_owned(),
+        ),
         ("x-error-detail-header", "Account Inactive".to_owned()),
-        ("x-mashery-error-code", "ERR_403_DEVELOPER_INACTIVE".to_owned()),
+        (
+            "x-mashery-error-code",
+            "ERR_403_DEVELOPER_INACTIVE".to_owned(),
+        ),
     ];
     match body {
-        InactiveBody::Html => respond(403, Some("text/xml"), &headers, "<h1>Developer Inactive</h1>"),
+        InactiveBody::Html => respond(
+            403,
+            Some("text/xml"),
+            &headers,
+            "<h1>Developer Inactive</h1>",
+        ),
         InactiveBody::Json => respond(
             403,
             Some(JSON),
@@ -84,7 +98,10 @@ fn over_rate(status: u16) -> HttpResponse {
 }
 
 fn stale() -> HttpResponse {
-    json_response(401, &json!({"Message": "The access token has expired.", "ErrorCode": "stale_token"}))
+    json_response(
+        401,
+        &json!({"Message": "The access token has expired.", "ErrorCode": "stale_token"}),
+    )
 }
 
 fn insufficient_scope(status: u16, needed: &str) -> HttpResponse {
@@ -103,9 +120,19 @@ fn insufficient_scope(status: u16, needed: &str) -> HttpResponse {
 /// Counts a request against the key's limits; `Some(response)` when it is throttled.
 fn throttle(state: &mut JoinMeState, client_id: &str, now: i64) -> Option<HttpResponse> {
     let limit = state.quirks.rate_limit?;
-    let status = if state.quirks.throttle_status == 429 { 429 } else { 403 };
-    let period = i64::try_from(limit.quota_period.as_secs()).unwrap_or(i64::MAX).max(1);
-    let t = state.db.throttles.entry(client_id.to_owned()).or_insert_with(Throttle::default);
+    let status = if state.quirks.throttle_status == 429 {
+        429
+    } else {
+        403
+    };
+    let period = i64::try_from(limit.quota_period.as_secs())
+        .unwrap_or(i64::MAX)
+        .max(1);
+    let t = state
+        .db
+        .throttles
+        .entry(client_id.to_owned())
+        .or_insert_with(Throttle::default);
     if t.second != now {
         t.second = now;
         t.in_second = 0;
@@ -145,7 +172,9 @@ fn route(path: &str) -> Option<Route> {
     let id = |s: &str| s.parse::<u64>().ok();
     match segs.as_slice() {
         ["user"] => Some(Route::User),
-        ["user", s] if s.eq_ignore_ascii_case("conferenceSettings") => Some(Route::ConferenceSettings),
+        ["user", s] if s.eq_ignore_ascii_case("conferenceSettings") => {
+            Some(Route::ConferenceSettings)
+        }
         ["meetings"] => Some(Route::Meetings),
         ["meetings", "start"] => Some(Route::StartNow),
         ["meetings", m] => Some(id(m).map_or(Route::NoSuchMeeting, Route::Meeting)),
@@ -155,14 +184,21 @@ fn route(path: &str) -> Option<Route> {
 }
 
 /// Answers a request under `/v1`.
-pub(crate) fn handle(state: &mut JoinMeState, req: &AppRequest, now: i64, base: &str) -> HttpResponse {
+pub(crate) fn handle(
+    state: &mut JoinMeState,
+    req: &AppRequest,
+    now: i64,
+    base: &str,
+) -> HttpResponse {
     // Mashery: a Bearer token must be present, then known and active.
     let token = req
         .headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && !token.contains(' '))
+        .filter(|(scheme, token)| {
+            scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && !token.contains(' ')
+        })
         .map(|(_, token)| token.to_owned());
     let Some(token) = token else {
         return not_authorized();
@@ -182,7 +218,13 @@ pub(crate) fn handle(state: &mut JoinMeState, req: &AppRequest, now: i64, base: 
         return stale();
     }
     let Some(route) = route(&req.path) else {
-        return message(404, &format!("No HTTP resource was found that matches the request URI '{base}{}'.", req.path));
+        return message(
+            404,
+            &format!(
+                "No HTTP resource was found that matches the request URI '{base}{}'.",
+                req.path
+            ),
+        );
     };
     let allowed: &[Method] = match route {
         Route::User | Route::ConferenceSettings => &[Method::GET],
@@ -191,7 +233,13 @@ pub(crate) fn handle(state: &mut JoinMeState, req: &AppRequest, now: i64, base: 
         Route::Meeting(_) | Route::NoSuchMeeting => &[Method::GET, Method::PATCH, Method::DELETE],
     };
     if !allowed.contains(&req.method) {
-        return message(405, &format!("The requested resource does not support http method '{}'.", req.method));
+        return message(
+            405,
+            &format!(
+                "The requested resource does not support http method '{}'.",
+                req.method
+            ),
+        );
     }
     let needed = match route {
         Route::User | Route::ConferenceSettings => "user_info",
@@ -208,7 +256,11 @@ pub(crate) fn handle(state: &mut JoinMeState, req: &AppRequest, now: i64, base: 
         Ok(body) => body,
         Err(response) => return response,
     };
-    let ctx = Ctx { base, now, user: &user };
+    let ctx = Ctx {
+        base,
+        now,
+        user: &user,
+    };
     match route {
         Route::User => json_response(state.quirks.user_get_status, &user_json(&user, base)),
         Route::ConferenceSettings => match conference_json(&user, base) {
@@ -265,7 +317,10 @@ fn user_json(user: &JoinMeUser, base: &str) -> Value {
             m.insert("personalUrl".into(), json!(url));
         }
     }
-    m.insert("registrationDate".into(), json!(format_naive(user.registration_date)));
+    m.insert(
+        "registrationDate".into(),
+        json!(format_naive(user.registration_date)),
+    );
     m.insert("subscriptionType".into(), json!(user.subscription_type));
     if let Some(c) = conference_json(user, base) {
         m.insert("conferenceSettings".into(), c);
@@ -284,9 +339,17 @@ fn boolean(body: &Map<String, Value>, key: &str, strict: bool) -> Result<Option<
     }
 }
 
-fn start_response(state: &mut JoinMeState, ctx: &Ctx<'_>, personal: bool, meeting_code: Option<&str>) -> (Value, String) {
+fn start_response(
+    state: &mut JoinMeState,
+    ctx: &Ctx<'_>,
+    personal: bool,
+    meeting_code: Option<&str>,
+) -> (Value, String) {
     let link_token = wire::random_string(wire::LOWER_ALNUM, 24);
-    state.db.presenter_links.insert(link_token.clone(), ctx.now + PRESENTER_LINK_TTL_S);
+    state
+        .db
+        .presenter_links
+        .insert(link_token.clone(), ctx.now + PRESENTER_LINK_TTL_S);
     let code = meeting_code.map_or_else(|| wire::random_string(wire::DIGITS, 9), str::to_owned);
     let viewer = match (&ctx.user.personal_url, personal) {
         (Some(url), true) if ctx.user.subscription_type != "Free" => format!("{}/{url}", ctx.base),
@@ -308,10 +371,20 @@ fn start_response(state: &mut JoinMeState, ctx: &Ctx<'_>, personal: bool, meetin
     (body, viewer)
 }
 
-fn start_meeting(state: &mut JoinMeState, ctx: &Ctx<'_>, body: &Map<String, Value>, id: Option<u64>) -> HttpResponse {
+fn start_meeting(
+    state: &mut JoinMeState,
+    ctx: &Ctx<'_>,
+    body: &Map<String, Value>,
+    id: Option<u64>,
+) -> HttpResponse {
     let strict = state.quirks.strict_booleans;
     let meeting = match id {
-        Some(id) => match state.db.meetings.iter().find(|m| m.id == id && m.owner == ctx.user.email) {
+        Some(id) => match state
+            .db
+            .meetings
+            .iter()
+            .find(|m| m.id == id && m.owner == ctx.user.email)
+        {
             Some(m) => Some(m.clone()),
             None => return message(404, "Meeting not found."),
         },
@@ -358,10 +431,13 @@ fn meeting_json(m: &MeetingRow) -> Value {
 fn time_field(body: &Map<String, Value>, key: &str) -> Result<Option<i64>, HttpResponse> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => {
-            parse_rfc3339(s).map(Some).ok_or_else(|| message(400, &format!("The value of {key} is not a valid date.")))
-        }
-        Some(_) => Err(message(400, &format!("The value of {key} is not a valid date."))),
+        Some(Value::String(s)) => parse_rfc3339(s)
+            .map(Some)
+            .ok_or_else(|| message(400, &format!("The value of {key} is not a valid date."))),
+        Some(_) => Err(message(
+            400,
+            &format!("The value of {key} is not a valid date."),
+        )),
     }
 }
 
@@ -370,7 +446,11 @@ fn participants(body: &Map<String, Value>) -> Result<Option<Vec<String>>, HttpRe
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(items)) => items
             .iter()
-            .map(|v| v.as_str().map(str::to_owned).ok_or_else(|| message(400, "The participants must be e-mail addresses.")))
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| message(400, "The participants must be e-mail addresses."))
+            })
             .collect::<Result<Vec<_>, _>>()
             .map(Some),
         Some(_) => Err(message(400, "The participants must be e-mail addresses.")),
@@ -382,7 +462,10 @@ fn schedule(state: &mut JoinMeState, ctx: &Ctx<'_>, body: &Map<String, Value>) -
         Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
         _ => return message(400, "The meetingName field is required."),
     };
-    let (start, end) = match (time_field(body, "meetingStart"), time_field(body, "meetingEnd")) {
+    let (start, end) = match (
+        time_field(body, "meetingStart"),
+        time_field(body, "meetingEnd"),
+    ) {
         (Err(e), _) | (_, Err(e)) => return e,
         (Ok(None), _) => return message(400, "The meetingStart field is required."),
         (_, Ok(None)) => return message(400, "The meetingEnd field is required."),
@@ -419,7 +502,10 @@ fn schedule(state: &mut JoinMeState, ctx: &Ctx<'_>, body: &Map<String, Value>) -
 
 fn list_meetings(state: &JoinMeState, ctx: &Ctx<'_>, req: &AppRequest) -> HttpResponse {
     let query = wire::form_pairs(req.query.as_deref().unwrap_or("").as_bytes());
-    let end_date = match query.iter().find(|(k, _)| k.eq_ignore_ascii_case("endDate")) {
+    let end_date = match query
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("endDate"))
+    {
         None => None,
         Some((_, v)) => match parse_rfc3339(v) {
             Some(t) => Some(t),
@@ -430,22 +516,41 @@ fn list_meetings(state: &JoinMeState, ctx: &Ctx<'_>, req: &AppRequest) -> HttpRe
         .db
         .meetings
         .iter()
-        .filter(|m| m.owner == ctx.user.email && m.end >= ctx.now && end_date.is_none_or(|e| m.start <= e))
+        .filter(|m| {
+            m.owner == ctx.user.email && m.end >= ctx.now && end_date.is_none_or(|e| m.start <= e)
+        })
         .collect();
     meetings.sort_by_key(|m| (m.start, m.id));
-    json_response(200, &json!({"meetings": meetings.into_iter().map(meeting_json).collect::<Vec<_>>()}))
+    json_response(
+        200,
+        &json!({"meetings": meetings.into_iter().map(meeting_json).collect::<Vec<_>>()}),
+    )
 }
 
 fn get_meeting(db: &Db, ctx: &Ctx<'_>, id: u64) -> HttpResponse {
-    match db.meetings.iter().find(|m| m.id == id && m.owner == ctx.user.email) {
+    match db
+        .meetings
+        .iter()
+        .find(|m| m.id == id && m.owner == ctx.user.email)
+    {
         Some(m) => json_response(200, &meeting_json(m)),
         None => message(404, "Meeting not found."),
     }
 }
 
-fn update_meeting(state: &mut JoinMeState, ctx: &Ctx<'_>, body: &Map<String, Value>, id: u64) -> HttpResponse {
+fn update_meeting(
+    state: &mut JoinMeState,
+    ctx: &Ctx<'_>,
+    body: &Map<String, Value>,
+    id: u64,
+) -> HttpResponse {
     let strict = state.quirks.strict_booleans;
-    let Some(index) = state.db.meetings.iter().position(|m| m.id == id && m.owner == ctx.user.email) else {
+    let Some(index) = state
+        .db
+        .meetings
+        .iter()
+        .position(|m| m.id == id && m.owner == ctx.user.email)
+    else {
         return message(404, "Meeting not found.");
     };
     let mut m = state.db.meetings[index].clone();
@@ -484,7 +589,10 @@ fn update_meeting(state: &mut JoinMeState, ctx: &Ctx<'_>, body: &Map<String, Val
 
 fn delete_meeting(state: &mut JoinMeState, ctx: &Ctx<'_>, id: u64) -> HttpResponse {
     let before = state.db.meetings.len();
-    state.db.meetings.retain(|m| !(m.id == id && m.owner == ctx.user.email));
+    state
+        .db
+        .meetings
+        .retain(|m| !(m.id == id && m.owner == ctx.user.email));
     if state.db.meetings.len() == before {
         return message(404, "Meeting not found.");
     }
@@ -498,12 +606,19 @@ fn delete_meeting(state: &mut JoinMeState, ctx: &Ctx<'_>, id: u64) -> HttpRespon
 /// `GET /API/Public/StartMeeting.aspx?token=…`: the one-time presenter link.
 pub(crate) fn presenter_page(state: &mut JoinMeState, req: &AppRequest, now: i64) -> HttpResponse {
     let query = wire::form_pairs(req.query.as_deref().unwrap_or("").as_bytes());
-    let token = query.into_iter().find(|(k, _)| k == "token").map(|(_, v)| v).unwrap_or_default();
+    let token = query
+        .into_iter()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v)
+        .unwrap_or_default();
     let html = "text/html; charset=utf-8";
     match state.db.presenter_links.remove(&token) {
-        Some(expires) if now < expires => {
-            respond(200, Some(html), &[], "<!DOCTYPE html><html><body><h1>Your meeting is starting</h1></body></html>\n")
-        }
+        Some(expires) if now < expires => respond(
+            200,
+            Some(html),
+            &[],
+            "<!DOCTYPE html><html><body><h1>Your meeting is starting</h1></body></html>\n",
+        ),
         _ => respond(
             410,
             Some(html),

@@ -13,7 +13,8 @@ use std::time::Duration;
 use http::Method;
 
 pub use model::{
-    IssuedTokens, JoinMeApp, JoinMeConference, JoinMeFixtures, JoinMeGrant, JoinMePlan, JoinMeUser, TokenStatus,
+    IssuedTokens, JoinMeApp, JoinMeConference, JoinMeFixtures, JoinMeGrant, JoinMePlan, JoinMeUser,
+    TokenStatus,
 };
 
 use self::model::Db;
@@ -186,7 +187,9 @@ pub(crate) struct JoinMeState {
 impl std::fmt::Debug for JoinMeState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The database holds secrets and tokens: never print it.
-        f.debug_struct("JoinMeState").field("quirks", &self.quirks).finish_non_exhaustive()
+        f.debug_struct("JoinMeState")
+            .field("quirks", &self.quirks)
+            .finish_non_exhaustive()
     }
 }
 
@@ -205,7 +208,9 @@ impl JoinMeService {
 
 /// `http://<Host>` of a request, for links the emulator serves itself.
 pub(crate) fn request_base(req: &AppRequest, fallback_host: &str) -> String {
-    let host = wire::header_str(&req.headers, "host").filter(|h| !h.is_empty()).unwrap_or(fallback_host);
+    let host = wire::header_str(&req.headers, "host")
+        .filter(|h| !h.is_empty())
+        .unwrap_or(fallback_host);
     format!("http://{host}")
 }
 
@@ -257,12 +262,16 @@ impl App for JoinMeService {
             Fault::TooManyRequests { retry_after_s } => wire::respond(
                 429,
                 Some("text/xml"),
-                &[("server", "Mashery Proxy".into()), ("retry-after", retry_after_s.to_string())],
+                &[
+                    ("server", "Mashery Proxy".into()),
+                    ("retry-after", retry_after_s.to_string()),
+                ],
                 "<h1>Too Many Requests</h1>",
             ),
-            Fault::MasheryOverQps { retry_after_s } => {
-                wire::mashery_over_qps(if throttle_status == 429 { 429 } else { 403 }, *retry_after_s)
-            }
+            Fault::MasheryOverQps { retry_after_s } => wire::mashery_over_qps(
+                if throttle_status == 429 { 429 } else { 403 },
+                *retry_after_s,
+            ),
             Fault::MalformedJson => wire::malformed_json(json),
             Fault::TruncatedBody => wire::truncated_body(json),
             Fault::OversizedBody => wire::oversized_body(json),
@@ -352,11 +361,19 @@ impl JoinMeBuilder {
         }
         let app = Arc::new(JoinMeService {
             shared: ServerShared::new(self.clock.unwrap_or_default()),
-            state: Mutex::new(JoinMeState { db, quirks: self.quirks, auto_consent: self.auto_consent }),
+            state: Mutex::new(JoinMeState {
+                db,
+                quirks: self.quirks,
+                auto_consent: self.auto_consent,
+            }),
             fallback_host: local.to_string(),
         });
         let server = server::spawn(app.clone(), listener)?;
-        Ok(JoinMeEmulator { server, app, fixtures: self.fixtures })
+        Ok(JoinMeEmulator {
+            server,
+            app,
+            fixtures: self.fixtures,
+        })
     }
 }
 
@@ -404,7 +421,11 @@ impl JoinMeEmulator {
 
     /// Expire Access (path per the `expire_access_path` switch).
     pub fn expire_access_url(&self) -> String {
-        format!("{}{}", self.base_url(), self.app.lock().quirks.expire_access_path)
+        format!(
+            "{}{}",
+            self.base_url(),
+            self.app.lock().quirks.expire_access_path
+        )
     }
 
     /// `<base>/api/public/v1/auth/renewauthorization`.
@@ -459,13 +480,21 @@ impl JoinMeEmulator {
 
     /// Issues tokens as a completed authorization would (test hook). `None` when the
     /// application or user is unknown.
-    pub fn issue_tokens(&self, email: &str, client_id: &str, scopes: &[&str], grant: JoinMeGrant) -> Option<IssuedTokens> {
+    pub fn issue_tokens(
+        &self,
+        email: &str,
+        client_id: &str,
+        scopes: &[&str],
+        grant: JoinMeGrant,
+    ) -> Option<IssuedTokens> {
         let now = self.clock().unix_seconds();
         let mut state = self.app.lock();
         state.db.app(client_id)?;
         let email = state.db.user(email)?.email.clone();
         let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
-        Some(oauth::issue(&mut state, client_id, &email, &scopes, grant, now))
+        Some(oauth::issue(
+            &mut state, client_id, &email, &scopes, grant, now,
+        ))
     }
 
     /// Revokes an access token: the gateway then answers 403 "Developer Inactive".
@@ -505,18 +534,34 @@ impl JoinMeEmulator {
     /// How the API would judge `access_token` now; `None` when it was never issued.
     pub fn token_status(&self, access_token: &str) -> Option<TokenStatus> {
         let now = self.clock().unix_seconds();
-        self.app.lock().db.access.get(access_token).map(|row| oauth::status_of(row, now))
+        self.app
+            .lock()
+            .db
+            .access
+            .get(access_token)
+            .map(|row| oauth::status_of(row, now))
     }
 
     /// How `access_token` was obtained; `None` when it was never issued.
     pub fn token_grant(&self, access_token: &str) -> Option<JoinMeGrant> {
-        self.app.lock().db.access.get(access_token).map(|row| row.grant)
+        self.app
+            .lock()
+            .db
+            .access
+            .get(access_token)
+            .map(|row| row.grant)
     }
 
     /// Authorization codes issued and not yet redeemed or expired.
     pub fn pending_codes(&self) -> usize {
         let now = self.clock().unix_seconds();
-        self.app.lock().db.codes.values().filter(|c| !c.used && c.expires_at > now).count()
+        self.app
+            .lock()
+            .db
+            .codes
+            .values()
+            .filter(|c| !c.used && c.expires_at > now)
+            .count()
     }
 
     /// Scheduled meetings stored (all users).

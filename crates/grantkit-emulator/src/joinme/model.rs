@@ -29,7 +29,11 @@ pub struct JoinMeApp {
 
 impl JoinMeApp {
     /// A basic-plan application.
-    pub fn new(client_id: impl Into<String>, client_secret: impl Into<String>, callback_url: impl Into<String>) -> Self {
+    pub fn new(
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+        callback_url: impl Into<String>,
+    ) -> Self {
         Self {
             client_id: client_id.into(),
             client_secret: client_secret.into(),
@@ -79,7 +83,11 @@ pub struct JoinMeUser {
 
 impl JoinMeUser {
     /// A `Pro` user with a personal URL and audio conference.
-    pub fn pro(email: impl Into<String>, password: impl Into<String>, full_name: impl Into<String>) -> Self {
+    pub fn pro(
+        email: impl Into<String>,
+        password: impl Into<String>,
+        full_name: impl Into<String>,
+    ) -> Self {
         let email = email.into();
         let personal = email.split('@').next().unwrap_or("me").to_owned();
         Self {
@@ -91,12 +99,19 @@ impl JoinMeUser {
             personal_url: Some(personal),
             registration_date: parse_rfc3339("2014-03-22T20:45:00Z").unwrap_or(0),
             subscription_type: "Pro".into(),
-            conference: Some(JoinMeConference { conference_id: "123456789".into(), organizer_code: "1234".into() }),
+            conference: Some(JoinMeConference {
+                conference_id: "123456789".into(),
+                organizer_code: "1234".into(),
+            }),
         }
     }
 
     /// A `Free` user: no personal URL, no conference settings.
-    pub fn free(email: impl Into<String>, password: impl Into<String>, full_name: impl Into<String>) -> Self {
+    pub fn free(
+        email: impl Into<String>,
+        password: impl Into<String>,
+        full_name: impl Into<String>,
+    ) -> Self {
         Self {
             personal_url: None,
             subscription_type: "Free".into(),
@@ -139,7 +154,10 @@ impl std::fmt::Debug for IssuedTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IssuedTokens")
             .field("access_token", &"[redacted]")
-            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "[redacted]"))
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
             .finish()
     }
 }
@@ -213,7 +231,10 @@ pub(crate) struct Db {
 
 impl Db {
     pub(crate) fn new() -> Self {
-        Self { next_meeting_id: 1_000_001, ..Self::default() }
+        Self {
+            next_meeting_id: 1_000_001,
+            ..Self::default()
+        }
     }
 
     pub(crate) fn app(&self, client_id: &str) -> Option<&JoinMeApp> {
@@ -221,7 +242,9 @@ impl Db {
     }
 
     pub(crate) fn user(&self, email: &str) -> Option<&JoinMeUser> {
-        self.users.iter().find(|u| u.email.eq_ignore_ascii_case(email))
+        self.users
+            .iter()
+            .find(|u| u.email.eq_ignore_ascii_case(email))
     }
 
     pub(crate) fn add_app(&mut self, app: JoinMeApp) {
@@ -230,7 +253,8 @@ impl Db {
     }
 
     pub(crate) fn add_user(&mut self, user: JoinMeUser) {
-        self.users.retain(|u| !u.email.eq_ignore_ascii_case(&user.email));
+        self.users
+            .retain(|u| !u.email.eq_ignore_ascii_case(&user.email));
         self.users.push(user);
     }
 }
@@ -278,14 +302,26 @@ impl Default for JoinMeFixtures {
 }
 
 pub(crate) fn seed(db: &mut Db, fx: &JoinMeFixtures) {
-    db.add_app(JoinMeApp::new(fx.client_id.clone(), fx.client_secret.clone(), fx.redirect_uri.clone()));
+    db.add_app(JoinMeApp::new(
+        fx.client_id.clone(),
+        fx.client_secret.clone(),
+        fx.redirect_uri.clone(),
+    ));
     db.add_app(
-        JoinMeApp::new(fx.business_client_id.clone(), fx.business_client_secret.clone(), fx.business_redirect_uri.clone())
-            .business(),
+        JoinMeApp::new(
+            fx.business_client_id.clone(),
+            fx.business_client_secret.clone(),
+            fx.business_redirect_uri.clone(),
+        )
+        .business(),
     );
     let mut pro = JoinMeUser::pro(fx.email.clone(), fx.password.clone(), "Grant Kit");
     pro.personal_url = Some("grantkit".into());
     pro.meetings_hosted = 42;
     db.add_user(pro);
-    db.add_user(JoinMeUser::free(fx.free_email.clone(), fx.free_password.clone(), "Free User"));
+    db.add_user(JoinMeUser::free(
+        fx.free_email.clone(),
+        fx.free_password.clone(),
+        "Free User",
+    ));
 }

@@ -8,7 +8,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::JoinMeState;
-use super::model::{AccessRow, CodeRow, IssuedTokens, JoinMeGrant, JoinMePlan, RefreshRow, TokenStatus};
+use super::model::{
+    AccessRow, CodeRow, IssuedTokens, JoinMeGrant, JoinMePlan, RefreshRow, TokenStatus,
+};
 use crate::AutoConsent;
 use crate::server::AppRequest;
 use crate::wire::{self, HttpResponse, html_escape, respond};
@@ -32,12 +34,21 @@ fn json_response(status: u16, body: &Value, headers: &[(&str, String)]) -> HttpR
 
 /// The ASP.NET backend's 404.
 pub(crate) fn not_found() -> HttpResponse {
-    respond(404, Some(HTML), &[], "<!DOCTYPE html><html><body><h1>Not Found</h1></body></html>\n")
+    respond(
+        404,
+        Some(HTML),
+        &[],
+        "<!DOCTYPE html><html><body><h1>Not Found</h1></body></html>\n",
+    )
 }
 
 /// The token endpoint's backend failure, with an `error_ticket_id`.
 pub(crate) fn server_error() -> HttpResponse {
-    json_response(500, &json!({"error": "server_error", "error_ticket_id": reference(), "error_description": ""}), &[])
+    json_response(
+        500,
+        &json!({"error": "server_error", "error_ticket_id": reference(), "error_description": ""}),
+        &[],
+    )
 }
 
 /// The authorize error page: JSON, never a redirect.
@@ -83,12 +94,29 @@ pub(crate) fn issue(
         let token = random_token();
         state.db.refresh.insert(
             token.clone(),
-            RefreshRow { client_id: client_id.into(), email: email.into(), scopes: scopes.to_vec(), issued_at: now, revoked: false },
+            RefreshRow {
+                client_id: client_id.into(),
+                email: email.into(),
+                scopes: scopes.to_vec(),
+                issued_at: now,
+                revoked: false,
+            },
         );
         token
     });
-    let access_token = new_access(state, client_id, email, scopes, grant, refresh_token.clone(), now);
-    IssuedTokens { access_token, refresh_token }
+    let access_token = new_access(
+        state,
+        client_id,
+        email,
+        scopes,
+        grant,
+        refresh_token.clone(),
+        now,
+    );
+    IssuedTokens {
+        access_token,
+        refresh_token,
+    }
 }
 
 fn new_access(
@@ -158,7 +186,9 @@ fn body_params(req: &AppRequest) -> Option<HashMap<String, String>> {
 
 fn redirect_matches(registered: &str, given: &str, lenient: bool) -> bool {
     if lenient {
-        registered.trim_end_matches('/').eq_ignore_ascii_case(given.trim_end_matches('/'))
+        registered
+            .trim_end_matches('/')
+            .eq_ignore_ascii_case(given.trim_end_matches('/'))
     } else {
         registered == given
     }
@@ -183,10 +213,18 @@ fn validate(state: &JoinMeState, params: &HashMap<String, String>) -> Option<Aut
     let client_id = get("client_id");
     let app = state.db.app(&client_id)?;
     let redirect_uri = get("redirect_uri");
-    if !redirect_matches(&app.callback_url, &redirect_uri, state.quirks.lenient_redirect_uri) {
+    if !redirect_matches(
+        &app.callback_url,
+        &redirect_uri,
+        state.quirks.lenient_redirect_uri,
+    ) {
         return None;
     }
-    let scopes: Vec<String> = get("scope").split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    let scopes: Vec<String> = get("scope")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
     if scopes.is_empty() || !scopes.iter().all(|s| SCOPES.contains(&s.as_str())) {
         return None;
     }
@@ -207,7 +245,10 @@ fn encode(value: &str) -> String {
 }
 
 fn with_params(uri: &str, separator_query: bool, params: &[(&str, String)]) -> String {
-    let body: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
+    let body: Vec<String> = params
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect();
     let joined = body.join("&");
     if separator_query {
         let sep = if uri.contains('?') { '&' } else { '?' };
@@ -218,17 +259,34 @@ fn with_params(uri: &str, separator_query: bool, params: &[(&str, String)]) -> S
 }
 
 fn redirect(location: String) -> HttpResponse {
-    respond(302, Some(HTML), &[("location", location), ("cache-control", "no-store".into())], "")
+    respond(
+        302,
+        Some(HTML),
+        &[("location", location), ("cache-control", "no-store".into())],
+        "",
+    )
 }
 
 /// Redirects with the code or token, or the decline.
-fn finish(state: &mut JoinMeState, request: &AuthorizeRequest, email: Option<&str>, now: i64) -> HttpResponse {
+fn finish(
+    state: &mut JoinMeState,
+    request: &AuthorizeRequest,
+    email: Option<&str>,
+    now: i64,
+) -> HttpResponse {
     let implicit = request.response_type == "token";
     let mut params: Vec<(&str, String)> = Vec::new();
     match email {
         None => params.push(("error", state.quirks.deny_error.clone())),
         Some(email) if implicit => {
-            let tokens = issue(state, &request.client_id, email, &request.scopes, JoinMeGrant::Implicit, now);
+            let tokens = issue(
+                state,
+                &request.client_id,
+                email,
+                &request.scopes,
+                JoinMeGrant::Implicit,
+                now,
+            );
             params.push(("access_token", tokens.access_token));
             if state.quirks.implicit_fragment_extras {
                 params.push(("token_type", "bearer".into()));
@@ -257,11 +315,20 @@ fn finish(state: &mut JoinMeState, request: &AuthorizeRequest, email: Option<&st
     redirect(with_params(&request.redirect_uri, !implicit, &params))
 }
 
-fn consent_page(state: &JoinMeState, request: &AuthorizeRequest, error: Option<&str>) -> HttpResponse {
+fn consent_page(
+    state: &JoinMeState,
+    request: &AuthorizeRequest,
+    error: Option<&str>,
+) -> HttpResponse {
     let hidden = |name: &str, value: &str| {
-        format!("<input type=\"hidden\" name=\"{name}\" value=\"{}\">", html_escape(value))
+        format!(
+            "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
+            html_escape(value)
+        )
     };
-    let error = error.map_or_else(String::new, |e| format!("<p class=\"error\">{}</p>", html_escape(e)));
+    let error = error.map_or_else(String::new, |e| {
+        format!("<p class=\"error\">{}</p>", html_escape(e))
+    });
     let body = format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Request OAuth 2.0 Permission</title></head><body>\
          <h1>Request OAuth 2.0 Permission</h1>{error}\
@@ -278,7 +345,10 @@ fn consent_page(state: &JoinMeState, request: &AuthorizeRequest, error: Option<&
         ci = hidden("client_id", &request.client_id),
         ru = hidden("redirect_uri", &request.redirect_uri),
         sc = hidden("scope", &request.scopes.join(" ")),
-        st = request.state.as_deref().map_or_else(String::new, |s| hidden("state", s)),
+        st = request
+            .state
+            .as_deref()
+            .map_or_else(String::new, |s| hidden("state", s)),
     );
     let mut headers = vec![("cache-control", "no-store".to_owned())];
     if state.quirks.x_frame_options {
@@ -290,7 +360,9 @@ fn consent_page(state: &JoinMeState, request: &AuthorizeRequest, error: Option<&
 /// `GET`/`POST /api/public/v1/auth/oauth2`.
 pub(crate) fn authorize(state: &mut JoinMeState, req: &AppRequest, now: i64) -> HttpResponse {
     let params = match req.method {
-        Method::GET => first_values(wire::form_pairs(req.query.as_deref().unwrap_or("").as_bytes())),
+        Method::GET => first_values(wire::form_pairs(
+            req.query.as_deref().unwrap_or("").as_bytes(),
+        )),
         Method::POST => first_values(wire::form_pairs(&req.body)),
         _ => return error_page(405),
     };
@@ -300,10 +372,16 @@ pub(crate) fn authorize(state: &mut JoinMeState, req: &AppRequest, now: i64) -> 
     };
     if req.method == Method::GET {
         return match state.auto_consent.clone() {
-            Some(AutoConsent::Approve(email)) => match state.db.user(&email).map(|u| u.email.clone()) {
-                Some(email) => finish(state, &request, Some(&email), now),
-                None => consent_page(state, &request, Some("The auto-consent user does not exist.")),
-            },
+            Some(AutoConsent::Approve(email)) => {
+                match state.db.user(&email).map(|u| u.email.clone()) {
+                    Some(email) => finish(state, &request, Some(&email), now),
+                    None => consent_page(
+                        state,
+                        &request,
+                        Some("The auto-consent user does not exist."),
+                    ),
+                }
+            }
             Some(AutoConsent::Deny) => finish(state, &request, None, now),
             None => consent_page(state, &request, None),
         };
@@ -313,9 +391,18 @@ pub(crate) fn authorize(state: &mut JoinMeState, req: &AppRequest, now: i64) -> 
     }
     let email = params.get("email").cloned().unwrap_or_default();
     let password = params.get("password").cloned().unwrap_or_default();
-    match state.db.user(&email).filter(|u| u.password == password).map(|u| u.email.clone()) {
+    match state
+        .db
+        .user(&email)
+        .filter(|u| u.password == password)
+        .map(|u| u.email.clone())
+    {
         Some(email) => finish(state, &request, Some(&email), now),
-        None => consent_page(state, &request, Some("The e-mail address or password is incorrect.")),
+        None => consent_page(
+            state,
+            &request,
+            Some("The e-mail address or password is incorrect."),
+        ),
     }
 }
 
@@ -340,7 +427,12 @@ struct TokenResponse {
     scope: Option<String>,
 }
 
-fn token_success(state: &JoinMeState, access_token: String, refresh_token: Option<String>, scopes: &[String]) -> HttpResponse {
+fn token_success(
+    state: &JoinMeState,
+    access_token: String,
+    refresh_token: Option<String>,
+    scopes: &[String],
+) -> HttpResponse {
     let body = TokenResponse {
         access_token,
         refresh_token,
@@ -349,33 +441,71 @@ fn token_success(state: &JoinMeState, access_token: String, refresh_token: Optio
         scope: state.quirks.token_scope_field.then(|| scopes.join(" ")),
     };
     let text = serde_json::to_string(&body).unwrap_or_default();
-    respond(200, Some(JSON), &[("cache-control", "no-store".into()), ("pragma", "no-cache".into())], text)
+    respond(
+        200,
+        Some(JSON),
+        &[
+            ("cache-control", "no-store".into()),
+            ("pragma", "no-cache".into()),
+        ],
+        text,
+    )
 }
 
 /// `POST /api/public/v1/auth/token`.
 pub(crate) fn token(state: &mut JoinMeState, req: &AppRequest, now: i64) -> HttpResponse {
     if req.method != Method::POST {
-        return oauth_error(405, "invalid_request", Some("The token endpoint only accepts POST."));
+        return oauth_error(
+            405,
+            "invalid_request",
+            Some("The token endpoint only accepts POST."),
+        );
     }
     let Some(params) = body_params(req) else {
-        return oauth_error(400, "invalid_request", Some("The request body could not be parsed."));
+        return oauth_error(
+            400,
+            "invalid_request",
+            Some("The request body could not be parsed."),
+        );
     };
     let get = |k: &str| params.get(k).filter(|v| !v.is_empty()).cloned();
     let Some(grant_type) = get("grant_type") else {
-        return oauth_error(400, "invalid_request", Some("Missing parameter: grant_type"));
+        return oauth_error(
+            400,
+            "invalid_request",
+            Some("Missing parameter: grant_type"),
+        );
     };
     let required: &[&str] = match grant_type.as_str() {
         "authorization_code" => &["code", "client_id", "client_secret", "redirect_uri"],
         "refresh_token" => &["refresh_token", "client_id", "client_secret"],
-        _ => return oauth_error(400, "unsupported_grant_type", Some("The grant type is not supported.")),
+        _ => {
+            return oauth_error(
+                400,
+                "unsupported_grant_type",
+                Some("The grant type is not supported."),
+            );
+        }
     };
     if let Some(missing) = required.iter().find(|k| get(k).is_none()) {
-        return oauth_error(400, "invalid_request", Some(&format!("Missing parameter: {missing}")));
+        return oauth_error(
+            400,
+            "invalid_request",
+            Some(&format!("Missing parameter: {missing}")),
+        );
     }
     let client_id = get("client_id").unwrap_or_default();
     let client_secret = get("client_secret").unwrap_or_default();
-    if !state.db.app(&client_id).is_some_and(|a| a.client_secret == client_secret) {
-        return oauth_error(state.quirks.invalid_client_status, "invalid_client", Some("Client authentication failed."));
+    if !state
+        .db
+        .app(&client_id)
+        .is_some_and(|a| a.client_secret == client_secret)
+    {
+        return oauth_error(
+            state.quirks.invalid_client_status,
+            "invalid_client",
+            Some("Client authentication failed."),
+        );
     }
     if grant_type == "authorization_code" {
         let code = get("code").unwrap_or_default();
@@ -387,8 +517,16 @@ pub(crate) fn token(state: &mut JoinMeState, req: &AppRequest, now: i64) -> Http
             // A used code stays used; an expired one is gone.
             return oauth_error(400, "invalid_authorization_code", None);
         }
-        if !redirect_matches(&row.redirect_uri, &redirect_uri, state.quirks.lenient_redirect_uri) {
-            return oauth_error(400, "invalid_grant", Some("The redirect_uri does not match the authorization request."));
+        if !redirect_matches(
+            &row.redirect_uri,
+            &redirect_uri,
+            state.quirks.lenient_redirect_uri,
+        ) {
+            return oauth_error(
+                400,
+                "invalid_grant",
+                Some("The redirect_uri does not match the authorization request."),
+            );
         }
         row.used = true;
         let (email, scopes) = (row.email.clone(), row.scopes.clone());
@@ -398,10 +536,16 @@ pub(crate) fn token(state: &mut JoinMeState, req: &AppRequest, now: i64) -> Http
     let refresh_token = get("refresh_token").unwrap_or_default();
     let refresh_ttl = state.quirks.refresh_ttl.map(ttl_secs);
     let valid = state.db.refresh.get(&refresh_token).filter(|r| {
-        !r.revoked && r.client_id == client_id && refresh_ttl.is_none_or(|ttl| now < r.issued_at.saturating_add(ttl))
+        !r.revoked
+            && r.client_id == client_id
+            && refresh_ttl.is_none_or(|ttl| now < r.issued_at.saturating_add(ttl))
     });
     let Some(row) = valid.cloned() else {
-        return oauth_error(400, "invalid_grant", Some("The refresh token is invalid or expired."));
+        return oauth_error(
+            400,
+            "invalid_grant",
+            Some("The refresh token is invalid or expired."),
+        );
     };
     if state.quirks.revoke_old_on_refresh {
         for access in state.db.access.values_mut() {
@@ -415,19 +559,46 @@ pub(crate) fn token(state: &mut JoinMeState, req: &AppRequest, now: i64) -> Http
             old.revoked = true;
         }
         let new = random_token();
-        state.db.refresh.insert(new.clone(), RefreshRow { issued_at: now, revoked: false, ..row.clone() });
+        state.db.refresh.insert(
+            new.clone(),
+            RefreshRow {
+                issued_at: now,
+                revoked: false,
+                ..row.clone()
+            },
+        );
         new
     } else {
         refresh_token
     };
-    let access = new_access(state, &client_id, &row.email, &row.scopes, JoinMeGrant::Code, Some(refresh_out.clone()), now);
+    let access = new_access(
+        state,
+        &client_id,
+        &row.email,
+        &row.scopes,
+        JoinMeGrant::Code,
+        Some(refresh_out.clone()),
+        now,
+    );
     token_success(state, access, Some(refresh_out), &row.scopes)
 }
 
 fn expire_result(state: &JoinMeState, ok: bool) -> HttpResponse {
-    let success = if state.quirks.success_as_string { json!(ok.to_string()) } else { json!(ok) };
-    let message = if ok { "Access Token Expired" } else { "Expire Access Failed" };
-    json_response(if ok { 200 } else { 400 }, &json!({"success": success, "message": message}), &[])
+    let success = if state.quirks.success_as_string {
+        json!(ok.to_string())
+    } else {
+        json!(ok)
+    };
+    let message = if ok {
+        "Access Token Expired"
+    } else {
+        "Expire Access Failed"
+    };
+    json_response(
+        if ok { 200 } else { 400 },
+        &json!({"success": success, "message": message}),
+        &[],
+    )
 }
 
 /// Expire Access: the access token goes stale after the configured delay.
@@ -441,7 +612,10 @@ pub(crate) fn expire_access(state: &mut JoinMeState, req: &AppRequest, now: i64)
     }
     let get = |k: &str| params.get(k).cloned().unwrap_or_default();
     let (token, client_id, secret) = (get("access_token"), get("client_id"), get("client_secret"));
-    let client_ok = state.db.app(&client_id).is_some_and(|a| a.client_secret == secret);
+    let client_ok = state
+        .db
+        .app(&client_id)
+        .is_some_and(|a| a.client_secret == secret);
     let delay = ttl_secs(state.quirks.expire_access_delay);
     let ok = client_ok
         && match state.db.access.get_mut(&token) {
@@ -457,14 +631,20 @@ pub(crate) fn expire_access(state: &mut JoinMeState, req: &AppRequest, now: i64)
 
 /// `GET /api/public/v1/auth/renewauthorization?client_id&access_token`.
 pub(crate) fn renew(state: &mut JoinMeState, req: &AppRequest, now: i64) -> HttpResponse {
-    let params = first_values(wire::form_pairs(req.query.as_deref().unwrap_or("").as_bytes()));
+    let params = first_values(wire::form_pairs(
+        req.query.as_deref().unwrap_or("").as_bytes(),
+    ));
     let get = |k: &str| params.get(k).cloned().unwrap_or_default();
     let (client_id, token) = (get("client_id"), get("access_token"));
     let Some(callback) = state.db.app(&client_id).map(|a| a.callback_url.clone()) else {
         return error_page(state.quirks.authorize_error_status);
     };
     if matches!(state.auto_consent, Some(AutoConsent::Deny)) {
-        return redirect(with_params(&callback, true, &[("error", state.quirks.deny_error.clone())]));
+        return redirect(with_params(
+            &callback,
+            true,
+            &[("error", state.quirks.deny_error.clone())],
+        ));
     }
     let ttl = ttl_secs(state.quirks.access_ttl);
     let revive = state.quirks.renew_revives_expired;
@@ -477,7 +657,14 @@ pub(crate) fn renew(state: &mut JoinMeState, req: &AppRequest, now: i64) -> Http
         }
         _ => return error_page(state.quirks.authorize_error_status),
     }
-    redirect(with_params(&callback, true, &[("isAuthorizationRenewed", state.quirks.renew_flag_value.clone())]))
+    redirect(with_params(
+        &callback,
+        true,
+        &[(
+            "isAuthorizationRenewed",
+            state.quirks.renew_flag_value.clone(),
+        )],
+    ))
 }
 
 /// `GET /api/public/v1/auth/tokenInfo?access_token=…` (when switched on).
@@ -485,11 +672,15 @@ pub(crate) fn token_info(state: &mut JoinMeState, req: &AppRequest, now: i64) ->
     if !state.quirks.tokeninfo_endpoint {
         return not_found();
     }
-    let params = first_values(wire::form_pairs(req.query.as_deref().unwrap_or("").as_bytes()));
+    let params = first_values(wire::form_pairs(
+        req.query.as_deref().unwrap_or("").as_bytes(),
+    ));
     let token = params.get("access_token").cloned().unwrap_or_default();
     match state.db.access.get(&token) {
         Some(row) if status_of(row, now) != TokenStatus::Revoked => {
-            let end = row.expired_at.map_or(row.stale_after, |t| t.min(row.stale_after));
+            let end = row
+                .expired_at
+                .map_or(row.stale_after, |t| t.min(row.stale_after));
             json_response(200, &json!({"expires_in": (end - now).max(0)}), &[])
         }
         _ => oauth_error(400, "invalid_token", Some("The access token is invalid.")),

@@ -26,7 +26,11 @@ impl Reply {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let text = response.text().await.expect("body reads");
-        Reply { status, headers, text }
+        Reply {
+            status,
+            headers,
+            text,
+        }
     }
 
     pub fn json(&self) -> Value {
@@ -34,13 +38,19 @@ impl Reply {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().expect("visible ASCII header"))
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().expect("visible ASCII header"))
     }
 
     /// Asserts the status and returns self.
     #[track_caller]
     pub fn expect(self, status: u16) -> Self {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
         self
     }
 }
@@ -53,11 +63,20 @@ pub async fn send(request: reqwest::RequestBuilder) -> Reply {
 /// Query parameters of a URL (or of its fragment when `fragment` is true).
 pub fn params_of(location: &str, fragment: bool) -> Vec<(String, String)> {
     let url = url::Url::parse(location).expect("absolute URL");
-    let part = if fragment { url.fragment().unwrap_or("").to_owned() } else { url.query().unwrap_or("").to_owned() };
-    url::form_urlencoded::parse(part.as_bytes()).into_owned().collect()
+    let part = if fragment {
+        url.fragment().unwrap_or("").to_owned()
+    } else {
+        url.query().unwrap_or("").to_owned()
+    };
+    url::form_urlencoded::parse(part.as_bytes())
+        .into_owned()
+        .collect()
 }
 
 /// The value of `key` in `pairs`.
 pub fn param<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
