@@ -43,7 +43,10 @@ impl Provider for TimedProvider {
     }
     async fn refresh(&self, _: &TokenSet) -> Result<TokenSet> {
         tokio::time::sleep(self.refresh_time).await;
-        Ok(token_set("refreshed", SystemTime::now() + Duration::from_secs(3600)))
+        Ok(token_set(
+            "refreshed",
+            SystemTime::now() + Duration::from_secs(3600),
+        ))
     }
     async fn identify(&self, _: &TokenSet) -> Result<String> {
         Ok("account".to_owned())
@@ -87,8 +90,11 @@ fn access_token_fresh(c: &mut Criterion) {
     let store = Arc::new(MemoryTokenStore::new());
     rt.block_on(store.put(&key, &tokens, Precondition::Any))
         .expect("seed");
-    let manager = TokenManager::builder(provider(), store).build().expect("manager");
-    rt.block_on(manager.access_token(&key)).expect("warm the cache");
+    let manager = TokenManager::builder(provider(), store)
+        .build()
+        .expect("manager");
+    rt.block_on(manager.access_token(&key))
+        .expect("warm the cache");
 
     let map = tokio::sync::RwLock::new(HashMap::from([(key.clone(), Arc::new(tokens))]));
 
@@ -127,8 +133,12 @@ fn stampede(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iterations {
                 let store = Arc::new(MemoryTokenStore::new());
-                rt.block_on(store.put(&key(), &token_set("old", SystemTime::now()), Precondition::Any))
-                    .expect("seed");
+                rt.block_on(store.put(
+                    &key(),
+                    &token_set("old", SystemTime::now()),
+                    Precondition::Any,
+                ))
+                .expect("seed");
                 let manager = TokenManager::builder(provider.clone(), store)
                     .build()
                     .expect("manager");

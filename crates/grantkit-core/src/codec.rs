@@ -81,7 +81,7 @@ fn from_ms(ms: u64) -> SystemTime {
 
 /// Describes a serde_json error by category and position only: its `Display` can quote
 /// the offending value, which may be a token.
-fn describe(err: &serde_json::Error) -> String {
+pub fn describe_json_error(err: &serde_json::Error) -> String {
     use serde_json::error::Category;
     let what = match err.classify() {
         Category::Io => "unreadable",
@@ -93,8 +93,12 @@ fn describe(err: &serde_json::Error) -> String {
 }
 
 fn check_header(bytes: &[u8], expected: &str) -> Result<(), DecodeError> {
-    let header: Header = serde_json::from_slice(bytes)
-        .map_err(|e| DecodeError(format!("not a grantkit record: {}", describe(&e))))?;
+    let header: Header = serde_json::from_slice(bytes).map_err(|e| {
+        DecodeError(format!(
+            "not a grantkit record: {}",
+            describe_json_error(&e)
+        ))
+    })?;
     if header.format != expected {
         return Err(DecodeError(format!(
             "record of kind `{}` where `{expected}` was expected",
@@ -134,7 +138,7 @@ pub fn encode_token_set(tokens: &TokenSet) -> Vec<u8> {
 pub fn decode_token_set(bytes: &[u8]) -> Result<TokenSet, DecodeError> {
     check_header(bytes, TOKEN_SET_FORMAT)?;
     let record: TokenSetRecord = serde_json::from_slice(bytes)
-        .map_err(|e| DecodeError(format!("token set record is {}", describe(&e))))?;
+        .map_err(|e| DecodeError(format!("token set record is {}", describe_json_error(&e))))?;
     let grant = GrantKind::parse(&record.grant)
         .ok_or_else(|| DecodeError("token set record has an unknown grant kind".to_owned()))?;
     Ok(TokenSet {
@@ -174,8 +178,12 @@ pub fn encode_pending(pending: &PendingAuthorization) -> Vec<u8> {
 /// Reads a pending authorization written by [`encode_pending`].
 pub fn decode_pending(bytes: &[u8]) -> Result<PendingAuthorization, DecodeError> {
     check_header(bytes, PENDING_FORMAT)?;
-    let record: PendingRecord = serde_json::from_slice(bytes)
-        .map_err(|e| DecodeError(format!("pending authorization record is {}", describe(&e))))?;
+    let record: PendingRecord = serde_json::from_slice(bytes).map_err(|e| {
+        DecodeError(format!(
+            "pending authorization record is {}",
+            describe_json_error(&e)
+        ))
+    })?;
     let flow = FlowKind::parse(&record.flow).ok_or_else(|| {
         DecodeError("pending authorization record has an unknown flow kind".to_owned())
     })?;

@@ -16,6 +16,8 @@ mod token;
 
 #[cfg(feature = "reqwest")]
 mod client;
+#[cfg(feature = "reqwest")]
+pub mod http;
 #[cfg(feature = "loopback")]
 pub mod loopback;
 
