@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 
 use crate::clock::EmulatorClock;
 use crate::faults::{Fault, FaultKind, FaultPlan};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{RequestRecord, Telemetry};
 use crate::wire::{HttpResponse, MAX_REQUEST_BODY, respond};
 
 /// A request after its body has been read.
@@ -247,15 +247,15 @@ async fn handle<A: App>(
     }
     let latency_kind = (!decision.latency.is_zero()).then_some(FaultKind::Latency);
     let record = |status: Option<u16>, fault: Option<FaultKind>| {
-        shared.telemetry.answered(
+        shared.telemetry.answered(RequestRecord {
             seq,
             endpoint,
-            method.as_str(),
-            &path,
+            method: method.as_str().to_owned(),
+            path: path.clone(),
             status,
             fault,
-            shared.clock.now(),
-        );
+            at: shared.clock.now(),
+        });
         tracing::info!(
             provider = A::PROVIDER,
             method = %method,

@@ -115,16 +115,9 @@ impl<E: Eq + Hash + Copy> Telemetry<E> {
     }
 
     /// Records how a request was answered.
-    pub(crate) fn answered(
-        &self,
-        seq: u64,
-        endpoint: E,
-        method: &str,
-        path: &str,
-        status: Option<u16>,
-        fault: Option<FaultKind>,
-        at: SystemTime,
-    ) {
+    pub(crate) fn answered(&self, mut record: RequestRecord<E>) {
+        record.path = loggable_path(&record.path);
+        let (status, fault) = (record.status, record.fault);
         let mut state = self.lock();
         if let Some(status) = status {
             *state.counters.by_status.entry(status).or_insert(0) += 1;
@@ -135,15 +128,7 @@ impl<E: Eq + Hash + Copy> Telemetry<E> {
         if state.log.len() == LOG_CAPACITY {
             state.log.pop_front();
         }
-        state.log.push_back(RequestRecord {
-            seq,
-            endpoint,
-            method: method.to_owned(),
-            path: loggable_path(path),
-            status,
-            fault,
-            at,
-        });
+        state.log.push_back(record);
     }
 
     pub(crate) fn counters(&self) -> Counters<E> {

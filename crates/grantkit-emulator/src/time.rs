@@ -164,34 +164,16 @@ pub(crate) fn zone_offset(zone: &str, ts: i64) -> i32 {
         ts >= start && ts < end
     };
     match zone {
-        "Europe/London" | "Europe/Dublin" | "Europe/Lisbon" => {
-            if eu_dst() {
-                3_600
-            } else {
-                0
-            }
+        "Europe/London" | "Europe/Dublin" | "Europe/Lisbon" if eu_dst() => 3_600,
+        "Europe/London" | "Europe/Dublin" | "Europe/Lisbon" => 0,
+        "Europe/Amsterdam" | "Europe/Berlin" | "Europe/Brussels" | "Europe/Paris" if eu_dst() => {
+            7_200
         }
-        "Europe/Amsterdam" | "Europe/Berlin" | "Europe/Brussels" | "Europe/Paris" => {
-            if eu_dst() {
-                7_200
-            } else {
-                3_600
-            }
-        }
-        "America/New_York" => {
-            if us_dst(-18_000) {
-                -14_400
-            } else {
-                -18_000
-            }
-        }
-        "America/Chicago" => {
-            if us_dst(-21_600) {
-                -18_000
-            } else {
-                -21_600
-            }
-        }
+        "Europe/Amsterdam" | "Europe/Berlin" | "Europe/Brussels" | "Europe/Paris" => 3_600,
+        "America/New_York" if us_dst(-18_000) => -14_400,
+        "America/New_York" => -18_000,
+        "America/Chicago" if us_dst(-21_600) => -18_000,
+        "America/Chicago" => -21_600,
         "Asia/Tokyo" => 32_400,
         "Asia/Kolkata" => 19_800,
         _ => 0,

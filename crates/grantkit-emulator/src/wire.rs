@@ -185,34 +185,6 @@ pub(crate) fn oversized_body(content_type: &str) -> HttpResponse {
     response
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn invalid_header_values_are_dropped_not_panicking() {
-        let r = respond(
-            200,
-            Some("text/plain"),
-            &[("location", "a\nb".into()), ("x-ok", "yes".into())],
-            "",
-        );
-        assert!(r.headers().get("location").is_none());
-        assert_eq!(
-            r.headers().get("x-ok").and_then(|v| v.to_str().ok()),
-            Some("yes")
-        );
-    }
-
-    #[test]
-    fn escapes_html() {
-        assert_eq!(
-            html_escape("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
-    }
-}
-
 /// Mashery's over-QPS answer (`ERR_403_DEVELOPER_OVER_QPS`), with `status` 403 or 429.
 pub(crate) fn mashery_over_qps(status: u16, retry_after_s: u32) -> HttpResponse {
     respond(
@@ -242,4 +214,32 @@ pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
             let (k, v) = pair.trim().split_once('=')?;
             (k == name).then(|| v.to_owned())
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_header_values_are_dropped_not_panicking() {
+        let r = respond(
+            200,
+            Some("text/plain"),
+            &[("location", "a\nb".into()), ("x-ok", "yes".into())],
+            "",
+        );
+        assert!(r.headers().get("location").is_none());
+        assert_eq!(
+            r.headers().get("x-ok").and_then(|v| v.to_str().ok()),
+            Some("yes")
+        );
+    }
+
+    #[test]
+    fn escapes_html() {
+        assert_eq!(
+            html_escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
 }

@@ -134,15 +134,15 @@ fn decode_path(path: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
                 .ok()
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(b);
-                i += 3;
-                continue;
-            }
+        {
+            out.push(b);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
@@ -238,10 +238,11 @@ pub(crate) fn handle(
         .headers
         .get("content-type")
         .is_some_and(|v| v.as_bytes() == b"application/json");
-    if is_write && exact_json {
-        if let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&req.body) {
-            params.extend(body);
-        }
+    if is_write
+        && exact_json
+        && let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&req.body)
+    {
+        params.extend(body);
     }
     let jsonp: Option<String> = if quirks.jsonp {
         match params.get("callback") {
@@ -328,7 +329,7 @@ fn add_count(content: &mut PVal) {
             PVal::Map(m) => Some(m.len()),
             _ => None,
         })
-        .last();
+        .next_back();
     if let Some(n) = count {
         set_meta(content, "count", PVal::Int(n as i64));
     }
@@ -597,10 +598,10 @@ fn envelope(
     start_param: Option<i64>,
 ) -> PVal {
     let mut params = ctx.query.clone();
-    if let Some(s) = start_param {
-        if !params.iter().any(|(k, _)| k == "start") {
-            params.push(("start".into(), QVal::Str(s.to_string())));
-        }
+    if let Some(s) = start_param
+        && !params.iter().any(|(k, _)| k == "start")
+    {
+        params.push(("start".into(), QVal::Str(s.to_string())));
     }
     if !params.iter().any(|(k, _)| k == "start") {
         params.push(("start".into(), QVal::Str("0".into())));

@@ -36,10 +36,10 @@ pub(crate) fn not_found() -> HttpResponse {
 
 /// The session id from the request, or a new session; returns `(id, is_new)`.
 fn session_id(state: &mut JoindinState, req: &AppRequest) -> (String, bool) {
-    if let Some(id) = wire::cookie(&req.headers, SESSION_COOKIE) {
-        if state.db.sessions.contains_key(&id) {
-            return (id, false);
-        }
+    if let Some(id) = wire::cookie(&req.headers, SESSION_COOKIE)
+        && state.db.sessions.contains_key(&id)
+    {
+        return (id, false);
     }
     let id = wire::random_string(wire::LOWER_HEX, 32);
     state.db.sessions.insert(id.clone(), Session::default());

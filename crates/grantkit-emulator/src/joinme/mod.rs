@@ -57,7 +57,7 @@ pub struct JoinMeRateLimit {
 }
 
 /// The documented quirks and unknowns of join.me, each a switch (defaults as in the spec's
-/// checklist; where the spec says [UNK], the default is its stated guess and the other
+/// checklist; where the spec says "unknown", the default is its stated guess and the other
 /// position is available).
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]

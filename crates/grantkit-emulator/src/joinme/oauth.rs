@@ -496,10 +496,10 @@ pub(crate) fn token(state: &mut JoinMeState, req: &AppRequest, now: i64) -> Http
     }
     let client_id = get("client_id").unwrap_or_default();
     let client_secret = get("client_secret").unwrap_or_default();
-    if !state
+    if state
         .db
         .app(&client_id)
-        .is_some_and(|a| a.client_secret == client_secret)
+        .is_none_or(|a| a.client_secret != client_secret)
     {
         return oauth_error(
             state.quirks.invalid_client_status,
