@@ -111,6 +111,12 @@ pub type HarnessResult<T> = std::result::Result<T, String>;
 /// The server behind a provider, as the suite drives it.
 #[async_trait]
 pub trait ProviderHarness: Send + Sync + fmt::Debug {
+    /// The matrix column: the provider's id, plus the server switches this harness sets,
+    /// e.g. `joinme[rotation]`.
+    fn name(&self) -> String {
+        self.provider().id().to_owned()
+    }
+
     /// The provider under test, configured against this server.
     fn provider(&self) -> Arc<dyn Provider>;
 
