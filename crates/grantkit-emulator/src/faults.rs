@@ -173,6 +173,26 @@ impl<E> FaultRule<E> {
         self
     }
 
+    /// The endpoint the rule applies to (`None`: every endpoint).
+    pub fn target(&self) -> Option<&E> {
+        self.target.as_ref()
+    }
+
+    /// The fault.
+    pub fn fault(&self) -> &Fault {
+        &self.fault
+    }
+
+    /// When it fires.
+    pub fn trigger(&self) -> &Trigger {
+        &self.trigger
+    }
+
+    /// Whether the request is processed before the fault replaces the response.
+    pub fn is_after_processing(&self) -> bool {
+        self.after_processing
+    }
+
     /// Let the emulator process the request first (state changes such as an issued or
     /// rotated token are committed) and only then replace the response with the fault:
     /// the "server did it, the client never heard" case.

@@ -415,3 +415,34 @@ async fn shutdown_releases_the_port() {
     drop(dropped);
     assert!(std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_are_exact_under_concurrency() {
+    let emu = joindin();
+    let http = client();
+    let calls = (0..200).map(|_| {
+        let request = http.post(emu.token_url()).json(&json!({}));
+        async move { request.send().await.map(|r| r.status().as_u16()) }
+    });
+    let statuses = futures::future::join_all(calls).await;
+    assert!(
+        statuses.iter().all(|s| matches!(s, Ok(400))),
+        "{statuses:?}"
+    );
+    assert_eq!(emu.count(JoindinEndpoint::Token), 200);
+    assert_eq!(emu.counters().status(400), 200);
+    assert_eq!(emu.requests().len(), 200);
+    let rules = {
+        emu.inject(
+            FaultRule::on(JoindinEndpoint::Api, Fault::MalformedJson)
+                .times(3)
+                .after_processing(),
+        );
+        emu.active_faults()
+    };
+    let (_, rule) = &rules[0];
+    assert_eq!(rule.target(), Some(&JoindinEndpoint::Api));
+    assert_eq!(rule.fault(), &Fault::MalformedJson);
+    assert_eq!(rule.trigger(), &grantkit_emulator::Trigger::Next(3));
+    assert!(rule.is_after_processing());
+}

@@ -1211,3 +1211,31 @@ async fn joinme_18_fault_injection_per_endpoint() {
         .await
         .expect(200);
 }
+
+#[tokio::test]
+async fn joinme_19_presenters_api_is_not_emulated() {
+    // Left out (see the README): the path is unknown to the backend.
+    let emu = approving();
+    let business = emu
+        .issue_tokens(
+            "grantkit@example.com",
+            &emu.fixtures().business_client_id.clone(),
+            &["provisioning"],
+            JoinMeGrant::Code,
+        )
+        .expect("issued");
+    let r = api(
+        &emu,
+        reqwest::Method::GET,
+        "/presenters",
+        &business.access_token,
+        None,
+    )
+    .await
+    .expect(404);
+    assert!(
+        r.json()["Message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("No HTTP resource was found"))
+    );
+}
