@@ -1,0 +1,494 @@
+//! `RedisTokenStore`: the `TokenStore` contract on Redis, standalone or Redis Cluster.
+
+use crate::config::{RedisTokenStoreBuilder, Settings, Topology};
+use crate::connection::Connection;
+use crate::error::{self, command_failed, is_wrong_type};
+use crate::scripts;
+use async_trait::async_trait;
+use futures::{StreamExt as _, TryStreamExt as _};
+use grantkit_core::codec;
+use grantkit_core::{
+    Error, KeyFilter, Lease, PendingAuthorization, Precondition, Result, StateHash,
+    StoreCapabilities, TokenKey, TokenSet, TokenStore, Version, Versioned,
+};
+use redis::RedisResult;
+use std::collections::HashSet;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Pending authorizations are kept at least this long, so a callback that arrives just as
+/// its flow expires is refused as expired (the manager checks) rather than as unknown.
+const PENDING_TTL_FLOOR: Duration = Duration::from_secs(1);
+
+/// Expiries are capped at 100 years: Redis refuses one that overflows its clock.
+const MAX_TTL_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
+
+/// How many keys one `SCAN` step asks for, and how many records `list` reads at once.
+const SCAN_COUNT: usize = 512;
+const LIST_READ_CONCURRENCY: usize = 32;
+
+/// A token store on Redis: every host that points at the same Redis (and prefix) shares
+/// the same grants, leases and pending authorizations.
+///
+/// Works with a standalone server (through a connection manager that reconnects by
+/// itself) and with Redis Cluster. Every check-then-write runs in one server-side script;
+/// leases are `SET NX PX` with renewal and release checked against the holder on the
+/// server; pending authorizations are taken with `GETDEL`. See the crate documentation for
+/// the key layout and what a failover can lose.
+///
+/// Cloning is cheap and shares the connection.
+#[derive(Clone)]
+pub struct RedisTokenStore {
+    conn: Connection,
+    settings: Arc<Settings>,
+}
+
+impl fmt::Debug for RedisTokenStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisTokenStore")
+            .field("topology", &self.settings.topology)
+            .field("prefix", &self.settings.keys.prefix())
+            .field("operation_timeout", &self.settings.operation_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    let ms = duration.as_nanos().div_ceil(1_000_000);
+    u64::try_from(ms).unwrap_or(u64::MAX).clamp(1, MAX_TTL_MS)
+}
+
+fn conflict(key: &TokenKey) -> Error {
+    Error::Conflict {
+        key: key.to_string(),
+    }
+}
+
+impl RedisTokenStore {
+    /// A builder with the defaults.
+    pub fn builder() -> RedisTokenStoreBuilder {
+        RedisTokenStoreBuilder::new()
+    }
+
+    /// Connects with the defaults to `urls`: one URL is a standalone server, a
+    /// comma-separated list a cluster's nodes (see [`Topology::parse`]).
+    pub async fn connect(urls: &str) -> Result<Self> {
+        Self::builder().topology(Topology::parse(urls)?).build().await
+    }
+
+    /// Connects as the environment says (see [`RedisTokenStoreBuilder::from_env`]).
+    pub async fn from_env() -> Result<Self> {
+        RedisTokenStoreBuilder::from_env()?.build().await
+    }
+
+    pub(crate) async fn connect_with(settings: Settings) -> Result<Self> {
+        let conn = Connection::connect(&settings).await?;
+        Ok(Self {
+            conn,
+            settings: Arc::new(settings),
+        })
+    }
+
+    /// The prefix of every key this store writes.
+    pub fn key_prefix(&self) -> &str {
+        self.settings.keys.prefix()
+    }
+
+    /// Where the store's Redis is.
+    pub fn topology(&self) -> &Topology {
+        &self.settings.topology
+    }
+
+    /// The Redis key holding the record of `key`, for operators and tests (e.g. to read
+    /// its TTL). Contains no key part: a hash of them.
+    pub fn record_key(&self, key: &TokenKey) -> String {
+        self.settings.keys.grant(key).record
+    }
+
+    /// The Redis key of the pending authorization stored under `state_hash`.
+    pub fn pending_key(&self, state_hash: &StateHash) -> String {
+        self.settings.keys.pending(state_hash)
+    }
+
+    /// Runs one Redis exchange within the operation timeout; `Err` only for the timeout.
+    async fn timed<T>(
+        &self,
+        what: &str,
+        exchange: impl Future<Output = RedisResult<T>>,
+    ) -> Result<RedisResult<T>> {
+        let limit = self.settings.operation_timeout;
+        tokio::time::timeout(limit, exchange)
+            .await
+            .map_err(|_| error::timed_out(what, limit))
+    }
+
+    /// Runs one exchange about `key`, mapping a foreign value under the key to
+    /// `CorruptRecord` and other failures to `Store`.
+    async fn on_key<T>(
+        &self,
+        what: &str,
+        key: &TokenKey,
+        exchange: impl Future<Output = RedisResult<T>>,
+    ) -> Result<T> {
+        self.timed(what, exchange).await?.map_err(|err| {
+            if is_wrong_type(&err) {
+                Error::CorruptRecord {
+                    key: key.to_string(),
+                    reason: "the Redis key holds a value of another type".to_owned(),
+                }
+            } else {
+                command_failed(what, err)
+            }
+        })
+    }
+
+    /// The expiry of a grant in ms, or 0 for none: only when the refresh token's expiry is
+    /// known, from the later of it and the access token's, relative to now, at least the
+    /// floor.
+    fn expiry_ms(&self, tokens: &TokenSet) -> u64 {
+        let Some(refresh_expires_at) = tokens.refresh_expires_at else {
+            return 0;
+        };
+        let dead_at = tokens
+            .expires_at
+            .map_or(refresh_expires_at, |access| access.max(refresh_expires_at));
+        let remaining = dead_at
+            .duration_since(self.settings.clock.now())
+            .unwrap_or(Duration::ZERO);
+        millis(remaining.max(self.settings.token_ttl_floor))
+    }
+
+    /// Every record key matching `pattern`, scanning each master of a cluster.
+    async fn scan(&self, pattern: &str) -> Result<HashSet<String>> {
+        let what = "listing grants";
+        let mut found = HashSet::new();
+        match &self.conn {
+            Connection::Standalone(conn) => {
+                let mut conn = conn.clone();
+                let mut cursor = 0u64;
+                loop {
+                    let (next, keys): (u64, Vec<String>) = self
+                        .timed(
+                            what,
+                            redis::cmd("SCAN")
+                                .arg(cursor)
+                                .arg("MATCH")
+                                .arg(pattern)
+                                .arg("COUNT")
+                                .arg(SCAN_COUNT)
+                                .query_async(&mut conn),
+                        )
+                        .await?
+                        .map_err(|e| command_failed(what, e))?;
+                    found.extend(keys);
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
+                }
+            }
+            Connection::Cluster(conn) => {
+                let mut conn = conn.clone();
+                let limit = self.settings.operation_timeout;
+                let slots = tokio::time::timeout(limit, Connection::master_slots(&mut conn))
+                    .await
+                    .map_err(|_| error::timed_out(what, limit))??;
+                for slot in slots {
+                    let mut cursor = 0u64;
+                    loop {
+                        let mut scan = redis::cmd("SCAN");
+                        scan.arg(cursor)
+                            .arg("MATCH")
+                            .arg(pattern)
+                            .arg("COUNT")
+                            .arg(SCAN_COUNT);
+                        let reply = self
+                            .timed(what, Connection::on_master(&mut conn, slot, scan))
+                            .await?
+                            .map_err(|e| command_failed(what, e))?;
+                        let (next, keys): (u64, Vec<String>) = redis::from_redis_value(reply)
+                            .map_err(|_| {
+                                error::unexpected(what, "SCAN answered with an unexpected shape")
+                            })?;
+                        found.extend(keys);
+                        if next == 0 {
+                            break;
+                        }
+                        cursor = next;
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The key parts stored in the record at `redis_key`, or `None` when it vanished
+    /// (deleted or expired since the scan) or cannot be read.
+    async fn key_of(&self, redis_key: String) -> Result<Option<TokenKey>> {
+        let what = "listing grants";
+        let mut conn = self.conn.clone();
+        let reply: RedisResult<(Option<String>, Option<String>, Option<String>)> = self
+            .timed(
+                what,
+                redis::cmd("HMGET")
+                    .arg(&redis_key)
+                    .arg("p")
+                    .arg("c")
+                    .arg("a")
+                    .query_async(&mut conn),
+            )
+            .await?;
+        match reply {
+            Ok((Some(provider), Some(client), Some(account))) => {
+                Ok(Some(TokenKey::new(provider, client, account)))
+            }
+            Ok((None, None, None)) => Ok(None),
+            Ok(_) => {
+                tracing::warn!(redis_key = %redis_key, "a grant record lacks its key parts; not listed");
+                Ok(None)
+            }
+            Err(err) if is_wrong_type(&err) => {
+                tracing::warn!(redis_key = %redis_key, "a foreign value sits under a grant key; not listed");
+                Ok(None)
+            }
+            Err(err) => Err(command_failed(what, err)),
+        }
+    }
+}
+
+fn precondition_args(precondition: Precondition) -> (&'static str, String) {
+    match precondition {
+        Precondition::Any => ("any", String::new()),
+        Precondition::Absent => ("absent", String::new()),
+        Precondition::Version(version) => ("version", version.as_u64().to_string()),
+    }
+}
+
+#[async_trait]
+impl TokenStore for RedisTokenStore {
+    fn capabilities(&self) -> StoreCapabilities {
+        StoreCapabilities::none()
+            .with_cross_process_leases(true)
+            .with_shared_between_hosts(true)
+    }
+
+    async fn get(&self, key: &TokenKey) -> Result<Option<Versioned<TokenSet>>> {
+        let record = self.settings.keys.grant(key).record;
+        let mut conn = self.conn.clone();
+        let (version, data): (Option<String>, Option<Vec<u8>>) = self
+            .on_key(
+                "reading a grant",
+                key,
+                redis::cmd("HMGET")
+                    .arg(&record)
+                    .arg("v")
+                    .arg("d")
+                    .query_async(&mut conn),
+            )
+            .await?;
+        let corrupt = |reason: String| Error::CorruptRecord {
+            key: key.to_string(),
+            reason,
+        };
+        let (version, data) = match (version, data) {
+            (None, None) => return Ok(None),
+            (Some(version), Some(data)) => (version, data),
+            _ => return Err(corrupt("the record lacks its version or its data".to_owned())),
+        };
+        let version = version
+            .parse::<u64>()
+            .ok()
+            .filter(|v| *v != 0)
+            .ok_or_else(|| corrupt("the record's version is not a positive integer".to_owned()))?;
+        let value = codec::decode_token_set(&data).map_err(|e| corrupt(e.to_string()))?;
+        Ok(Some(Versioned {
+            value,
+            version: Version::from_u64(version),
+        }))
+    }
+
+    async fn put(
+        &self,
+        key: &TokenKey,
+        tokens: &TokenSet,
+        precondition: Precondition,
+    ) -> Result<Version> {
+        let keys = self.settings.keys.grant(key);
+        let (mode, expected) = precondition_args(precondition);
+        let data = codec::encode_token_set(tokens);
+        let expiry = self.expiry_ms(tokens);
+        let mut conn = self.conn.clone();
+        let mut invocation = scripts::PUT.prepare_invoke();
+        invocation
+            .key(&keys.record)
+            .key(&keys.tombstone)
+            .arg(mode)
+            .arg(expected)
+            .arg(data)
+            .arg(&key.provider)
+            .arg(&key.client)
+            .arg(&key.account)
+            .arg(expiry);
+        let version: i64 = self
+            .on_key("writing a grant", key, invocation.invoke_async(&mut conn))
+            .await?;
+        match u64::try_from(version) {
+            Ok(0) => Err(conflict(key)),
+            Ok(version) => Ok(Version::from_u64(version)),
+            Err(_) => Err(error::unexpected(
+                "writing a grant",
+                "the write script returned a negative version",
+            )),
+        }
+    }
+
+    async fn delete(&self, key: &TokenKey, precondition: Precondition) -> Result<bool> {
+        let keys = self.settings.keys.grant(key);
+        let (mode, expected) = precondition_args(precondition);
+        let mut conn = self.conn.clone();
+        let mut invocation = scripts::DELETE.prepare_invoke();
+        invocation
+            .key(&keys.record)
+            .key(&keys.tombstone)
+            .arg(mode)
+            .arg(expected)
+            .arg(millis(self.settings.tombstone_ttl));
+        let outcome: i64 = self
+            .on_key("deleting a grant", key, invocation.invoke_async(&mut conn))
+            .await?;
+        match outcome {
+            1 => Ok(true),
+            0 => Ok(false),
+            -1 => Err(conflict(key)),
+            _ => Err(error::unexpected(
+                "deleting a grant",
+                "the delete script returned an unknown outcome",
+            )),
+        }
+    }
+
+    async fn list(&self, filter: &KeyFilter) -> Result<Vec<TokenKey>> {
+        let pattern = self.settings.keys.record_pattern(filter);
+        let found = self.scan(&pattern).await?;
+        let keys: Vec<Option<TokenKey>> = futures::stream::iter(found)
+            .map(|redis_key| self.key_of(redis_key))
+            .buffer_unordered(LIST_READ_CONCURRENCY)
+            .try_collect()
+            .await?;
+        // The key hashes in the pattern are short; the stored parts decide.
+        let mut seen = HashSet::new();
+        Ok(keys
+            .into_iter()
+            .flatten()
+            .filter(|key| filter.matches(key) && seen.insert(key.clone()))
+            .collect())
+    }
+
+    async fn try_lease(&self, key: &TokenKey, ttl: Duration) -> Result<Option<Lease>> {
+        let lease = Lease::new_holder(key.clone());
+        let lease_key = self.settings.keys.grant(key).lease;
+        let mut conn = self.conn.clone();
+        let reply: Option<String> = self
+            .on_key(
+                "taking a lease",
+                key,
+                redis::cmd("SET")
+                    .arg(&lease_key)
+                    .arg(&lease.holder)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(millis(ttl))
+                    .query_async(&mut conn),
+            )
+            .await?;
+        Ok(reply.map(|_| lease))
+    }
+
+    async fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<()> {
+        let lease_key = self.settings.keys.grant(&lease.key).lease;
+        let mut conn = self.conn.clone();
+        let mut invocation = scripts::RENEW_LEASE.prepare_invoke();
+        invocation
+            .key(&lease_key)
+            .arg(&lease.holder)
+            .arg(millis(ttl));
+        let renewed: i64 = self
+            .on_key(
+                "renewing a lease",
+                &lease.key,
+                invocation.invoke_async(&mut conn),
+            )
+            .await?;
+        if renewed == 1 {
+            Ok(())
+        } else {
+            Err(Error::LeaseLost {
+                key: lease.key.to_string(),
+            })
+        }
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<()> {
+        let lease_key = self.settings.keys.grant(&lease.key).lease;
+        let mut conn = self.conn.clone();
+        let mut invocation = scripts::RELEASE_LEASE.prepare_invoke();
+        invocation.key(&lease_key).arg(&lease.holder);
+        let _released: i64 = self
+            .on_key(
+                "releasing a lease",
+                &lease.key,
+                invocation.invoke_async(&mut conn),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn put_pending(&self, pending: &PendingAuthorization, ttl: Duration) -> Result<()> {
+        let what = "storing a pending authorization";
+        let redis_key = self.settings.keys.pending(&pending.state_hash());
+        let data = codec::encode_pending(pending);
+        let mut conn = self.conn.clone();
+        let () = self
+            .timed(
+                what,
+                redis::cmd("SET")
+                    .arg(&redis_key)
+                    .arg(data)
+                    .arg("PX")
+                    .arg(millis(ttl.max(PENDING_TTL_FLOOR)))
+                    .query_async(&mut conn),
+            )
+            .await?
+            .map_err(|e| command_failed(what, e))?;
+        Ok(())
+    }
+
+    async fn take_pending(&self, state_hash: &StateHash) -> Result<Option<PendingAuthorization>> {
+        let what = "taking a pending authorization";
+        let redis_key = self.settings.keys.pending(state_hash);
+        let mut conn = self.conn.clone();
+        let data: Option<Vec<u8>> = self
+            .timed(
+                what,
+                redis::cmd("GETDEL").arg(&redis_key).query_async(&mut conn),
+            )
+            .await?
+            .map_err(|e| command_failed(what, e))?;
+        let Some(data) = data else {
+            return Ok(None);
+        };
+        let corrupt = |reason: String| Error::CorruptRecord {
+            key: format!("pending authorization {state_hash}"),
+            reason,
+        };
+        let pending = codec::decode_pending(&data).map_err(|e| corrupt(e.to_string()))?;
+        if pending.state_hash() != *state_hash {
+            return Err(corrupt(
+                "the record belongs to another state (written by something else)".to_owned(),
+            ));
+        }
+        Ok(Some(pending))
+    }
+}
