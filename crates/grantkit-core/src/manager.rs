@@ -204,11 +204,12 @@ struct Inner {
     store: Arc<dyn TokenStore>,
     clock: Arc<dyn Clock>,
     config: ManagerConfig,
-    cache: RwLock<HashMap<TokenKey, Arc<Entry>>>,
+    cache: RwLock<HashMap<TokenKey, Entry>>,
     jobs: Mutex<HashMap<TokenKey, Job>>,
 }
 
 /// A cached token set and when to look at it again.
+#[derive(Clone)]
 struct Entry {
     tokens: Arc<TokenSet>,
     /// Refresh from here on (in the background until the token expires).
@@ -224,11 +225,25 @@ struct Entry {
 enum Trigger {
     /// The cached token is missing, old, or due for refresh.
     Due,
-    /// The API refused this access token.
+    /// The API refused this access token: as expired, or (`invalid`) as no longer valid.
     Rejected {
         access_token: AccessToken,
         invalid: bool,
     },
+    /// The caller asked for a refresh of this access token.
+    Forced { access_token: AccessToken },
+}
+
+impl Trigger {
+    /// The access token this trigger is about, when it names one.
+    fn replaces(&self) -> Option<&AccessToken> {
+        match self {
+            Self::Due => None,
+            Self::Rejected { access_token, .. } | Self::Forced { access_token } => {
+                Some(access_token)
+            }
+        }
+    }
 }
 
 impl TokenManager {
@@ -330,15 +345,26 @@ impl TokenManager {
     /// [`Error::RenewRequired`] when an expired token can only be renewed by the user.
     pub async fn access_token(&self, key: &TokenKey) -> Result<Arc<TokenSet>> {
         let now = self.inner.clock.now();
-        if let Some(entry) = self.inner.cached(key) {
-            if now < entry.reload_at && entry.refresh_at.is_none_or(|at| now < at) {
-                return Ok(entry.tokens.clone());
+        let due_but_valid = {
+            let cache = self
+                .inner
+                .cache
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            match cache.get(key) {
+                Some(entry) if now < entry.reload_at => {
+                    if entry.refresh_at.is_none_or(|at| now < at) {
+                        return Ok(entry.tokens.clone());
+                    }
+                    (!entry.tokens.is_expired(now)).then(|| entry.tokens.clone())
+                }
+                _ => None,
             }
-            // Due for refresh but still valid: refresh in the background, answer now.
-            if now < entry.reload_at && !entry.tokens.is_expired(now) {
-                drop(self.inner.clone().job(key, Trigger::Due));
-                return Ok(entry.tokens.clone());
-            }
+        };
+        if let Some(tokens) = due_but_valid {
+            // Refresh in the background; answer with the still-valid token now.
+            drop(self.inner.clone().job(key, Trigger::Due));
+            return Ok(tokens);
         }
         self.inner.clone().job(key, Trigger::Due).await
     }
@@ -355,33 +381,45 @@ impl TokenManager {
         rejected: &AccessToken,
         invalid: bool,
     ) -> Result<Arc<TokenSet>> {
+        let trigger = Trigger::Rejected {
+            access_token: rejected.clone(),
+            invalid,
+        };
+        self.replace(key, trigger).await
+    }
+
+    /// Refreshes the token of `key` now, whatever its expiry (one refresh per key at a
+    /// time, as always). Tokens that cannot be refreshed give [`Error::Unsupported`].
+    pub async fn refresh(&self, key: &TokenKey) -> Result<Arc<TokenSet>> {
+        let current = self.inner.clone().job(key, Trigger::Due).await?;
+        let trigger = Trigger::Forced {
+            access_token: current.access_token.clone(),
+        };
+        self.replace(key, trigger).await
+    }
+
+    /// Runs (or joins) the job that replaces the token `trigger` names.
+    async fn replace(&self, key: &TokenKey, trigger: Trigger) -> Result<Arc<TokenSet>> {
+        let old = trigger
+            .replaces()
+            .expect("a replacing trigger names its token")
+            .clone();
         // Twice at most: the first job joined may have been started for another reason
-        // and may return the very token that was refused.
+        // and may return the very token that is to be replaced.
         for _ in 0..2 {
-            if let Some(entry) = self.inner.cached(key)
-                && entry.tokens.access_token != *rejected
+            if let Some(tokens) = self.inner.cached_tokens(key)
+                && tokens.access_token != old
             {
-                return Ok(entry.tokens.clone());
+                return Ok(tokens);
             }
-            let trigger = Trigger::Rejected {
-                access_token: rejected.clone(),
-                invalid,
-            };
-            let tokens = self.inner.clone().job(key, trigger).await?;
-            if tokens.access_token != *rejected {
+            let tokens = self.inner.clone().job(key, trigger.clone()).await?;
+            if tokens.access_token != old {
                 return Ok(tokens);
             }
         }
         Err(Error::reauthorize(
             "the provider keeps refusing the current token",
         ))
-    }
-
-    /// Refreshes the token of `key` now, whatever its expiry (one refresh per key at a
-    /// time, as always).
-    pub async fn refresh(&self, key: &TokenKey) -> Result<Arc<TokenSet>> {
-        let current = self.inner.clone().job(key, Trigger::Due).await?;
-        self.token_rejected(key, &current.access_token, false).await
     }
 
     /// Completes a renewal the user made at the URL of [`Error::RenewRequired`].
@@ -461,12 +499,20 @@ impl Inner {
         Ok(())
     }
 
-    fn cached(&self, key: &TokenKey) -> Option<Arc<Entry>> {
+    fn cached(&self, key: &TokenKey) -> Option<Entry> {
         self.cache
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(key)
             .cloned()
+    }
+
+    fn cached_tokens(&self, key: &TokenKey) -> Option<Arc<TokenSet>> {
+        self.cache
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .map(|entry| entry.tokens.clone())
     }
 
     fn forget(&self, key: &TokenKey) {
@@ -489,7 +535,9 @@ impl Inner {
             Trigger::Due => self
                 .refresh_at(&stored.value, stored.version)
                 .is_some_and(|at| now >= at),
-            Trigger::Rejected { access_token, .. } => stored.value.access_token == *access_token,
+            Trigger::Rejected { access_token, .. } | Trigger::Forced { access_token } => {
+                stored.value.access_token == *access_token
+            }
         }
     }
 
@@ -543,7 +591,7 @@ impl Inner {
         self.cache
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(key.clone(), Arc::new(entry));
+            .insert(key.clone(), entry);
         tokens
     }
 
@@ -620,22 +668,36 @@ impl Inner {
         trigger: &Trigger,
         now: SystemTime,
     ) -> Option<Result<Arc<TokenSet>>> {
-        let invalid = matches!(trigger, Trigger::Rejected { invalid: true, .. });
-        let expired = current.value.is_expired(now) || matches!(trigger, Trigger::Rejected { .. });
-        match self.provider.renewal(&current.value) {
-            Renewal::Refresh => None,
+        let renewal = self.provider.renewal(&current.value);
+        if renewal == Renewal::Refresh {
+            return None;
+        }
+        match trigger {
+            Trigger::Forced { .. } => Some(Err(Error::unsupported(format!(
+                "{} cannot refresh this grant's tokens",
+                self.provider.id()
+            )))),
             // Ahead of expiry there is nothing to do but serve the token until it expires.
-            _ if !expired => Some(Ok(self.remember_until_expiry(key, current))),
-            Renewal::Renew(renew_url) if !invalid => {
-                self.forget(key);
-                Some(Err(Error::RenewRequired { renew_url }))
+            Trigger::Due if !current.value.is_expired(now) => {
+                Some(Ok(self.remember_until_expiry(key, current)))
             }
-            Renewal::Renew(_) | Renewal::Reauthorize => {
+            Trigger::Due | Trigger::Rejected { invalid: false, .. } => {
+                self.forget(key);
+                if let Renewal::Renew(renew_url) = renewal {
+                    // Kept: the user's renewal makes this very token valid again.
+                    return Some(Err(Error::RenewRequired { renew_url }));
+                }
                 if matches!(trigger, Trigger::Rejected { .. }) {
-                    // The provider refused the token: the grant is gone. Delete it, unless a
-                    // peer has replaced it meanwhile.
                     self.delete_grant(key, current.version).await;
                 }
+                Some(Err(Error::reauthorize(
+                    "the token has expired and cannot be refreshed",
+                )))
+            }
+            Trigger::Rejected { invalid: true, .. } => {
+                // The provider refused the token as invalid: the grant is gone. Delete it,
+                // unless a peer has replaced it meanwhile.
+                self.delete_grant(key, current.version).await;
                 self.forget(key);
                 Some(Err(Error::reauthorize(
                     "the provider refused the token and it cannot be refreshed",
@@ -715,75 +777,76 @@ impl Inner {
         key: &TokenKey,
         trigger: &Trigger,
     ) -> Result<Arc<TokenSet>> {
-        // Re-read under the lease: a peer may have refreshed since our first read.
-        let Some(current) = self.store.get(key).await? else {
-            self.forget(key);
-            return Err(Error::reauthorize("no grant is stored for this key"));
-        };
-        let now = self.clock.now();
-        if !self.needs_work(&current, trigger, now) {
-            return Ok(self.remember(key, Arc::new(current.value), current.version, None));
-        }
-        if let Some(outcome) = self.without_refresh(key, &current, trigger, now).await {
-            return outcome;
-        }
-        // A safety net over the provider's own timeout. When it fires the outcome is
-        // unknown, and the refresh is not replayed.
-        let limit = self.provider.request_timeout() * 2;
-        let refreshed =
-            match tokio::time::timeout(limit, self.provider.refresh(&current.value)).await {
-                Ok(result) => result,
-                Err(_) => Err(Error::Timeout {
-                    what: "refresh at the provider".to_owned(),
-                }),
+        // At most two refreshes: a second only when the first refresh token was refused
+        // because a peer had rotated it, and the peer's grant needs refreshing too.
+        for attempt in 1..=2 {
+            // Re-read under the lease: a peer may have refreshed since our last read.
+            let Some(current) = self.store.get(key).await? else {
+                self.forget(key);
+                return Err(Error::reauthorize("the grant was deleted"));
             };
-        match refreshed {
-            Ok(mut tokens) => {
-                if tokens.refresh_token.is_none() {
-                    // RFC 6749 §6: without a new refresh token the old one stays valid.
-                    tokens.refresh_token = current.value.refresh_token.clone();
-                    tokens.refresh_expires_at = tokens
-                        .refresh_expires_at
-                        .or(current.value.refresh_expires_at);
-                }
-                tracing::info!(key = %key, "token refreshed");
-                Ok(self.persist(key, tokens, current.version).await)
+            let now = self.clock.now();
+            if !self.needs_work(&current, trigger, now) {
+                return Ok(self.remember(key, Arc::new(current.value), current.version, None));
             }
-            Err(err) if err.is_invalid_grant() => self.refused(key, current).await,
-            Err(err) => {
-                let still_valid = !current.value.is_expired(now);
-                if still_valid && matches!(trigger, Trigger::Due) {
-                    tracing::warn!(key = %key, error = %err, "refresh failed; serving the current token until it expires");
-                    Ok(self.remember_with_backoff(key, current))
-                } else {
+            if let Some(outcome) = self.without_refresh(key, &current, trigger, now).await {
+                return outcome;
+            }
+            match self.call_refresh(&current.value).await {
+                Ok(mut tokens) => {
+                    if tokens.refresh_token.is_none() {
+                        // RFC 6749 §6: without a new refresh token the old one stays valid.
+                        tokens.refresh_token = current.value.refresh_token.clone();
+                        tokens.refresh_expires_at = tokens
+                            .refresh_expires_at
+                            .or(current.value.refresh_expires_at);
+                    }
+                    tracing::info!(key = %key, "token refreshed");
+                    return Ok(self.persist(key, tokens, current.version).await);
+                }
+                Err(err) if err.is_invalid_grant() => {
+                    let rotated_by_peer = self
+                        .store
+                        .get(key)
+                        .await?
+                        .is_some_and(|stored| stored.version != current.version);
+                    if rotated_by_peer && attempt == 1 {
+                        tracing::info!(key = %key, "refresh token refused, but a peer stored a new grant");
+                        continue;
+                    }
+                    self.delete_grant(key, current.version).await;
+                    self.forget(key);
+                    tracing::warn!(key = %key, "refresh token refused (invalid_grant); grant deleted");
+                    return Err(Error::reauthorize(
+                        "the provider refused the refresh token (invalid_grant)",
+                    ));
+                }
+                Err(err) => {
+                    if matches!(trigger, Trigger::Due) && !current.value.is_expired(now) {
+                        tracing::warn!(key = %key, error = %err, "refresh failed; serving the current token until it expires");
+                        return Ok(self.remember_with_backoff(key, current));
+                    }
                     tracing::warn!(key = %key, error = %err, "refresh failed");
-                    Err(err)
+                    return Err(err);
                 }
             }
         }
+        Err(Error::reauthorize(
+            "the provider refused the refresh tokens of this grant",
+        ))
     }
 
-    /// The provider refused the refresh token: a peer may have rotated it (re-read once);
-    /// otherwise the grant is gone.
-    async fn refused(&self, key: &TokenKey, refused: Versioned<TokenSet>) -> Result<Arc<TokenSet>> {
-        match self.store.get(key).await? {
-            Some(stored) if stored.version != refused.version => {
-                tracing::info!(key = %key, "refresh token refused, but a peer stored a new grant");
-                Ok(self.remember(key, Arc::new(stored.value), stored.version, None))
-            }
-            Some(_) => {
-                self.delete_grant(key, refused.version).await;
-                self.forget(key);
-                tracing::warn!(key = %key, "refresh token refused (invalid_grant); grant deleted");
-                Err(Error::reauthorize(
-                    "the provider refused the refresh token (invalid_grant)",
-                ))
-            }
-            None => {
-                self.forget(key);
-                Err(Error::reauthorize("the grant was deleted"))
-            }
-        }
+    /// The provider's refresh, under a safety net over its own timeout. When the net fires
+    /// the outcome is unknown, and the refresh is not replayed.
+    async fn call_refresh(&self, tokens: &TokenSet) -> Result<TokenSet> {
+        let limit = self.provider.request_timeout() * 2;
+        tokio::time::timeout(limit, self.provider.refresh(tokens))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::Timeout {
+                    what: "refresh at the provider".to_owned(),
+                })
+            })
     }
 
     /// Writes a refreshed token set with the version precondition. The provider has already

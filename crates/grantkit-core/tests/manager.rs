@@ -524,3 +524,61 @@ fn a_lease_shorter_than_the_provider_timeout_is_refused() {
         .unwrap_err();
     assert!(matches!(err, Error::Configuration { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn asking_to_refresh_a_token_that_cannot_refresh_is_unsupported_and_keeps_it() {
+    let mut mock = mock_provider();
+    mock.expect_refresh().never();
+    let fx = fixture(Arc::new(mock));
+    let mut forever = tokens("password-grant", None, fx.now());
+    forever.expires_at = None;
+    fx.seed(&forever).await;
+    let err = fx.manager.refresh(&key()).await.unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+    assert!(
+        fx.store.get(&key()).await.unwrap().is_some(),
+        "nothing is deleted"
+    );
+    assert!(fx.manager.access_token(&key()).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_peer_rotation_that_is_also_expired_is_refreshed_once_more() {
+    // Our refresh token was rotated by a peer whose own new token has expired meanwhile:
+    // the manager refreshes again with the peer's refresh token instead of giving up.
+    let store = Arc::new(MemoryTokenStore::new());
+    let mut mock = mock_provider();
+    let later = std::time::SystemTime::now() + 120 * MINUTE;
+    mock.expect_refresh()
+        .withf(|t| t.refresh_token.as_ref().unwrap().expose_secret() == "rt-peer")
+        .times(1)
+        .returning(move |_| Ok(tokens("final-access", Some("rt-final"), later)));
+    let peer_store = store.clone();
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let hook_calls = calls.clone();
+    let provider = Arc::new(Wrapped::new(mock).with_hook(move || {
+        let peer_store = peer_store.clone();
+        let first = hook_calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+        async move {
+            if !first {
+                return None;
+            }
+            let stale = std::time::SystemTime::now() - MINUTE;
+            peer_store
+                .put(
+                    &key(),
+                    &tokens("peer-access", Some("rt-peer"), stale),
+                    Precondition::Any,
+                )
+                .await
+                .unwrap();
+            Some(Err(Error::oauth("invalid_grant", None)))
+        }
+    }));
+    let fx = fixture_with_store(provider.clone(), store);
+    fx.seed(&tokens("old-access", Some("rt-1"), fx.now() - MINUTE))
+        .await;
+    let tokens = fx.manager.access_token(&key()).await.unwrap();
+    assert_eq!(tokens.access_token.expose_secret(), "final-access");
+    assert_eq!(provider.refresh_count(), 2);
+}
