@@ -21,7 +21,11 @@ struct Figure {
     baseline_ns: f64,
 }
 
-pub(crate) fn run(json: Option<PathBuf>, package: Option<String>, measurement_time: u64) -> Result<(), String> {
+pub(crate) fn run(
+    json: Option<PathBuf>,
+    package: Option<String>,
+    measurement_time: u64,
+) -> Result<(), String> {
     let started = SystemTime::now();
     let measurement = measurement_time.to_string();
     let mut args = vec!["bench"];
@@ -108,7 +112,11 @@ fn collect(dir: &Path, since: SystemTime) -> Result<Vec<Figure>, String> {
     }
     let mut figures = Vec::new();
     for (group, entries) in groups {
-        let Some((baseline, baseline_ns)) = entries.iter().find(|(id, _)| id.starts_with("baseline")).cloned() else {
+        let Some((baseline, baseline_ns)) = entries
+            .iter()
+            .find(|(id, _)| id.starts_with("baseline"))
+            .cloned()
+        else {
             continue;
         };
         for (id, ns) in entries.iter().filter(|(id, _)| !id.starts_with("baseline")) {

@@ -8,7 +8,15 @@ pub(crate) fn run(with_tests: bool) -> Result<(), String> {
     run_command("cargo", &["fmt", "--all", "--", "--check"], &[])?;
     run_command(
         "cargo",
-        &["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"],
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--",
+            "-D",
+            "warnings",
+        ],
         &[],
     )?;
     run_command(

@@ -64,7 +64,11 @@ fn take_first_panic() -> Option<String> {
     first
 }
 
-pub(crate) fn run(json: Option<PathBuf>, filter: Option<String>, timeout: Duration) -> Result<(), String> {
+pub(crate) fn run(
+    json: Option<PathBuf>,
+    filter: Option<String>,
+    timeout: Duration,
+) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
@@ -122,7 +126,8 @@ async fn run_matrix(filter: Option<&str>, timeout: Duration) -> Result<Vec<Cell>
     let mut plan = Vec::new();
     for target in &targets.stores {
         for behaviour in STORE_SUITE {
-            let selected = filter.is_none_or(|f| target.name.contains(f) || behaviour.name.contains(f));
+            let selected =
+                filter.is_none_or(|f| target.name.contains(f) || behaviour.name.contains(f));
             if selected {
                 plan.push((target, behaviour));
             }
@@ -139,7 +144,10 @@ async fn run_matrix(filter: Option<&str>, timeout: Duration) -> Result<Vec<Cell>
             behaviour.name
         );
         let (outcome, duration) = match (target.make)().await {
-            Err(reason) => (Outcome::Failed(format!("could not open the store: {reason}")), Duration::ZERO),
+            Err(reason) => (
+                Outcome::Failed(format!("could not open the store: {reason}")),
+                Duration::ZERO,
+            ),
             Ok(store) => match behaviour.skip_reason(store.as_ref()) {
                 Some(reason) => (Outcome::Skipped(reason), Duration::ZERO),
                 None => {
@@ -207,7 +215,12 @@ fn print_matrix(cells: &[Cell]) {
             };
             grid.insert((column, cell.test.as_str()), mark);
         }
-        let name_width = rows.iter().map(|r| r.len()).max().unwrap_or(0).max(suite.len() + 6);
+        let name_width = rows
+            .iter()
+            .map(|r| r.len())
+            .max()
+            .unwrap_or(0)
+            .max(suite.len() + 6);
         println!();
         print!("{:<name_width$}", format!("{suite} suite"));
         for column in &columns {

@@ -8,7 +8,8 @@ use std::fs;
 pub(crate) fn run() -> Result<(), String> {
     let crates = root().join("crates");
     let mut problems = Vec::new();
-    let entries = fs::read_dir(&crates).map_err(|e| format!("cannot read {}: {e}", crates.display()))?;
+    let entries =
+        fs::read_dir(&crates).map_err(|e| format!("cannot read {}: {e}", crates.display()))?;
     for entry in entries {
         let entry = entry.map_err(|e| e.to_string())?;
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -20,7 +21,10 @@ pub(crate) fn run() -> Result<(), String> {
             problems.push(format!("crates/{name} has no README.md (its crate docs)"));
         }
         let is_backend = name.starts_with("grantkit-store-")
-            || matches!(name.as_str(), "grantkit-joindin" | "grantkit-joinme" | "grantkit-standard");
+            || matches!(
+                name.as_str(),
+                "grantkit-joindin" | "grantkit-joinme" | "grantkit-standard"
+            );
         if is_backend && !dir.join("tests/conformance.rs").exists() {
             problems.push(format!(
                 "crates/{name} has no tests/conformance.rs: every store and provider runs the conformance suite"

@@ -3,11 +3,13 @@
 use super::Guard;
 use futures::future::BoxFuture;
 use grantkit_core::{MemoryTokenStore, TokenStore};
+use grantkit_store_file::FileTokenStore;
+use grantkit_store_redis::testing::{TestRedis, redis_server_installed};
 use std::sync::Arc;
 
 /// Builds a store for one cell.
 pub(crate) type Factory =
-    Box<dyn Fn() -> BoxFuture<'static, Result<Arc<dyn TokenStore>, String>> + Send + Sync>;
+    Arc<dyn Fn() -> BoxFuture<'static, Result<Arc<dyn TokenStore>, String>> + Send + Sync>;
 
 /// A store backend of the matrix.
 pub(crate) struct StoreTarget {
@@ -25,17 +27,91 @@ pub(crate) struct Targets {
     pub(crate) notes: Vec<String>,
 }
 
-/// Every store backend this machine can run.
+/// Every store backend this machine can run: memory and file always; Redis standalone and
+/// cluster when `redis-server` is installed or `GRANTKIT_TEST_REDIS_URL` /
+/// `GRANTKIT_TEST_REDIS_CLUSTER_URLS` name running servers.
 pub(crate) async fn available() -> Targets {
-    let stores = vec![StoreTarget {
+    let mut stores = vec![memory()];
+    let mut notes = Vec::new();
+    match file().await {
+        Ok(target) => stores.push(target),
+        Err(reason) => notes.push(format!("file store unavailable: {reason}")),
+    }
+    let external = std::env::var_os("GRANTKIT_TEST_REDIS_URL").is_some()
+        || std::env::var_os("GRANTKIT_TEST_REDIS_CLUSTER_URLS").is_some();
+    if redis_server_installed() || external {
+        for (name, start) in [
+            ("redis", TestRedis::start_standalone as fn() -> _),
+            ("redis-cluster", TestRedis::start_cluster as fn() -> _),
+        ] {
+            eprintln!("starting {name}…");
+            match tokio::task::spawn_blocking(start).await {
+                Ok(Ok(redis)) => stores.push(redis_target(name, Arc::new(redis))),
+                Ok(Err(err)) => notes.push(format!("{name} unavailable: {err}")),
+                Err(err) => notes.push(format!("{name} unavailable: {err}")),
+            }
+        }
+    } else {
+        notes.push(
+            "redis skipped: redis-server is not on PATH and GRANTKIT_TEST_REDIS_URL is not set"
+                .to_owned(),
+        );
+    }
+    Targets { stores, notes }
+}
+
+pub(crate) fn memory() -> StoreTarget {
+    StoreTarget {
         name: "memory".to_owned(),
-        make: Box::new(|| {
+        make: Arc::new(|| {
             Box::pin(async { Ok(Arc::new(MemoryTokenStore::new()) as Arc<dyn TokenStore>) })
         }),
         _guard: None,
-    }];
-    Targets {
-        stores,
-        notes: Vec::new(),
+    }
+}
+
+/// A file store in a private directory under `target/`, which is on a real disk (unlike
+/// a tmpfs `/tmp`), removed at the end of the run.
+async fn file() -> Result<StoreTarget, String> {
+    let parent = crate::root().join("target/xtask-conformance");
+    std::fs::create_dir_all(&parent)
+        .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    let dir = Arc::new(
+        tempfile::Builder::new()
+            .prefix("file-store-")
+            .tempdir_in(&parent)
+            .map_err(|e| format!("cannot create a directory under {}: {e}", parent.display()))?,
+    );
+    let root = dir.path().join("tokens");
+    Ok(StoreTarget {
+        name: "file".to_owned(),
+        make: Arc::new(move || {
+            let root = root.clone();
+            Box::pin(async move {
+                FileTokenStore::open(root)
+                    .await
+                    .map(|s| Arc::new(s) as Arc<dyn TokenStore>)
+                    .map_err(|e| e.to_string())
+            })
+        }),
+        _guard: Some(dir),
+    })
+}
+
+fn redis_target(name: &str, redis: Arc<TestRedis>) -> StoreTarget {
+    let server = redis.clone();
+    StoreTarget {
+        name: name.to_owned(),
+        make: Arc::new(move || {
+            let server = server.clone();
+            Box::pin(async move {
+                server
+                    .store()
+                    .await
+                    .map(|s| Arc::new(s) as Arc<dyn TokenStore>)
+                    .map_err(|e| e.to_string())
+            })
+        }),
+        _guard: Some(redis),
     }
 }
