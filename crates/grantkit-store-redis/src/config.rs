@@ -68,7 +68,9 @@ impl Topology {
 
     fn validate(&self) -> Result<()> {
         if self.urls().is_empty() {
-            return Err(Error::configuration("a Redis Cluster needs at least one node URL"));
+            return Err(Error::configuration(
+                "a Redis Cluster needs at least one node URL",
+            ));
         }
         for (i, url) in self.urls().iter().enumerate() {
             // The redis crate's parse error may quote the URL, which may hold a password:
@@ -127,10 +129,7 @@ pub(crate) fn redact_url(url: &str) -> String {
 impl fmt::Debug for Topology {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Standalone(url) => f
-                .debug_tuple("Standalone")
-                .field(&redact_url(url))
-                .finish(),
+            Self::Standalone(url) => f.debug_tuple("Standalone").field(&redact_url(url)).finish(),
             Self::Cluster(urls) => f
                 .debug_tuple("Cluster")
                 .field(&urls.iter().map(|u| redact_url(u)).collect::<Vec<_>>())
@@ -226,9 +225,9 @@ fn env_millis(name: &str) -> Result<Option<Duration>> {
                 Error::configuration(format!("{name} must be a positive number of milliseconds"))
             }),
         Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => Err(Error::configuration(format!(
-            "{name} is not valid UTF-8"
-        ))),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err(Error::configuration(format!("{name} is not valid UTF-8")))
+        }
     }
 }
 
@@ -237,9 +236,9 @@ fn env_text(name: &str) -> Result<Option<String>> {
         Ok(text) if text.trim().is_empty() => Ok(None),
         Ok(text) => Ok(Some(text)),
         Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => Err(Error::configuration(format!(
-            "{name} is not valid UTF-8"
-        ))),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err(Error::configuration(format!("{name} is not valid UTF-8")))
+        }
     }
 }
 
@@ -433,7 +432,12 @@ mod tests {
             Topology::parse(" redis://a:7000 , redis://b:7001 ").unwrap(),
             Topology::Cluster(vec!["redis://a:7000".into(), "redis://b:7001".into()])
         );
-        for bad in ["", "http://x", "not a url", "redis://a:7000,redis://b:7001/3"] {
+        for bad in [
+            "",
+            "http://x",
+            "not a url",
+            "redis://a:7000,redis://b:7001/3",
+        ] {
             assert!(
                 matches!(Topology::parse(bad), Err(Error::Configuration { .. })),
                 "{bad}"
@@ -445,7 +449,10 @@ mod tests {
     fn debug_and_errors_hide_passwords() {
         let topology = Topology::parse("redis://user:hunter2-secret@127.0.0.1:6379").unwrap();
         let text = format!("{topology:?}");
-        assert!(!text.contains("hunter2-secret") && text.contains("user"), "{text}");
+        assert!(
+            !text.contains("hunter2-secret") && text.contains("user"),
+            "{text}"
+        );
         let builder = RedisTokenStoreBuilder::new()
             .url("redis://:hunter2-secret@127.0.0.1/?pass=hunter2-secret");
         assert!(!format!("{builder:?}").contains("hunter2-secret"));

@@ -151,7 +151,9 @@ impl Connection {
         // Keyed by the master's node id (or address, for servers that omit the id).
         let mut first_slot: BTreeMap<Vec<u8>, u16> = BTreeMap::new();
         for range in ranges {
-            let Value::Array(fields) = range else { continue };
+            let Value::Array(fields) = range else {
+                continue;
+            };
             let (Some(Value::Int(start)), Some(Value::Array(master))) =
                 (fields.first(), fields.get(2))
             else {

@@ -168,11 +168,7 @@ mod tests {
     fn every_key_of_a_grant_shares_one_slot_whatever_the_account() {
         for account in ["plain", "{", "}", "}{", "{tag}", "a{b}c", "{}", "", "*?[]"] {
             let keys = layout().grant(&TokenKey::new("p{x}", "c}", account));
-            let slots = [
-                slot(&keys.record),
-                slot(&keys.tombstone),
-                slot(&keys.lease),
-            ];
+            let slots = [slot(&keys.record), slot(&keys.tombstone), slot(&keys.lease)];
             assert!(
                 slots.iter().all(|s| *s == slots[0]),
                 "{account:?}: {slots:?}"

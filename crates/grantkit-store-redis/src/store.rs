@@ -75,7 +75,10 @@ impl RedisTokenStore {
     /// Connects with the defaults to `urls`: one URL is a standalone server, a
     /// comma-separated list a cluster's nodes (see [`Topology::parse`]).
     pub async fn connect(urls: &str) -> Result<Self> {
-        Self::builder().topology(Topology::parse(urls)?).build().await
+        Self::builder()
+            .topology(Topology::parse(urls)?)
+            .build()
+            .await
     }
 
     /// Connects as the environment says (see [`RedisTokenStoreBuilder::from_env`]).
@@ -295,7 +298,11 @@ impl TokenStore for RedisTokenStore {
         let (version, data) = match (version, data) {
             (None, None) => return Ok(None),
             (Some(version), Some(data)) => (version, data),
-            _ => return Err(corrupt("the record lacks its version or its data".to_owned())),
+            _ => {
+                return Err(corrupt(
+                    "the record lacks its version or its data".to_owned(),
+                ));
+            }
         };
         let version = version
             .parse::<u64>()

@@ -278,7 +278,10 @@ impl RedisServer {
             ("logfile", format!("{dir}/redis.log")),
             ("daemonize", "no".to_owned()),
             ("save", String::new()),
-            ("appendonly", if self.options.durable { "yes" } else { "no" }.to_owned()),
+            (
+                "appendonly",
+                if self.options.durable { "yes" } else { "no" }.to_owned(),
+            ),
         ];
         if self.options.durable {
             args.push(("appendfsync", "always".to_owned()));

@@ -30,17 +30,21 @@ struct Log {
 async fn wait_for(what: &str, limit: Duration, done: impl Fn() -> bool) {
     let deadline = Instant::now() + limit;
     while !done() {
-        assert!(Instant::now() < deadline, "{what} did not happen within {limit:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_durable_server_keeps_every_acknowledged_write() {
-    let mut server = tokio::task::spawn_blocking(|| RedisServer::start_with(ServerOptions::new().durable()))
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut server =
+        tokio::task::spawn_blocking(|| RedisServer::start_with(ServerOptions::new().durable()))
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{e}"));
     let store = Arc::new(
         RedisTokenStore::builder()
             .url(server.url())
@@ -63,14 +67,22 @@ async fn a_restarted_durable_server_keeps_every_acknowledged_write() {
 
     // Two writers: new records (put Absent) and one record updated by compare-and-swap.
     let writer = {
-        let (store, log, acknowledged, stop) =
-            (store.clone(), log.clone(), acknowledged.clone(), stop.clone());
+        let (store, log, acknowledged, stop) = (
+            store.clone(),
+            log.clone(),
+            acknowledged.clone(),
+            stop.clone(),
+        );
         tokio::spawn(async move {
             let mut next = 0usize;
             while !stop.load(Ordering::Relaxed) {
                 let key = TokenKey::new("p", "c", format!("record-{next}"));
                 let result = store
-                    .put(&key, &tokens(&format!("value-{next}")), Precondition::Absent)
+                    .put(
+                        &key,
+                        &tokens(&format!("value-{next}")),
+                        Precondition::Absent,
+                    )
                     .await;
                 let mut log = log.lock().await;
                 match result {
@@ -87,7 +99,12 @@ async fn a_restarted_durable_server_keeps_every_acknowledged_write() {
         })
     };
     let updater = {
-        let (store, log, stop, key) = (store.clone(), log.clone(), stop.clone(), counter_key.clone());
+        let (store, log, stop, key) = (
+            store.clone(),
+            log.clone(),
+            stop.clone(),
+            counter_key.clone(),
+        );
         tokio::spawn(async move {
             // Set when a write failed: it may or may not have been applied.
             let mut uncertain = false;

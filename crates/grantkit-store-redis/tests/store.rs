@@ -35,8 +35,11 @@ fn assert_no_secret(what: &str, text: &str) {
 }
 
 fn secret_tokens() -> TokenSet {
-    TokenSet::new(AccessToken::new(ACCESS_SECRET), GrantKind::AuthorizationCode)
-        .with_refresh_token(RefreshToken::new(REFRESH_SECRET))
+    TokenSet::new(
+        AccessToken::new(ACCESS_SECRET),
+        GrantKind::AuthorizationCode,
+    )
+    .with_refresh_token(RefreshToken::new(REFRESH_SECRET))
 }
 
 fn secret_pending() -> PendingAuthorization {
@@ -97,13 +100,19 @@ async fn grants_expire_only_when_the_refresh_expiry_is_known() {
     tokens.expires_at = Some(start + Duration::from_secs(60));
     store.put(&key, &tokens, Precondition::Any).await.unwrap();
     let ttl = pttl(&mut conn, &record).await;
-    assert!((3_590_000..=3_600_000).contains(&ttl), "refresh expiry 1 h: {ttl}");
+    assert!(
+        (3_590_000..=3_600_000).contains(&ttl),
+        "refresh expiry 1 h: {ttl}"
+    );
 
     // An access token that outlives its refresh token keeps the grant alive.
     tokens.expires_at = Some(start + Duration::from_secs(7200));
     store.put(&key, &tokens, Precondition::Any).await.unwrap();
     let ttl = pttl(&mut conn, &record).await;
-    assert!((7_190_000..=7_200_000).contains(&ttl), "access outlives refresh: {ttl}");
+    assert!(
+        (7_190_000..=7_200_000).contains(&ttl),
+        "access outlives refresh: {ttl}"
+    );
 
     // Already past: the floor.
     clock.advance(Duration::from_secs(10 * 3600));
@@ -180,7 +189,10 @@ async fn foreign_or_corrupt_values_are_corrupt_records_without_quoting_them() {
         .await
         .unwrap();
     let err = store.get(&wrong_type).await.unwrap_err();
-    assert!(matches!(&err, Error::CorruptRecord { key, .. } if key == "p/c/a string sits here"), "{err:?}");
+    assert!(
+        matches!(&err, Error::CorruptRecord { key, .. } if key == "p/c/a string sits here"),
+        "{err:?}"
+    );
     assert_no_secret("error", &format!("{err} {err:?}"));
     let err = store
         .put(&wrong_type, &secret_tokens(), Precondition::Any)
@@ -281,7 +293,10 @@ async fn no_secret_in_keys_debug_or_errors() {
     assert!(keys.contains(&store.pending_key(&pending.state_hash())));
 
     // A wrong password: the error names no password.
-    let wrong = format!("redis://:wrong-{PASSWORD_SECRET}@127.0.0.1:{}", server.port());
+    let wrong = format!(
+        "redis://:wrong-{PASSWORD_SECRET}@127.0.0.1:{}",
+        server.port()
+    );
     let err = RedisTokenStore::builder()
         .url(&wrong)
         .operation_timeout(Duration::from_secs(2))
@@ -374,7 +389,13 @@ async fn connecting_fails_with_typed_errors() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, Error::Store { retryable: true, .. }),
+        matches!(
+            err,
+            Error::Store {
+                retryable: true,
+                ..
+            }
+        ),
         "{err:?}"
     );
     for bad in ["", "http://127.0.0.1", "redis://127.0.0.1:99999"] {
