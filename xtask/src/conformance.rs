@@ -1,8 +1,13 @@
 //! `cargo xtask conformance`: the conformance matrix, every suite × every available backend.
 
+mod providers;
 mod stores;
 
-use grantkit_conformance::{Outcome, STORE_SUITE, StoreFixture, run_cell};
+use grantkit_conformance::{
+    Outcome, PROVIDER_SUITE, ProviderBehavior, ProviderFixture, ProviderHarness, STORE_SUITE,
+    StoreBehavior, StoreFixture, run_cell,
+};
+use grantkit_core::FlowKind;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -118,67 +123,169 @@ pub(crate) fn run(
     }
 }
 
+/// One planned cell.
+enum Planned<'a> {
+    Store {
+        target: &'a stores::StoreTarget,
+        behaviour: &'static StoreBehavior,
+    },
+    Provider {
+        harness: &'a Arc<dyn ProviderHarness>,
+        flow: FlowKind,
+        target: &'a stores::StoreTarget,
+        behaviour: &'static ProviderBehavior,
+    },
+}
+
+impl Planned<'_> {
+    fn suite(&self) -> &'static str {
+        match self {
+            Self::Store { .. } => "store",
+            Self::Provider { .. } => "provider",
+        }
+    }
+    fn provider(&self) -> Option<String> {
+        match self {
+            Self::Store { .. } => None,
+            Self::Provider { harness, flow, .. } => Some(format!("{}/{flow}", harness.name())),
+        }
+    }
+    fn store(&self) -> &str {
+        match self {
+            Self::Store { target, .. } | Self::Provider { target, .. } => &target.name,
+        }
+    }
+    fn test(&self) -> &'static str {
+        match self {
+            Self::Store { behaviour, .. } => behaviour.name,
+            Self::Provider { behaviour, .. } => behaviour.name,
+        }
+    }
+}
+
 async fn run_matrix(filter: Option<&str>, timeout: Duration) -> Result<Vec<Cell>, String> {
     let targets = stores::available().await;
-    for note in &targets.notes {
+    let providers = providers::available().await;
+    for note in targets.notes.iter().chain(&providers.notes) {
         eprintln!("note: {note}");
     }
     let mut plan = Vec::new();
     for target in &targets.stores {
         for behaviour in STORE_SUITE {
-            let selected =
-                filter.is_none_or(|f| target.name.contains(f) || behaviour.name.contains(f));
-            if selected {
-                plan.push((target, behaviour));
+            plan.push(Planned::Store { target, behaviour });
+        }
+    }
+    for (index, harness) in providers.harnesses.iter().enumerate() {
+        // Every harness runs with the memory store; each provider's first (default)
+        // harness, and the standard provider's every harness, with every store.
+        let first_of_provider = providers.harnesses[..index]
+            .iter()
+            .all(|h| h.provider().id() != harness.provider().id());
+        let every_store = first_of_provider || harness.provider().id() == "standard";
+        for target in &targets.stores {
+            if target.name != "memory" && !every_store {
+                continue;
+            }
+            for flow in harness.flows() {
+                for behaviour in PROVIDER_SUITE {
+                    plan.push(Planned::Provider {
+                        harness,
+                        flow,
+                        target,
+                        behaviour,
+                    });
+                }
             }
         }
     }
+    plan.retain(|cell| {
+        filter.is_none_or(|f| {
+            cell.store().contains(f)
+                || cell.test().contains(f)
+                || cell.provider().is_some_and(|p| p.contains(f))
+        })
+    });
+
     let total = plan.len();
     let width = total.to_string().len();
     let mut cells = Vec::with_capacity(total);
-    for (index, (target, behaviour)) in plan.into_iter().enumerate() {
-        eprint!(
-            "[{:>width$}/{total}] store {:<14} {:<45} ",
-            index + 1,
-            target.name,
-            behaviour.name
-        );
-        let (outcome, duration) = match (target.make)().await {
-            Err(reason) => (
-                Outcome::Failed(format!("could not open the store: {reason}")),
-                Duration::ZERO,
-            ),
-            Ok(store) => match behaviour.skip_reason(store.as_ref()) {
-                Some(reason) => (Outcome::Skipped(reason), Duration::ZERO),
-                None => {
-                    let fixture = StoreFixture::new(store);
-                    let cleanup = fixture.clone();
-                    let result = run_cell((behaviour.run)(fixture), timeout).await;
-                    cleanup.cleanup().await;
-                    let outcome = match result.outcome {
-                        Outcome::Failed(message) => {
-                            Outcome::Failed(take_first_panic().unwrap_or(message))
-                        }
-                        other => other,
-                    };
-                    (outcome, result.duration)
-                }
-            },
+    for (index, planned) in plan.iter().enumerate() {
+        let column = match planned.provider() {
+            Some(provider) => format!("{provider}+{}", planned.store()),
+            None => planned.store().to_owned(),
         };
+        eprint!(
+            "[{:>width$}/{total}] {:<8} {:<40} {:<52} ",
+            index + 1,
+            planned.suite(),
+            column,
+            planned.test()
+        );
+        let (outcome, duration) = run_planned(planned, timeout).await;
         take_first_panic();
         eprintln!("{} ({} ms)", outcome.as_str(), duration.as_millis());
         cells.push(Cell {
-            suite: "store",
-            provider: None,
-            store: Some(target.name.clone()),
-            test: behaviour.name.to_owned(),
+            suite: planned.suite(),
+            provider: planned.provider(),
+            store: Some(planned.store().to_owned()),
+            test: planned.test().to_owned(),
             outcome: outcome.as_str(),
             reason: outcome.reason().map(str::to_owned),
             duration_ms: duration.as_millis(),
         });
     }
+    drop(plan);
+    drop(providers);
     drop(targets);
     Ok(cells)
+}
+
+async fn run_planned(planned: &Planned<'_>, timeout: Duration) -> (Outcome, Duration) {
+    let target = match planned {
+        Planned::Store { target, .. } | Planned::Provider { target, .. } => target,
+    };
+    let store = match (target.make)().await {
+        Ok(store) => store,
+        Err(reason) => {
+            return (
+                Outcome::Failed(format!("could not open the store: {reason}")),
+                Duration::ZERO,
+            );
+        }
+    };
+    let result = match planned {
+        Planned::Store { behaviour, .. } => {
+            if let Some(reason) = behaviour.skip_reason(store.as_ref()) {
+                return (Outcome::Skipped(reason), Duration::ZERO);
+            }
+            let fixture = StoreFixture::new(store);
+            let cleanup = fixture.clone();
+            let result = run_cell((behaviour.run)(fixture), timeout).await;
+            cleanup.cleanup().await;
+            result
+        }
+        Planned::Provider {
+            harness,
+            flow,
+            behaviour,
+            ..
+        } => {
+            let fixture = ProviderFixture {
+                harness: Arc::clone(harness),
+                flow: *flow,
+                store,
+            };
+            if let Some(reason) = behaviour.skip_reason(&fixture) {
+                return (Outcome::Skipped(reason), Duration::ZERO);
+            }
+            run_cell((behaviour.run)(fixture), timeout).await
+        }
+    };
+    let outcome = match result.outcome {
+        Outcome::Failed(message) => Outcome::Failed(take_first_panic().unwrap_or(message)),
+        other => other,
+    };
+    (outcome, result.duration)
 }
 
 fn column_label(cell: &Cell) -> String {
@@ -190,7 +297,17 @@ fn column_label(cell: &Cell) -> String {
     }
 }
 
-/// Prints one table per suite: behaviours down, backends across.
+fn mark(outcome: &str) -> &'static str {
+    match outcome {
+        "passed" => "ok",
+        "failed" => "FAIL",
+        _ => "skip",
+    }
+}
+
+/// Prints one table per suite. Narrow suites put behaviours down and backends across;
+/// wide ones (many provider columns) put backends down and number the behaviours across,
+/// with a legend.
 fn print_matrix(cells: &[Cell]) {
     let mut suites: BTreeMap<&str, Vec<&Cell>> = BTreeMap::new();
     for cell in cells {
@@ -208,32 +325,48 @@ fn print_matrix(cells: &[Cell]) {
             if !rows.contains(&cell.test.as_str()) {
                 rows.push(&cell.test);
             }
-            let mark = match cell.outcome {
-                "passed" => "ok",
-                "failed" => "FAIL",
-                _ => "skip",
-            };
-            grid.insert((column, cell.test.as_str()), mark);
-        }
-        let name_width = rows
-            .iter()
-            .map(|r| r.len())
-            .max()
-            .unwrap_or(0)
-            .max(suite.len() + 6);
-        println!();
-        print!("{:<name_width$}", format!("{suite} suite"));
-        for column in &columns {
-            print!("  {column:>width$}", width = column.len().max(4));
+            grid.insert((column, cell.test.as_str()), mark(cell.outcome));
         }
         println!();
-        for row in &rows {
-            print!("{row:<name_width$}");
+        if columns.len() <= 6 {
+            let name_width = rows
+                .iter()
+                .map(|r| r.len())
+                .max()
+                .unwrap_or(0)
+                .max(suite.len() + 6);
+            print!("{:<name_width$}", format!("{suite} suite"));
             for column in &columns {
-                let mark = grid.get(&(column.clone(), *row)).copied().unwrap_or("");
-                print!("  {mark:>width$}", width = column.len().max(4));
+                print!("  {column:>width$}", width = column.len().max(4));
             }
             println!();
+            for row in &rows {
+                print!("{row:<name_width$}");
+                for column in &columns {
+                    let mark = grid.get(&(column.clone(), *row)).copied().unwrap_or("");
+                    print!("  {mark:>width$}", width = column.len().max(4));
+                }
+                println!();
+            }
+        } else {
+            println!("{suite} suite — behaviours:");
+            for (i, row) in rows.iter().enumerate() {
+                println!("  {:>2} {row}", i + 1);
+            }
+            let name_width = columns.iter().map(|c| c.len()).max().unwrap_or(0);
+            print!("{:<name_width$}", "");
+            for i in 0..rows.len() {
+                print!(" {:>4}", i + 1);
+            }
+            println!();
+            for column in &columns {
+                print!("{column:<name_width$}");
+                for row in &rows {
+                    let mark = grid.get(&(column.clone(), *row)).copied().unwrap_or("");
+                    print!(" {mark:>4}");
+                }
+                println!();
+            }
         }
     }
     println!();
