@@ -342,8 +342,9 @@ impl RedisTokenStoreBuilder {
         self
     }
 
-    /// How many times a lost connection is retried (with backoff) before the calls waiting
-    /// for it fail; the next call starts a new round.
+    /// How many times a lost connection to a standalone server is retried (with backoff)
+    /// before the calls waiting for it fail; the next call starts a new round. A cluster
+    /// client retries within the operation timeout instead.
     pub fn reconnect_attempts(mut self, attempts: usize) -> Self {
         self.reconnect_attempts = attempts;
         self

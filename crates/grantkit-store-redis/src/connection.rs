@@ -109,8 +109,9 @@ impl Connection {
                     let builder = ClusterClientBuilder::new(urls.iter().map(String::as_str))
                         .connection_timeout(settings.connect_timeout)
                         .response_timeout(settings.response_timeout)
-                        .overall_response_timeout(Some(settings.operation_timeout))
-                        .retries(u32::try_from(settings.reconnect_attempts).unwrap_or(u32::MAX));
+                        // The client's own retries (redirects, reconnects) are bounded by
+                        // the operation timeout rather than counted.
+                        .overall_response_timeout(Some(settings.operation_timeout));
                     #[cfg(feature = "tls")]
                     let builder = match tls_certificates(settings) {
                         Some(certs) => builder.certs(certs),
