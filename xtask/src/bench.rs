@@ -28,21 +28,34 @@ pub(crate) fn run(
 ) -> Result<(), String> {
     let started = SystemTime::now();
     let measurement = measurement_time.to_string();
-    let mut args = vec!["bench"];
-    match &package {
-        Some(package) => args.extend(["--package", package.as_str()]),
-        None => args.push("--workspace"),
+    let targets = bench_targets(package.as_deref())?;
+    if targets.is_empty() {
+        return Err(format!(
+            "no benchmark targets{}",
+            package.map(|p| format!(" in {p}")).unwrap_or_default()
+        ));
     }
-    args.extend([
-        "--benches",
-        "--",
-        "--warm-up-time",
-        "1",
-        "--measurement-time",
-        measurement.as_str(),
-        "--noplot",
-    ]);
-    run_command("cargo", &args, &[])?;
+    // One target at a time: naming each keeps criterion's arguments away from the libtest
+    // harness of library targets.
+    for (package, bench) in &targets {
+        run_command(
+            "cargo",
+            &[
+                "bench",
+                "--package",
+                package,
+                "--bench",
+                bench,
+                "--",
+                "--warm-up-time",
+                "1",
+                "--measurement-time",
+                measurement.as_str(),
+                "--noplot",
+            ],
+            &[],
+        )?;
+    }
 
     let figures = collect(&root().join("target/criterion"), started)?;
     if figures.is_empty() {
@@ -67,6 +80,40 @@ pub(crate) fn run(
         println!("bench: wrote {}", path.display());
     }
     Ok(())
+}
+
+/// The `(package, bench target)` pairs of the workspace, or of one package.
+fn bench_targets(package: Option<&str>) -> Result<Vec<(String, String)>, String> {
+    let output = std::process::Command::new("cargo")
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .current_dir(root())
+        .output()
+        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).map_err(|e| format!("cargo metadata: {e}"))?;
+    let mut targets = Vec::new();
+    for pkg in metadata["packages"].as_array().into_iter().flatten() {
+        let name = pkg["name"].as_str().unwrap_or_default();
+        if package.is_some_and(|p| p != name) {
+            continue;
+        }
+        for target in pkg["targets"].as_array().into_iter().flatten() {
+            let is_bench = target["kind"]
+                .as_array()
+                .is_some_and(|kinds| kinds.iter().any(|k| k == "bench"));
+            if is_bench {
+                let bench = target["name"].as_str().unwrap_or_default();
+                targets.push((name.to_owned(), bench.to_owned()));
+            }
+        }
+    }
+    Ok(targets)
 }
 
 fn human(ns: f64) -> String {
