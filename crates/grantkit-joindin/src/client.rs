@@ -1,0 +1,712 @@
+//! `JoindinClient`: the Joind.in API v2.1 as typed calls over an `AuthorizedClient`.
+
+use crate::model::{Event, Meta, Page, Root, Talk, TalkComment, User, WhoAmI};
+use crate::wire::api_error;
+use futures::StreamExt as _;
+use futures::stream::BoxStream;
+use grantkit_core::codec::describe_json_error;
+use grantkit_core::{AuthorizedClient, Error, Result};
+use http::{HeaderValue, StatusCode, header};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::time::Duration;
+use url::Url;
+
+const JSON: &str = "application/json";
+/// Query parameters never sent: `callback` turns answers into JSONP, `format` into HTML.
+const FORBIDDEN_PARAMS: [&str; 2] = ["callback", "format"];
+
+/// The `filter` of an event listing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EventFilter {
+    /// Popular events.
+    Hot,
+    /// Events not over yet, soonest first.
+    Upcoming,
+    /// Events that are over, newest first.
+    Past,
+    /// Events whose call for papers is open.
+    Cfp,
+    /// All events; without a `start` the server begins at the first upcoming one.
+    All,
+    /// Events awaiting approval (site administrators only).
+    Pending,
+}
+
+impl EventFilter {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Hot => "hot",
+            Self::Upcoming => "upcoming",
+            Self::Past => "past",
+            Self::Cfp => "cfp",
+            Self::All => "all",
+            Self::Pending => "pending",
+        }
+    }
+}
+
+/// Which slice of a list to ask for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Paging {
+    /// The offset (`start`); the server's default is 0.
+    pub start: Option<u64>,
+    /// Items per page (`resultsperpage`); the server's default is 20, and `0` means all
+    /// of them in one answer.
+    pub per_page: Option<u64>,
+}
+
+impl Paging {
+    /// `per_page` items per page from the start.
+    pub fn per_page(per_page: u64) -> Self {
+        Self {
+            start: None,
+            per_page: Some(per_page),
+        }
+    }
+
+    /// Everything in one answer (`resultsperpage=0`).
+    pub fn all() -> Self {
+        Self::per_page(0)
+    }
+
+    /// Starts at `start`.
+    pub fn starting_at(mut self, start: u64) -> Self {
+        self.start = Some(start);
+        self
+    }
+
+    fn apply(&self, url: &mut Url) {
+        let mut pairs = url.query_pairs_mut();
+        if let Some(start) = self.start {
+            pairs.append_pair("start", &start.to_string());
+        }
+        if let Some(per_page) = self.per_page {
+            pairs.append_pair("resultsperpage", &per_page.to_string());
+        }
+    }
+}
+
+/// Filters of an event listing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    /// `filter`.
+    pub filter: Option<EventFilter>,
+    /// Events whose name contains this.
+    pub title: Option<String>,
+    /// The event with exactly this short name.
+    pub stub: Option<String>,
+    /// Events with all of these tags.
+    pub tags: Vec<String>,
+    /// Events starting on or after this date (`YYYY-MM-DD`).
+    pub start_date: Option<String>,
+    /// Events starting on or before this date (`YYYY-MM-DD`).
+    pub end_date: Option<String>,
+    /// Which page.
+    pub paging: Paging,
+}
+
+impl EventQuery {
+    /// Every event, the server's default order (newest first).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the filter.
+    pub fn filter(mut self, filter: EventFilter) -> Self {
+        self.filter = Some(filter);
+        self
+    }
+
+    /// Events whose name contains `title`.
+    pub fn title(mut self, title: impl Into<String>) -> Self {
+        self.title = Some(title.into());
+        self
+    }
+
+    /// The event with this short name.
+    pub fn stub(mut self, stub: impl Into<String>) -> Self {
+        self.stub = Some(stub.into());
+        self
+    }
+
+    /// Adds a tag every event must have.
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tags.push(tag.into());
+        self
+    }
+
+    /// Events starting on or after `date` (`YYYY-MM-DD`).
+    pub fn start_date(mut self, date: impl Into<String>) -> Self {
+        self.start_date = Some(date.into());
+        self
+    }
+
+    /// Events starting on or before `date` (`YYYY-MM-DD`).
+    pub fn end_date(mut self, date: impl Into<String>) -> Self {
+        self.end_date = Some(date.into());
+        self
+    }
+
+    /// Sets the paging.
+    pub fn paging(mut self, paging: Paging) -> Self {
+        self.paging = paging;
+        self
+    }
+
+    fn apply(&self, url: &mut Url) {
+        {
+            let mut pairs = url.query_pairs_mut();
+            if let Some(filter) = self.filter {
+                pairs.append_pair("filter", filter.as_str());
+            }
+            if let Some(title) = &self.title {
+                pairs.append_pair("title", title);
+            }
+            if let Some(stub) = &self.stub {
+                pairs.append_pair("stub", stub);
+            }
+            for tag in &self.tags {
+                pairs.append_pair("tags[]", tag);
+            }
+            if let Some(date) = &self.start_date {
+                pairs.append_pair("startdate", date);
+            }
+            if let Some(date) = &self.end_date {
+                pairs.append_pair("enddate", date);
+            }
+        }
+        self.paging.apply(url);
+    }
+}
+
+/// A comment to post on a talk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewComment {
+    /// The text.
+    pub comment: String,
+    /// The rating, 1 to 5 (Joind.in refuses 0 and stores 0 itself when the author has
+    /// rated the talk before or is its speaker).
+    pub rating: u8,
+    /// Visible only to the author, the speakers and administrators.
+    pub private: bool,
+}
+
+impl NewComment {
+    /// A public comment with a rating from 1 to 5.
+    pub fn new(comment: impl Into<String>, rating: u8) -> Self {
+        Self {
+            comment: comment.into(),
+            rating,
+            private: false,
+        }
+    }
+
+    /// Makes the comment private.
+    pub fn private(mut self, private: bool) -> Self {
+        self.private = private;
+        self
+    }
+}
+
+/// A comment Joind.in stored: where it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PostedComment {
+    /// Its URI, from the answer's `Location`.
+    pub uri: String,
+    /// Its id, the URI's last segment.
+    pub id: Option<u64>,
+}
+
+/// Whether `error` is Joind.in's refusal of a comment the same user already posted on
+/// the same talk (`400 ["Duplicate comment"]`). Posting it again will not help.
+pub fn is_duplicate_comment(error: &Error) -> bool {
+    matches!(error, Error::Api { status: 400, message } if message == "Duplicate comment")
+}
+
+/// The Joind.in API v2.1, typed, for one grant: every call goes through an
+/// [`AuthorizedClient`], which attaches the token and turns an anonymous answer (a token
+/// Joind.in no longer knows) into [`Error::ReauthorizationRequired`].
+///
+/// Answers are read leniently (text or numbers, `0`/`1` or booleans, `[]` for empty
+/// maps); requests send `Accept: application/json` and never `callback` or `format`.
+/// Links the server hands out (`next_page`) are followed only on the API's own host.
+#[derive(Clone, Debug)]
+pub struct JoindinClient {
+    client: AuthorizedClient,
+    api_base: String,
+    verbose: bool,
+}
+
+impl JoindinClient {
+    /// A client for the API at `api_base` (e.g. `https://api.joind.in/v2.1`). Prefer
+    /// [`JoindinProvider::api_client`](crate::JoindinProvider::api_client), which passes
+    /// the provider's base.
+    pub fn new(client: AuthorizedClient, api_base: &str) -> Self {
+        Self {
+            client,
+            api_base: api_base.trim_end_matches('/').to_owned(),
+            verbose: false,
+        }
+    }
+
+    /// Asks for the verbose form of every resource (`verbose=yes`).
+    pub fn verbose(mut self, verbose: bool) -> Self {
+        self.verbose = verbose;
+        self
+    }
+
+    /// The underlying authorized client.
+    pub fn authorized_client(&self) -> &AuthorizedClient {
+        &self.client
+    }
+
+    fn url(&self, path: &str) -> Result<Url> {
+        let mut url = Url::parse(&format!("{}/{path}", self.api_base))
+            .map_err(|_| Error::configuration("the Joind.in API base is not a URL"))?;
+        if self.verbose {
+            url.query_pairs_mut().append_pair("verbose", "yes");
+        }
+        Ok(url)
+    }
+
+    /// A link from an answer, made safe to send the token to: it must name the API's
+    /// host and port; it gets the API base's scheme (a server behind TLS termination
+    /// writes `http://` links); `callback` and `format` are removed.
+    fn follow(&self, link: &str) -> Result<Url> {
+        let base = Url::parse(&self.api_base)
+            .map_err(|_| Error::configuration("the Joind.in API base is not a URL"))?;
+        let mut url = Url::parse(link)
+            .map_err(|_| Error::bad_response("a link in Joind.in's answer is not a URL"))?;
+        if url.host_str() != base.host_str() || url.port() != base.port() {
+            return Err(Error::bad_response(
+                "a link in Joind.in's answer points outside the API; not following it with the token",
+            ));
+        }
+        if url.scheme() != base.scheme() {
+            url.set_scheme(base.scheme())
+                .map_err(|()| Error::bad_response("a link in Joind.in's answer cannot be made HTTPS"))?;
+        }
+        if url
+            .query_pairs()
+            .any(|(name, _)| FORBIDDEN_PARAMS.contains(&name.as_ref()))
+        {
+            let kept: Vec<(String, String)> = url
+                .query_pairs()
+                .filter(|(name, _)| !FORBIDDEN_PARAMS.contains(&name.as_ref()))
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            url.query_pairs_mut().clear().extend_pairs(kept);
+        }
+        Ok(url)
+    }
+
+    /// `GET` with the token, answering the status and the body.
+    async fn get(&self, url: &Url) -> Result<(StatusCode, Vec<u8>)> {
+        let request = self
+            .client
+            .http()
+            .get(url.as_str())
+            .header(header::ACCEPT, HeaderValue::from_static(JSON));
+        let response = self.client.send(request).await?;
+        let status = response.status();
+        let body = response.bytes().await?.to_vec();
+        Ok((status, body))
+    }
+
+    /// `GET` of a document that must succeed.
+    async fn get_document(&self, url: &Url) -> Result<Value> {
+        let (status, body) = self.get(url).await?;
+        if !status.is_success() {
+            return Err(api_error(status, &body));
+        }
+        document(&body)
+    }
+
+    /// The root document: links to the event lists, and `meta.user_uri`.
+    pub async fn root(&self) -> Result<Root> {
+        let value = self.get_document(&self.url("")?).await?;
+        serde_json::from_value(value).map_err(|err| shape_error("root document", &err))
+    }
+
+    /// Who the token belongs to (`meta.user_uri` of the root document; the cheapest call).
+    pub async fn whoami(&self) -> Result<WhoAmI> {
+        let root = self.root().await?;
+        let user_uri = root.meta.user_uri.ok_or_else(|| {
+            Error::reauthorize("Joind.in answered anonymously: it does not know the token")
+        })?;
+        match crate::lenient::id_from_uri(&user_uri) {
+            Some(0) => Err(Error::reauthorize(
+                "Joind.in identified the token as user 0: it does not know the token",
+            )),
+            Some(user_id) => Ok(WhoAmI { user_id, user_uri }),
+            None => Err(Error::bad_response(
+                "Joind.in's user_uri does not end in a user id",
+            )),
+        }
+    }
+
+    /// The user the token belongs to.
+    pub async fn me(&self) -> Result<User> {
+        let who = self.whoami().await?;
+        self.user(who.user_id)
+            .await?
+            .ok_or_else(|| Error::reauthorize("Joind.in no longer has the token's user"))
+    }
+
+    /// One page of any list the API links to (`talks_uri`, `next_page`, …), following the
+    /// link as given (on the API's own host). `plural` names the list: `events`, `talks`,
+    /// `comments`, `users`.
+    pub async fn page_at<T: DeserializeOwned>(&self, link: &str, plural: &str) -> Result<Page<T>> {
+        let url = self.follow(link)?;
+        self.page(&url, plural).await
+    }
+
+    async fn page<T: DeserializeOwned>(&self, url: &Url, plural: &str) -> Result<Page<T>> {
+        let value = self.get_document(url).await?;
+        read_page(value, plural)
+    }
+
+    /// Every item of a list, page after page: follows `next_page`, and stops when a page
+    /// is empty, when `next_page` does not advance the offset (the `resultsperpage=0`
+    /// quirk repeats the same offset), or when `total` items have been read. An error ends
+    /// the stream after it is yielded.
+    fn stream<T>(&self, first: Url, plural: &'static str) -> BoxStream<'static, Result<T>>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        let client = self.clone();
+        let state = (Some(first), 0u64);
+        futures::stream::unfold(state, move |(next, seen)| {
+            let client = client.clone();
+            async move {
+                let url = next?;
+                let page = match client.page::<T>(&url, plural).await {
+                    Ok(page) => page,
+                    Err(err) => return Some((vec![Err(err)], (None, seen))),
+                };
+                let seen = seen + page.items.len() as u64;
+                let mut batch: Vec<Result<T>> = Vec::with_capacity(page.items.len() + 1);
+                let next = match next_link(&url, &page.meta, page.items.len(), seen) {
+                    Some(link) => match client.follow(&link) {
+                        Ok(next) => Some(next),
+                        Err(err) => {
+                            batch.extend(page.items.into_iter().map(Ok));
+                            batch.push(Err(err));
+                            return Some((batch, (None, seen)));
+                        }
+                    },
+                    None => None,
+                };
+                batch.extend(page.items.into_iter().map(Ok));
+                Some((batch, (next, seen)))
+            }
+        })
+        .flat_map(futures::stream::iter)
+        .boxed()
+    }
+
+    /// One page of events.
+    pub async fn events(&self, query: &EventQuery) -> Result<Page<Event>> {
+        let mut url = self.url("events")?;
+        query.apply(&mut url);
+        self.page(&url, "events").await
+    }
+
+    /// Every event matching `query`, page after page (see [`EventQuery::paging`] for the
+    /// page size).
+    pub fn event_stream(&self, query: &EventQuery) -> BoxStream<'static, Result<Event>> {
+        match self.url("events") {
+            Ok(mut url) => {
+                query.apply(&mut url);
+                self.stream(url, "events")
+            }
+            Err(err) => futures::stream::iter([Err(err)]).boxed(),
+        }
+    }
+
+    /// One event; `None` when Joind.in has no such event (404).
+    pub async fn event(&self, id: u64) -> Result<Option<Event>> {
+        self.single(&format!("events/{id}"), "events").await
+    }
+
+    /// One page of an event's talks (an unknown event has none).
+    pub async fn event_talks(&self, event_id: u64, paging: Paging) -> Result<Page<Talk>> {
+        let mut url = self.url(&format!("events/{event_id}/talks"))?;
+        paging.apply(&mut url);
+        self.page(&url, "talks").await
+    }
+
+    /// Every talk of an event, page after page.
+    pub fn event_talk_stream(&self, event_id: u64, paging: Paging) -> BoxStream<'static, Result<Talk>> {
+        match self.url(&format!("events/{event_id}/talks")) {
+            Ok(mut url) => {
+                paging.apply(&mut url);
+                self.stream(url, "talks")
+            }
+            Err(err) => futures::stream::iter([Err(err)]).boxed(),
+        }
+    }
+
+    /// One talk; `None` when Joind.in has no such talk (404).
+    pub async fn talk(&self, id: u64) -> Result<Option<Talk>> {
+        self.single(&format!("talks/{id}"), "talks").await
+    }
+
+    /// Talks whose title contains `title`.
+    pub async fn search_talks(&self, title: &str, paging: Paging) -> Result<Page<Talk>> {
+        let mut url = self.url("talks")?;
+        url.query_pairs_mut().append_pair("title", title);
+        paging.apply(&mut url);
+        self.page(&url, "talks").await
+    }
+
+    /// One page of a talk's comments, oldest first (an unknown talk has none).
+    pub async fn talk_comments(&self, talk_id: u64, paging: Paging) -> Result<Page<TalkComment>> {
+        let mut url = self.url(&format!("talks/{talk_id}/comments"))?;
+        paging.apply(&mut url);
+        self.page(&url, "comments").await
+    }
+
+    /// Every comment of a talk, page after page.
+    pub fn talk_comment_stream(
+        &self,
+        talk_id: u64,
+        paging: Paging,
+    ) -> BoxStream<'static, Result<TalkComment>> {
+        match self.url(&format!("talks/{talk_id}/comments")) {
+            Ok(mut url) => {
+                paging.apply(&mut url);
+                self.stream(url, "comments")
+            }
+            Err(err) => futures::stream::iter([Err(err)]).boxed(),
+        }
+    }
+
+    /// Posts a comment on a talk, once.
+    ///
+    /// The token is checked first (`GET /`): Joind.in's newer servers would store a
+    /// comment sent with a token they no longer know as "user 0". The post itself is never
+    /// retried: a `429` is [`Error::RateLimited`] with the server's `Retry-After`; a
+    /// repeated text is `Error::Api` `Duplicate comment` ([`is_duplicate_comment`]).
+    ///
+    /// # Errors
+    /// [`Error::Configuration`] for an empty comment or a rating outside 1 to 5 (nothing is
+    /// sent); `Error::Api` 404 for an unknown talk; [`Error::ReauthorizationRequired`]
+    /// when the token is gone.
+    pub async fn post_talk_comment(&self, talk_id: u64, comment: &NewComment) -> Result<PostedComment> {
+        if comment.comment.trim().is_empty() {
+            return Err(Error::configuration("a talk comment needs some text"));
+        }
+        if !(1..=5).contains(&comment.rating) {
+            return Err(Error::configuration(
+                "a talk comment needs a rating from 1 to 5 (Joind.in refuses 0)",
+            ));
+        }
+        self.whoami().await?;
+        let url = self.url(&format!("talks/{talk_id}/comments"))?;
+        let body = serde_json::to_vec(&serde_json::json!({
+            "comment": comment.comment,
+            "rating": comment.rating,
+            "private": comment.private,
+        }))
+        .map_err(|_| Error::configuration("the comment could not be written as JSON"))?;
+        // No waiting and replaying on 429: a comment is posted once or not at all.
+        let once = self.client.clone().with_max_retry_wait(Duration::ZERO);
+        let request = once
+            .http()
+            .post(url.as_str())
+            .header(header::CONTENT_TYPE, HeaderValue::from_static(JSON))
+            .header(header::ACCEPT, HeaderValue::from_static(JSON))
+            .body(body);
+        let response = once.send(request).await?;
+        let status = response.status();
+        let location = response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = response.bytes().await?;
+        if !status.is_success() {
+            return Err(api_error(status, &body));
+        }
+        let uri = location.ok_or_else(|| {
+            Error::bad_response("Joind.in accepted the comment but sent no Location")
+        })?;
+        Ok(PostedComment {
+            id: crate::lenient::id_from_uri(&uri),
+            uri,
+        })
+    }
+
+    /// One user; `None` when Joind.in has no such user (404, or 200 with an empty list on
+    /// newer servers).
+    pub async fn user(&self, id: u64) -> Result<Option<User>> {
+        self.single(&format!("users/{id}"), "users").await
+    }
+
+    /// The user with exactly this user name, if any.
+    pub async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
+        let mut url = self.url("users")?;
+        url.query_pairs_mut().append_pair("username", username);
+        let page: Page<User> = self.page(&url, "users").await?;
+        Ok(page.items.into_iter().next())
+    }
+
+    /// Users whose name contains `keyword`.
+    pub async fn search_users(&self, keyword: &str, paging: Paging) -> Result<Page<User>> {
+        let mut url = self.url("users")?;
+        url.query_pairs_mut().append_pair("keyword", keyword);
+        paging.apply(&mut url);
+        self.page(&url, "users").await
+    }
+
+    /// A single item: `None` on 404 or an empty list.
+    async fn single<T: DeserializeOwned>(&self, path: &str, plural: &str) -> Result<Option<T>> {
+        let url = self.url(path)?;
+        let (status, body) = self.get(&url).await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(api_error(status, &body));
+        }
+        let page: Page<T> = read_page(document(&body)?, plural)?;
+        Ok(page.items.into_iter().next())
+    }
+}
+
+/// Decodes a body as JSON from its bytes, whatever charset label the server sent.
+fn document(body: &[u8]) -> Result<Value> {
+    serde_json::from_slice(body).map_err(|err| {
+        Error::bad_response(format!("Joind.in's answer is {}", describe_json_error(&err)))
+    })
+}
+
+fn shape_error(what: &str, err: &serde_json::Error) -> Error {
+    Error::bad_response(format!("Joind.in's {what} is {}", describe_json_error(err)))
+}
+
+/// A list envelope `{"<plural>": [...], "meta": {...}}` as a page.
+fn read_page<T: DeserializeOwned>(mut value: Value, plural: &str) -> Result<Page<T>> {
+    let meta = match value.get_mut("meta").map(Value::take) {
+        Some(meta) => serde_json::from_value(meta).map_err(|e| shape_error("meta", &e))?,
+        None => Meta::default(),
+    };
+    let items = match value.get_mut(plural).map(Value::take) {
+        Some(Value::Array(items)) => items,
+        // An empty PHP array may come out as `{}` or a map keyed by position.
+        Some(Value::Object(map)) => map.into_iter().map(|(_, v)| v).collect(),
+        Some(Value::Null) | None => Vec::new(),
+        Some(_) => {
+            return Err(Error::bad_response(format!(
+                "Joind.in's `{plural}` is not a list"
+            )));
+        }
+    };
+    let items = items
+        .into_iter()
+        .map(|item| serde_json::from_value(item).map_err(|e| shape_error(plural, &e)))
+        .collect::<Result<Vec<T>>>()?;
+    Ok(Page { items, meta })
+}
+
+/// The `start` query parameter of a URL.
+fn start_of(url: &Url) -> Option<u64> {
+    url.query_pairs()
+        .find(|(name, _)| name == "start")
+        .and_then(|(_, value)| value.parse().ok())
+}
+
+/// The next page to read, or `None` to stop: on an empty page, once `total` items were
+/// read, without `next_page`, or when `next_page` does not move the offset forward.
+fn next_link(current: &Url, meta: &Meta, items_in_page: usize, seen: u64) -> Option<String> {
+    if items_in_page == 0 || meta.count == Some(0) {
+        return None;
+    }
+    if meta.total.is_some_and(|total| seen >= total) {
+        return None;
+    }
+    let link = meta.next_page.as_deref()?;
+    let next_start = start_of(&Url::parse(link).ok()?)?;
+    // The server's own `this_page` says where this page began (`filter=all` chooses a
+    // start of its own when none was sent).
+    let current_start = meta
+        .this_page
+        .as_deref()
+        .and_then(|this| Url::parse(this).ok())
+        .and_then(|this| start_of(&this))
+        .or_else(|| start_of(current))
+        .unwrap_or(0);
+    (next_start > current_start).then(|| link.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(count: u64, total: u64, this: &str, next: Option<&str>) -> Meta {
+        Meta {
+            count: Some(count),
+            total: Some(total),
+            this_page: Some(this.to_owned()),
+            next_page: next.map(str::to_owned),
+            ..Meta::default()
+        }
+    }
+
+    #[test]
+    fn paging_stops_where_it_must() {
+        let url = Url::parse("http://h/v2.1/events?resultsperpage=10").unwrap();
+        let this = "http://h/v2.1/events?resultsperpage=10&start=0";
+        let next = "http://h/v2.1/events?resultsperpage=10&start=10";
+        assert_eq!(
+            next_link(&url, &meta(10, 25, this, Some(next)), 10, 10).as_deref(),
+            Some(next)
+        );
+        // Empty page, total reached, no link.
+        assert_eq!(next_link(&url, &meta(0, 25, this, Some(next)), 0, 10), None);
+        assert_eq!(next_link(&url, &meta(10, 20, this, Some(next)), 10, 20), None);
+        assert_eq!(next_link(&url, &meta(10, 25, this, None), 10, 10), None);
+        // resultsperpage=0 repeats the same offset.
+        let all = "http://h/v2.1/events?resultsperpage=0&start=3";
+        assert_eq!(next_link(&url, &meta(30, 40, all, Some(all)), 30, 30), None);
+        // A link going backwards, or without a start.
+        let back = "http://h/v2.1/events?resultsperpage=10&start=0";
+        let later = "http://h/v2.1/events?resultsperpage=10&start=20";
+        assert_eq!(next_link(&url, &meta(10, 99, later, Some(back)), 10, 10), None);
+        assert_eq!(
+            next_link(&url, &meta(10, 99, this, Some("http://h/v2.1/events")), 10, 10),
+            None
+        );
+    }
+
+    #[test]
+    fn pages_read_lists_and_php_maps() {
+        let page: Page<Value> = read_page(
+            serde_json::json!({"users": [], "meta": {"count": 0, "total": "0"}}),
+            "users",
+        )
+        .unwrap();
+        assert!(page.items.is_empty());
+        assert_eq!(page.meta.total, Some(0));
+        let page: Page<Value> =
+            read_page(serde_json::json!({"talks": {"0": 1, "1": 2}}), "talks").unwrap();
+        assert_eq!(page.items.len(), 2);
+        assert!(read_page::<Value>(serde_json::json!({"talks": "x"}), "talks").is_err());
+    }
+
+    #[test]
+    fn duplicate_comments_are_recognised() {
+        assert!(is_duplicate_comment(&Error::Api {
+            status: 400,
+            message: "Duplicate comment".into()
+        }));
+        assert!(!is_duplicate_comment(&Error::Api {
+            status: 400,
+            message: "The field \"rating\" is required".into()
+        }));
+    }
+}
