@@ -468,9 +468,14 @@ async fn probe(
     key: &TokenKey,
 ) -> grantkit_core::Result<reqwest::Response> {
     let (method, url) = fixture.harness.api_probe();
-    // A 1 MiB cap, so the oversized-body fault is refused by the client.
+    // A 1 MiB cap, so the oversized-body fault is refused by the client; the provider's
+    // timeout, so the slow fault ends as a timeout instead of a late success.
+    let http = reqwest::Client::builder()
+        .timeout(manager.provider().request_timeout())
+        .build()
+        .expect("an HTTP client with a timeout");
     let client = manager
-        .authorized_client(reqwest::Client::new(), key.clone())
+        .authorized_client(http, key.clone())
         .with_max_body(1 << 20);
     client.send(client.http().request(method, url)).await
 }
