@@ -283,3 +283,80 @@ fn each_pending_authorization_is_taken_once_across_processes() {
         );
     }
 }
+
+/// Worker: `churn <store> <n>` — after `go`, claims the key `n` times: `put(Absent)`
+/// (retrying while another process holds it), then deletes it with the version it wrote.
+/// Each delete also removes the key's lock file, so every claim races on a fresh one.
+fn churn_worker(args: &[String]) {
+    let store_dir = PathBuf::from(&args[1]);
+    let claims: u64 = args[2].parse().expect("a count");
+    runtime().block_on(async move {
+        let store = FileTokenStore::open(&store_dir).await.expect("open");
+        report("ready");
+        wait_for_parent();
+        let key = counter_key();
+        let me = std::process::id();
+        for claim in 0..claims {
+            let mine = counter(u64::from(me) * 1_000_000 + claim);
+            let version = loop {
+                match store.put(&key, &mine, Precondition::Absent).await {
+                    Ok(version) => break version,
+                    Err(Error::Conflict { .. }) => tokio::task::yield_now().await,
+                    Err(other) => panic!("claim failed: {other}"),
+                }
+            };
+            // Nobody else may have written in between: the claim is exclusive.
+            let read = store
+                .get(&key)
+                .await
+                .expect("get")
+                .expect("the claimed key");
+            assert_eq!(
+                read.version, version,
+                "another process overwrote a claimed key"
+            );
+            assert!(
+                store
+                    .delete(&key, Precondition::Version(version))
+                    .await
+                    .expect("delete of a claimed key"),
+                "a claimed key vanished"
+            );
+        }
+        report("done");
+    });
+}
+
+#[test]
+fn claims_stay_exclusive_while_lock_files_come_and_go() {
+    const TEST: &str = "claims_stay_exclusive_while_lock_files_come_and_go";
+    if let Some(args) = worker_args() {
+        run_worker(|| churn_worker(&args));
+    }
+    let dir = test_dir("churn");
+    let store_dir = store_path(dir.path());
+    let rt = runtime();
+    let store = rt.block_on(FileTokenStore::open(&store_dir)).expect("open");
+    let path = store_dir.to_str().unwrap();
+    let mut workers: Vec<Worker> = (0..4)
+        .map(|_| Worker::spawn(TEST, &["churn", path, "150"]))
+        .collect();
+    for worker in &mut workers {
+        worker.expect("ready", WAIT);
+    }
+    for worker in &mut workers {
+        worker.send("go");
+    }
+    for worker in &mut workers {
+        worker.expect("done", Duration::from_secs(180));
+        worker.succeed(WAIT);
+    }
+    assert!(rt.block_on(store.get(&counter_key())).unwrap().is_none());
+    let leftovers: Vec<_> = std::fs::read_dir(store_dir.join("locks"))
+        .unwrap()
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "the last delete removes the lock file: {leftovers:?}"
+    );
+}

@@ -1,26 +1,24 @@
 //! One refresh across processes: `TokenManager`s in several processes share a
-//! `FileTokenStore`, and the token endpoint — a real HTTP server on loopback, counting
-//! refresh requests — sees exactly the refreshes it should, also when a lease holder dies.
+//! `FileTokenStore`, and the join.me emulator's token endpoint (real HTTP on loopback,
+//! rotating refresh tokens) counts exactly the refreshes it should — also when a lease
+//! holder dies before its request, or after the server rotated the refresh token.
 //!
-//! The token endpoint is a minimal RFC 6749 refresh endpoint written here; the provider the
-//! workers use posts the refresh grant to it with reqwest.
+//! The workers' provider is a refresh-only join.me client written here: it posts the
+//! refresh grant to the emulator with reqwest.
 
 mod support;
 
 use async_trait::async_trait;
-use axum::extract::{Form, State};
-use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
 use grantkit_core::{
     AccessToken, AuthorizationRequest, Capabilities, Error, FlowKind, Grant, GrantKind,
     ManagerConfig, Precondition, Provider, RefreshToken, Result, Revocation, TokenKey,
     TokenManager, TokenSet, TokenStore as _,
 };
+use grantkit_emulator::{JoinMeEmulator, JoinMeEndpoint, JoinMeGrant};
 use grantkit_store_file::FileTokenStore;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use support::{
     Worker, report, run_worker, runtime, store_path, test_dir, wait_for_parent, worker_args,
@@ -28,97 +26,98 @@ use support::{
 use url::Url;
 
 const WAIT: Duration = Duration::from_secs(60);
-const CLIENT_ID: &str = "test-client";
 
-fn key() -> TokenKey {
-    TokenKey::new("loopback", CLIENT_ID, "alice@example.com")
+// ---- the emulator (parent) ----------------------------------------------------------------
+
+/// The join.me emulator with rotating refresh tokens, and a code-grant token pair it issued,
+/// stored already expired.
+struct Setup {
+    emulator: JoinMeEmulator,
+    key: TokenKey,
+    issued_access: String,
+    store_dir: PathBuf,
+    _dir: tempfile::TempDir,
 }
 
-// ---- the token endpoint (parent) ----------------------------------------------------------
-
-#[derive(Debug)]
-struct Grants {
-    refresh_token: String,
-    issued: u64,
-    rotate: bool,
-    refresh_requests: u64,
-}
-
-type Shared = Arc<Mutex<Grants>>;
-
-async fn token(
-    State(grants): State<Shared>,
-    Form(form): Form<HashMap<String, String>>,
-) -> (StatusCode, Json<serde_json::Value>) {
-    let mut grants = grants.lock().unwrap();
-    if form.get("grant_type").map(String::as_str) != Some("refresh_token")
-        || form.get("client_id").map(String::as_str) != Some(CLIENT_ID)
-    {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(serde_json::json!({"error": "invalid_request"})),
-        );
-    }
-    grants.refresh_requests += 1;
-    if form.get("refresh_token") != Some(&grants.refresh_token) {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(
-                serde_json::json!({"error": "invalid_grant", "error_description": "unknown refresh token"}),
-            ),
-        );
-    }
-    grants.issued += 1;
-    let mut body = serde_json::json!({
-        "access_token": format!("at-{}", grants.issued),
-        "token_type": "bearer",
-        "expires_in": 3600,
-    });
-    if grants.rotate {
-        grants.refresh_token = format!("rt-{}", grants.issued);
-        body["refresh_token"] = grants.refresh_token.clone().into();
-    }
-    (StatusCode::OK, Json(body))
-}
-
-/// A token endpoint on a free loopback port; the grant starts with refresh token `rt-0`.
-struct TokenEndpoint {
-    url: String,
-    grants: Shared,
-}
-
-impl TokenEndpoint {
-    fn start(rt: &tokio::runtime::Runtime, rotate: bool) -> Self {
-        let grants = Arc::new(Mutex::new(Grants {
-            refresh_token: "rt-0".to_owned(),
-            issued: 0,
-            rotate,
-            refresh_requests: 0,
-        }));
-        let app = Router::new()
-            .route("/token", post(token))
-            .with_state(grants.clone());
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind a loopback port");
-        let url = format!("http://{}/token", listener.local_addr().unwrap());
-        rt.spawn(async move { axum::serve(listener, app).await });
-        Self { url, grants }
+impl Setup {
+    fn start(rt: &tokio::runtime::Runtime, name: &str) -> Self {
+        let dir = test_dir(name);
+        let store_dir = store_path(dir.path());
+        let emulator = JoinMeEmulator::builder()
+            .with_quirks(|q| {
+                q.refresh_rotation = true;
+                q.token_expires_in = Some(3600);
+            })
+            .start()
+            .expect("the join.me emulator starts");
+        let fixtures = emulator.fixtures().clone();
+        let issued = emulator
+            .issue_tokens(
+                &fixtures.email,
+                &fixtures.client_id,
+                &["user_info", "scheduler"],
+                JoinMeGrant::Code,
+            )
+            .expect("the emulator issues a token pair");
+        let key = TokenKey::new("joinme", &fixtures.client_id, &fixtures.email);
+        let mut expired = TokenSet::new(
+            AccessToken::new(issued.access_token.clone()),
+            GrantKind::AuthorizationCode,
+        )
+        .with_refresh_token(RefreshToken::new(
+            issued
+                .refresh_token
+                .clone()
+                .expect("a code grant has a refresh token"),
+        ));
+        expired.expires_at = Some(SystemTime::now() - Duration::from_secs(3600));
+        let store = rt.block_on(FileTokenStore::open(&store_dir)).expect("open");
+        rt.block_on(store.put(&key, &expired, Precondition::Absent))
+            .expect("put");
+        Self {
+            emulator,
+            key,
+            issued_access: issued.access_token,
+            store_dir,
+            _dir: dir,
+        }
     }
 
-    fn refresh_requests(&self) -> u64 {
-        self.grants.lock().unwrap().refresh_requests
+    fn token_calls(&self) -> u64 {
+        self.emulator.count(JoinMeEndpoint::Token)
     }
-}
 
-/// An expired grant in the store, refreshable with `rt-0`.
-fn store_expired_grant(rt: &tokio::runtime::Runtime, store_dir: &Path) {
-    let store = rt.block_on(FileTokenStore::open(store_dir)).expect("open");
-    let mut tokens = TokenSet::new(AccessToken::new("at-0"), GrantKind::AuthorizationCode)
-        .with_refresh_token(RefreshToken::new("rt-0"));
-    tokens.expires_at = Some(SystemTime::now() - Duration::from_secs(3600));
-    rt.block_on(store.put(&key(), &tokens, Precondition::Any))
-        .expect("put");
+    /// A worker of the test `test`: `tasks` tasks calling `access_token`.
+    fn worker(
+        &self,
+        test: &str,
+        mode: &str,
+        tasks: usize,
+        timeout_ms: u64,
+        lease_ttl_ms: u64,
+    ) -> Worker {
+        let fixtures = self.emulator.fixtures();
+        Worker::spawn(
+            test,
+            &[
+                "access",
+                self.store_dir.to_str().unwrap(),
+                &self.emulator.token_url(),
+                &fixtures.client_id,
+                &fixtures.client_secret,
+                &fixtures.email,
+                mode,
+                &tasks.to_string(),
+                &timeout_ms.to_string(),
+                &lease_ttl_ms.to_string(),
+            ],
+        )
+    }
+
+    fn stored(&self, rt: &tokio::runtime::Runtime) -> Option<TokenSet> {
+        let store = rt.block_on(FileTokenStore::open(&self.store_dir)).unwrap();
+        rt.block_on(store.get(&self.key)).unwrap().map(|v| v.value)
+    }
 }
 
 // ---- the provider (workers) ---------------------------------------------------------------
@@ -134,32 +133,19 @@ enum Mode {
     HangAfterResponse,
 }
 
+/// A refresh-only join.me client.
 #[derive(Debug)]
-struct LoopbackProvider {
-    endpoint: Url,
+struct RefreshingProvider {
+    token_url: Url,
+    client_id: String,
+    client_secret: String,
     http: reqwest::Client,
     capabilities: Capabilities,
     timeout: Duration,
     mode: Mode,
 }
 
-impl LoopbackProvider {
-    fn new(endpoint: &str, timeout: Duration, mode: Mode) -> Self {
-        Self {
-            endpoint: Url::parse(endpoint).expect("endpoint URL"),
-            http: reqwest::Client::builder()
-                .timeout(timeout)
-                .build()
-                .expect("client"),
-            capabilities: Capabilities::default()
-                .with_flows([FlowKind::AuthorizationCode])
-                .with_refresh(true)
-                .with_rotation(true),
-            timeout,
-            mode,
-        }
-    }
-
+impl RefreshingProvider {
     async fn post_refresh(&self, tokens: &TokenSet) -> Result<TokenSet> {
         let refresh_token = tokens
             .refresh_token
@@ -168,11 +154,12 @@ impl LoopbackProvider {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("grant_type", "refresh_token")
             .append_pair("refresh_token", refresh_token.expose_secret())
-            .append_pair("client_id", CLIENT_ID)
+            .append_pair("client_id", &self.client_id)
+            .append_pair("client_secret", &self.client_secret)
             .finish();
         let response = self
             .http
-            .post(self.endpoint.clone())
+            .post(self.token_url.clone())
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body)
             .send()
@@ -183,30 +170,28 @@ impl LoopbackProvider {
             .map_err(|_| Error::bad_response("the token endpoint did not answer JSON"))?;
         if !status.is_success() {
             return Err(Error::oauth(
-                json["error"].as_str().unwrap_or("invalid_request"),
+                json["error"].as_str().unwrap_or("unknown_error"),
                 json["error_description"].as_str().map(str::to_owned),
             ));
         }
         let access = json["access_token"]
             .as_str()
             .ok_or_else(|| Error::bad_response("no access_token"))?;
+        let lifetime = Duration::from_secs(json["expires_in"].as_u64().unwrap_or(86_400));
         let mut refreshed = TokenSet::new(AccessToken::new(access), GrantKind::AuthorizationCode)
-            .expiring_in(
-                SystemTime::now(),
-                Duration::from_secs(json["expires_in"].as_u64().unwrap_or(3600)),
-            );
+            .expiring_in(SystemTime::now(), lifetime);
         refreshed.refresh_token = json["refresh_token"].as_str().map(RefreshToken::new);
         Ok(refreshed)
     }
 }
 
 #[async_trait]
-impl Provider for LoopbackProvider {
+impl Provider for RefreshingProvider {
     fn id(&self) -> &str {
-        "loopback"
+        "joinme"
     }
     fn client_id(&self) -> &str {
-        CLIENT_ID
+        &self.client_id
     }
     fn capabilities(&self) -> &Capabilities {
         &self.capabilities
@@ -215,10 +200,10 @@ impl Provider for LoopbackProvider {
         self.timeout
     }
     async fn authorization_url(&self, _request: &AuthorizationRequest) -> Result<Url> {
-        Err(Error::unsupported("these tests start from a stored grant"))
+        Err(Error::unsupported("this test provider only refreshes"))
     }
     async fn exchange(&self, _grant: Grant) -> Result<TokenSet> {
-        Err(Error::unsupported("these tests start from a stored grant"))
+        Err(Error::unsupported("this test provider only refreshes"))
     }
     async fn refresh(&self, tokens: &TokenSet) -> Result<TokenSet> {
         match self.mode {
@@ -235,32 +220,47 @@ impl Provider for LoopbackProvider {
         }
     }
     async fn identify(&self, _tokens: &TokenSet) -> Result<String> {
-        Ok(key().account)
+        Err(Error::unsupported("this test provider only refreshes"))
     }
     async fn revoke(&self, _tokens: &TokenSet) -> Result<Revocation> {
         Ok(Revocation::NotSupported)
     }
 }
 
-/// Worker: `access <store> <endpoint> <mode> <tasks> <timeout ms> <lease ttl ms>` — after
-/// `go`, calls `access_token` from `tasks` tasks at once and reports what they got: `ok
-/// <token>` when all got the same token, `reauth` when all were told to authorize again.
+/// Worker: `access <store> <token url> <client id> <client secret> <email> <mode> <tasks>
+/// <timeout ms> <lease ttl ms>` — after `go`, calls `access_token` from `tasks` tasks at once
+/// and reports what they got: `ok <token>` when all got the same token, `reauth` when all
+/// were told to authorize again.
 fn access_worker(args: &[String]) {
     let store_dir = PathBuf::from(&args[1]);
-    let endpoint = args[2].clone();
-    let mode = match args[3].as_str() {
+    let mode = match args[6].as_str() {
         "normal" => Mode::Normal,
         "hang-before-request" => Mode::HangBeforeRequest,
         "hang-after-response" => Mode::HangAfterResponse,
         other => panic!("unknown mode {other}"),
     };
-    let tasks: usize = args[4].parse().expect("a task count");
-    let timeout = Duration::from_millis(args[5].parse().expect("a timeout"));
-    let lease_ttl = Duration::from_millis(args[6].parse().expect("a TTL"));
+    let tasks: usize = args[7].parse().expect("a task count");
+    let timeout = Duration::from_millis(args[8].parse().expect("a timeout"));
+    let lease_ttl = Duration::from_millis(args[9].parse().expect("a TTL"));
+    let provider = RefreshingProvider {
+        token_url: Url::parse(&args[2]).expect("the token URL"),
+        client_id: args[3].clone(),
+        client_secret: args[4].clone(),
+        http: reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .expect("a client"),
+        capabilities: Capabilities::default()
+            .with_flows([FlowKind::AuthorizationCode])
+            .with_refresh(true)
+            .with_rotation(true),
+        timeout,
+        mode,
+    };
+    let key = TokenKey::new("joinme", &args[3], &args[5]);
     runtime().block_on(async move {
         let store = FileTokenStore::open(&store_dir).await.expect("open");
-        let provider = Arc::new(LoopbackProvider::new(&endpoint, timeout, mode));
-        let manager = TokenManager::builder(provider, Arc::new(store))
+        let manager = TokenManager::builder(Arc::new(provider), Arc::new(store))
             .config(ManagerConfig::for_timeout(timeout).with_lease_ttl(lease_ttl))
             .build()
             .expect("manager");
@@ -268,9 +268,9 @@ fn access_worker(args: &[String]) {
         wait_for_parent();
         let mut handles = Vec::new();
         for _ in 0..tasks {
-            let manager = manager.clone();
+            let (manager, key) = (manager.clone(), key.clone());
             handles.push(tokio::spawn(
-                async move { manager.access_token(&key()).await },
+                async move { manager.access_token(&key).await },
             ));
         }
         let mut tokens = HashMap::<String, usize>::new();
@@ -281,7 +281,7 @@ fn access_worker(args: &[String]) {
                 Ok(set) => {
                     *tokens
                         .entry(set.access_token.expose_secret().to_owned())
-                        .or_default() += 1
+                        .or_default() += 1;
                 }
                 Err(Error::ReauthorizationRequired { .. }) => reauth += 1,
                 Err(err) => other.push(err.to_string()),
@@ -297,29 +297,6 @@ fn access_worker(args: &[String]) {
     });
 }
 
-fn spawn_access(
-    test: &str,
-    store_dir: &Path,
-    endpoint: &TokenEndpoint,
-    mode: &str,
-    tasks: usize,
-    timeout_ms: u64,
-    ttl_ms: u64,
-) -> Worker {
-    Worker::spawn(
-        test,
-        &[
-            "access",
-            store_dir.to_str().unwrap(),
-            &endpoint.url,
-            mode,
-            &tasks.to_string(),
-            &timeout_ms.to_string(),
-            &ttl_ms.to_string(),
-        ],
-    )
-}
-
 fn start_together(workers: &mut [Worker]) {
     for worker in workers.iter_mut() {
         worker.expect("ready", WAIT);
@@ -329,39 +306,49 @@ fn start_together(workers: &mut [Worker]) {
     }
 }
 
+/// The token every worker reports; fails unless all report the same one.
+fn one_token_for_all(workers: &mut [Worker]) -> String {
+    let mut tokens = Vec::new();
+    for worker in workers.iter_mut() {
+        let result = worker.expect("", WAIT);
+        let token = result
+            .strip_prefix("ok ")
+            .unwrap_or_else(|| panic!("a worker's tasks did not all get one token: {result}"))
+            .to_owned();
+        tokens.push(token);
+        worker.succeed(WAIT);
+    }
+    tokens.dedup();
+    assert_eq!(
+        tokens.len(),
+        1,
+        "the processes were served different tokens: {tokens:?}"
+    );
+    tokens.remove(0)
+}
+
 #[test]
 fn four_processes_of_250_tasks_refresh_an_expired_token_once() {
     const TEST: &str = "four_processes_of_250_tasks_refresh_an_expired_token_once";
     if let Some(args) = worker_args() {
         run_worker(|| access_worker(&args));
     }
-    let dir = test_dir("refresh-once");
-    let store_dir = store_path(dir.path());
     let rt = runtime();
-    let endpoint = TokenEndpoint::start(&rt, true);
-    store_expired_grant(&rt, &store_dir);
-
+    let setup = Setup::start(&rt, "refresh-once");
     let mut workers: Vec<Worker> = (0..4)
-        .map(|_| spawn_access(TEST, &store_dir, &endpoint, "normal", 250, 5_000, 10_000))
+        .map(|_| setup.worker(TEST, "normal", 250, 5_000, 10_000))
         .collect();
     start_together(&mut workers);
-    for worker in &mut workers {
-        assert_eq!(
-            worker.expect("", WAIT),
-            "ok at-1",
-            "every task of every process gets the one refreshed token"
-        );
-        worker.succeed(WAIT);
-    }
+    let token = one_token_for_all(&mut workers);
+    assert_ne!(token, setup.issued_access, "the expired token was served");
     assert_eq!(
-        endpoint.refresh_requests(),
+        setup.token_calls(),
         1,
-        "the token endpoint saw more than one refresh"
+        "4 processes × 250 tasks made more than one token-endpoint call"
     );
-    let store = rt.block_on(FileTokenStore::open(&store_dir)).unwrap();
-    let stored = rt.block_on(store.get(&key())).unwrap().unwrap();
-    assert_eq!(stored.value.access_token.expose_secret(), "at-1");
-    assert_eq!(stored.value.refresh_token.unwrap().expose_secret(), "rt-1");
+    let stored = setup.stored(&rt).expect("the refreshed grant");
+    assert_eq!(stored.access_token.expose_secret(), token);
+    assert!(!stored.is_expired(SystemTime::now()));
 }
 
 #[test]
@@ -370,41 +357,28 @@ fn a_holder_killed_before_its_request_is_replaced_once_the_lease_expires() {
     if let Some(args) = worker_args() {
         run_worker(|| access_worker(&args));
     }
-    let dir = test_dir("refresh-dead-before");
-    let store_dir = store_path(dir.path());
     let rt = runtime();
-    let endpoint = TokenEndpoint::start(&rt, true);
-    store_expired_grant(&rt, &store_dir);
+    let setup = Setup::start(&rt, "refresh-dead-before");
 
     // The victim takes the lease and dies before its refresh request goes out.
-    let mut victim = spawn_access(
-        TEST,
-        &store_dir,
-        &endpoint,
-        "hang-before-request",
-        1,
-        500,
-        1_500,
-    );
+    let mut victim = setup.worker(TEST, "hang-before-request", 1, 500, 1_500);
     start_together(std::slice::from_mut(&mut victim));
     victim.expect("refreshing", WAIT);
     victim.kill();
-    assert_eq!(
-        endpoint.refresh_requests(),
-        0,
-        "the victim's request went out"
-    );
+    assert_eq!(setup.token_calls(), 0, "the victim's request went out");
 
     // The others wait for the dead holder's lease to expire, then one of them refreshes.
     let mut others: Vec<Worker> = (0..3)
-        .map(|_| spawn_access(TEST, &store_dir, &endpoint, "normal", 20, 500, 1_500))
+        .map(|_| setup.worker(TEST, "normal", 20, 500, 1_500))
         .collect();
     start_together(&mut others);
-    for worker in &mut others {
-        assert_eq!(worker.expect("", WAIT), "ok at-1");
-        worker.succeed(WAIT);
-    }
-    assert_eq!(endpoint.refresh_requests(), 1);
+    let token = one_token_for_all(&mut others);
+    assert_ne!(token, setup.issued_access);
+    assert_eq!(setup.token_calls(), 1);
+    assert_eq!(
+        setup.stored(&rt).unwrap().access_token.expose_secret(),
+        token
+    );
 }
 
 #[test]
@@ -413,31 +387,21 @@ fn a_holder_killed_after_the_server_rotated_leaves_the_others_to_reauthorize() {
     if let Some(args) = worker_args() {
         run_worker(|| access_worker(&args));
     }
-    let dir = test_dir("refresh-dead-after");
-    let store_dir = store_path(dir.path());
     let rt = runtime();
-    let endpoint = TokenEndpoint::start(&rt, true);
-    store_expired_grant(&rt, &store_dir);
+    let setup = Setup::start(&rt, "refresh-dead-after");
 
-    // The victim's refresh commits at the server (rt-0 → rt-1), and the victim dies before
-    // storing the new tokens: the stored rt-0 is dead.
-    let mut victim = spawn_access(
-        TEST,
-        &store_dir,
-        &endpoint,
-        "hang-after-response",
-        1,
-        500,
-        1_500,
-    );
+    // The victim's refresh commits at the server (the refresh token rotates), and the victim
+    // dies before storing the new pair: the stored refresh token is dead.
+    let mut victim = setup.worker(TEST, "hang-after-response", 1, 500, 1_500);
     start_together(std::slice::from_mut(&mut victim));
     assert_eq!(victim.expect("refreshed", WAIT), "true");
     victim.kill();
-    assert_eq!(endpoint.refresh_requests(), 1);
+    assert_eq!(setup.token_calls(), 1);
 
-    // The others try rt-0 once, are refused, and give up: no loop, no expired token served.
+    // The others try the dead refresh token once, are refused, and give up: no loop, and
+    // no expired token served.
     let mut others: Vec<Worker> = (0..3)
-        .map(|_| spawn_access(TEST, &store_dir, &endpoint, "normal", 20, 500, 1_500))
+        .map(|_| setup.worker(TEST, "normal", 20, 500, 1_500))
         .collect();
     start_together(&mut others);
     for worker in &mut others {
@@ -445,13 +409,9 @@ fn a_holder_killed_after_the_server_rotated_leaves_the_others_to_reauthorize() {
         worker.succeed(WAIT);
     }
     assert_eq!(
-        endpoint.refresh_requests(),
+        setup.token_calls(),
         2,
         "the refused refresh was tried more than once"
     );
-    let store = rt.block_on(FileTokenStore::open(&store_dir)).unwrap();
-    assert!(
-        rt.block_on(store.get(&key())).unwrap().is_none(),
-        "the dead grant is deleted"
-    );
+    assert!(setup.stored(&rt).is_none(), "the dead grant is deleted");
 }
