@@ -20,6 +20,7 @@ pub(crate) struct KeyLayout {
 }
 
 /// The keys of one grant.
+#[cfg(test)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct GrantKeys {
     /// The record: a hash with the version, the encoded token set and the key parts.
@@ -59,18 +60,42 @@ impl KeyLayout {
     }
 
     /// The keys of the grant `key`.
+    #[cfg(test)]
     pub(crate) fn grant(&self, key: &TokenKey) -> GrantKeys {
-        let tag = hex::encode(&digest(&[&key.provider, &key.client, &key.account])[..16]);
+        let tag = tag(key);
         GrantKeys {
-            record: format!(
-                "{}tok:{}:{}:{{{tag}}}",
-                self.prefix,
-                provider_hash(&key.provider),
-                client_hash(&key.provider, &key.client)
-            ),
+            record: self.record_with_tag(key, &tag),
             tombstone: format!("{}gone:{{{tag}}}", self.prefix),
             lease: format!("{}lease:{{{tag}}}", self.prefix),
         }
+    }
+
+    /// The record key of `key` alone: what a read needs.
+    pub(crate) fn record(&self, key: &TokenKey) -> String {
+        self.record_with_tag(key, &tag(key))
+    }
+
+    /// The record and tombstone keys of `key`: what a write or delete needs.
+    pub(crate) fn record_and_tombstone(&self, key: &TokenKey) -> (String, String) {
+        let tag = tag(key);
+        (
+            self.record_with_tag(key, &tag),
+            format!("{}gone:{{{tag}}}", self.prefix),
+        )
+    }
+
+    /// The lease key of `key` alone.
+    pub(crate) fn lease(&self, key: &TokenKey) -> String {
+        format!("{}lease:{{{}}}", self.prefix, tag(key))
+    }
+
+    fn record_with_tag(&self, key: &TokenKey, tag: &str) -> String {
+        format!(
+            "{}tok:{}:{}:{{{tag}}}",
+            self.prefix,
+            provider_hash(&key.provider),
+            client_hash(&key.provider, &key.client)
+        )
     }
 
     /// The key of a pending authorization: the hash of its state, never the state.
@@ -95,6 +120,12 @@ impl KeyLayout {
     }
 }
 
+/// The hash tag of a grant: 128 bits of SHA-256 over its key parts, in hex. Distinct
+/// grants must never share it (they would share a record), hence a cryptographic hash.
+fn tag(key: &TokenKey) -> String {
+    hex::encode(&digest(&[&key.provider, &key.client, &key.account])[..16])
+}
+
 /// SHA-256 over length-prefixed parts, so that ("a:b", "c") and ("a", "b:c") differ.
 fn digest(parts: &[&str]) -> [u8; 32] {
     let mut hasher = Sha256::new();
@@ -106,11 +137,34 @@ fn digest(parts: &[&str]) -> [u8; 32] {
 }
 
 fn provider_hash(provider: &str) -> String {
-    hex::encode(&digest(&["provider", provider])[..8])
+    format!("{:016x}", fnv1a(&["provider", provider]))
 }
 
 fn client_hash(provider: &str, client: &str) -> String {
-    hex::encode(&digest(&["client", provider, client])[..8])
+    format!("{:016x}", fnv1a(&["client", provider, client]))
+}
+
+/// 64-bit FNV-1a over length-prefixed parts: the short provider and client hashes that
+/// let `SCAN … MATCH` narrow a listing. They need to be stable, not collision-resistant
+/// (`list` compares the stored key parts), and they are on every call's path, so they are
+/// cheaper than the SHA-256 of the hash tag.
+fn fnv1a(parts: &[&str]) -> u64 {
+    let mut hash = FNV_OFFSET;
+    for part in parts {
+        hash = fnv1a_extend(hash, &(part.len() as u64).to_be_bytes());
+        hash = fnv1a_extend(hash, part.as_bytes());
+    }
+    hash
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+fn fnv1a_extend(mut hash: u64, bytes: &[u8]) -> u64 {
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
 }
 
 /// Escapes the characters `SCAN … MATCH` treats as glob syntax.
@@ -181,6 +235,19 @@ mod tests {
     }
 
     #[test]
+    fn the_partial_key_functions_agree_with_grant() {
+        let layout = layout();
+        let key = TokenKey::new("p", "c", "a{b}");
+        let all = layout.grant(&key);
+        assert_eq!(layout.record(&key), all.record);
+        assert_eq!(
+            layout.record_and_tombstone(&key),
+            (all.record.clone(), all.tombstone.clone())
+        );
+        assert_eq!(layout.lease(&key), all.lease);
+    }
+
+    #[test]
     fn parts_split_differently_are_different_keys() {
         let a = layout().grant(&TokenKey::new("p", "a:b", "c"));
         let b = layout().grant(&TokenKey::new("p", "a", "b:c"));
@@ -211,6 +278,16 @@ mod tests {
         assert!(record.starts_with(unescaped(&by_client).trim_end_matches('*')));
         let other = layout.record_pattern(&KeyFilter::provider("p").with_client("d"));
         assert!(!record.starts_with(unescaped(&other).trim_end_matches('*')));
+    }
+
+    #[test]
+    fn fnv1a_matches_its_reference_values() {
+        // Published 64-bit FNV-1a test vectors.
+        assert_eq!(fnv1a_extend(FNV_OFFSET, b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a_extend(FNV_OFFSET, b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a_extend(FNV_OFFSET, b"foobar"), 0x8594_4171_f739_67e8);
+        assert_ne!(fnv1a(&["ab", "c"]), fnv1a(&["a", "bc"]));
+        assert_eq!(provider_hash("joindin").len(), 16);
     }
 
     #[test]

@@ -107,7 +107,7 @@ impl RedisTokenStore {
     /// The Redis key holding the record of `key`, for operators and tests (e.g. to read
     /// its TTL). Contains no key part: a hash of them.
     pub fn record_key(&self, key: &TokenKey) -> String {
-        self.settings.keys.grant(key).record
+        self.settings.keys.record(key)
     }
 
     /// The Redis key of the pending authorization stored under `state_hash`.
@@ -278,7 +278,7 @@ impl TokenStore for RedisTokenStore {
     }
 
     async fn get(&self, key: &TokenKey) -> Result<Option<Versioned<TokenSet>>> {
-        let record = self.settings.keys.grant(key).record;
+        let record = self.settings.keys.record(key);
         let mut conn = self.conn.clone();
         let (version, data): (Option<String>, Option<Vec<u8>>) = self
             .on_key(
@@ -322,24 +322,25 @@ impl TokenStore for RedisTokenStore {
         tokens: &TokenSet,
         precondition: Precondition,
     ) -> Result<Version> {
-        let keys = self.settings.keys.grant(key);
+        let (record, tombstone) = self.settings.keys.record_and_tombstone(key);
         let (mode, expected) = precondition_args(precondition);
         let data = codec::encode_token_set(tokens);
         let expiry = self.expiry_ms(tokens);
         let mut conn = self.conn.clone();
-        let mut invocation = scripts::PUT.prepare_invoke();
-        invocation
-            .key(&keys.record)
-            .key(&keys.tombstone)
-            .arg(mode)
+        let mut call = scripts::evalsha(&scripts::PUT, &[&record, &tombstone]);
+        call.arg(mode)
             .arg(expected)
             .arg(data)
+            .arg(expiry)
             .arg(&key.provider)
             .arg(&key.client)
-            .arg(&key.account)
-            .arg(expiry);
+            .arg(&key.account);
         let version: i64 = self
-            .on_key("writing a grant", key, invocation.invoke_async(&mut conn))
+            .on_key(
+                "writing a grant",
+                key,
+                scripts::run(&scripts::PUT, &call, &mut conn),
+            )
             .await?;
         match u64::try_from(version) {
             Ok(0) => Err(conflict(key)),
@@ -352,18 +353,19 @@ impl TokenStore for RedisTokenStore {
     }
 
     async fn delete(&self, key: &TokenKey, precondition: Precondition) -> Result<bool> {
-        let keys = self.settings.keys.grant(key);
+        let (record, tombstone) = self.settings.keys.record_and_tombstone(key);
         let (mode, expected) = precondition_args(precondition);
         let mut conn = self.conn.clone();
-        let mut invocation = scripts::DELETE.prepare_invoke();
-        invocation
-            .key(&keys.record)
-            .key(&keys.tombstone)
-            .arg(mode)
+        let mut call = scripts::evalsha(&scripts::DELETE, &[&record, &tombstone]);
+        call.arg(mode)
             .arg(expected)
             .arg(millis(self.settings.tombstone_ttl));
         let outcome: i64 = self
-            .on_key("deleting a grant", key, invocation.invoke_async(&mut conn))
+            .on_key(
+                "deleting a grant",
+                key,
+                scripts::run(&scripts::DELETE, &call, &mut conn),
+            )
             .await?;
         match outcome {
             1 => Ok(true),
@@ -395,7 +397,7 @@ impl TokenStore for RedisTokenStore {
 
     async fn try_lease(&self, key: &TokenKey, ttl: Duration) -> Result<Option<Lease>> {
         let lease = Lease::new_holder(key.clone());
-        let lease_key = self.settings.keys.grant(key).lease;
+        let lease_key = self.settings.keys.lease(key);
         let mut conn = self.conn.clone();
         let reply: Option<String> = self
             .on_key(
@@ -414,18 +416,15 @@ impl TokenStore for RedisTokenStore {
     }
 
     async fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<()> {
-        let lease_key = self.settings.keys.grant(&lease.key).lease;
+        let lease_key = self.settings.keys.lease(&lease.key);
         let mut conn = self.conn.clone();
-        let mut invocation = scripts::RENEW_LEASE.prepare_invoke();
-        invocation
-            .key(&lease_key)
-            .arg(&lease.holder)
-            .arg(millis(ttl));
+        let mut call = scripts::evalsha(&scripts::RENEW_LEASE, &[&lease_key]);
+        call.arg(&lease.holder).arg(millis(ttl));
         let renewed: i64 = self
             .on_key(
                 "renewing a lease",
                 &lease.key,
-                invocation.invoke_async(&mut conn),
+                scripts::run(&scripts::RENEW_LEASE, &call, &mut conn),
             )
             .await?;
         if renewed == 1 {
@@ -438,15 +437,15 @@ impl TokenStore for RedisTokenStore {
     }
 
     async fn release_lease(&self, lease: &Lease) -> Result<()> {
-        let lease_key = self.settings.keys.grant(&lease.key).lease;
+        let lease_key = self.settings.keys.lease(&lease.key);
         let mut conn = self.conn.clone();
-        let mut invocation = scripts::RELEASE_LEASE.prepare_invoke();
-        invocation.key(&lease_key).arg(&lease.holder);
+        let mut call = scripts::evalsha(&scripts::RELEASE_LEASE, &[&lease_key]);
+        call.arg(&lease.holder);
         let _released: i64 = self
             .on_key(
                 "releasing a lease",
                 &lease.key,
-                invocation.invoke_async(&mut conn),
+                scripts::run(&scripts::RELEASE_LEASE, &call, &mut conn),
             )
             .await?;
         Ok(())
