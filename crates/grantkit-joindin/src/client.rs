@@ -286,8 +286,9 @@ impl JoindinClient {
             ));
         }
         if url.scheme() != base.scheme() {
-            url.set_scheme(base.scheme())
-                .map_err(|()| Error::bad_response("a link in Joind.in's answer cannot be made HTTPS"))?;
+            url.set_scheme(base.scheme()).map_err(|()| {
+                Error::bad_response("a link in Joind.in's answer cannot be made HTTPS")
+            })?;
         }
         if url
             .query_pairs()
@@ -440,7 +441,11 @@ impl JoindinClient {
     }
 
     /// Every talk of an event, page after page.
-    pub fn event_talk_stream(&self, event_id: u64, paging: Paging) -> BoxStream<'static, Result<Talk>> {
+    pub fn event_talk_stream(
+        &self,
+        event_id: u64,
+        paging: Paging,
+    ) -> BoxStream<'static, Result<Talk>> {
         match self.url(&format!("events/{event_id}/talks")) {
             Ok(mut url) => {
                 paging.apply(&mut url);
@@ -496,7 +501,11 @@ impl JoindinClient {
     /// [`Error::Configuration`] for an empty comment or a rating outside 1 to 5 (nothing is
     /// sent); `Error::Api` 404 for an unknown talk; [`Error::ReauthorizationRequired`]
     /// when the token is gone.
-    pub async fn post_talk_comment(&self, talk_id: u64, comment: &NewComment) -> Result<PostedComment> {
+    pub async fn post_talk_comment(
+        &self,
+        talk_id: u64,
+        comment: &NewComment,
+    ) -> Result<PostedComment> {
         if comment.comment.trim().is_empty() {
             return Err(Error::configuration("a talk comment needs some text"));
         }
@@ -581,7 +590,10 @@ impl JoindinClient {
 /// Decodes a body as JSON from its bytes, whatever charset label the server sent.
 fn document(body: &[u8]) -> Result<Value> {
     serde_json::from_slice(body).map_err(|err| {
-        Error::bad_response(format!("Joind.in's answer is {}", describe_json_error(&err)))
+        Error::bad_response(format!(
+            "Joind.in's answer is {}",
+            describe_json_error(&err)
+        ))
     })
 }
 
@@ -668,7 +680,10 @@ mod tests {
         );
         // Empty page, total reached, no link.
         assert_eq!(next_link(&url, &meta(0, 25, this, Some(next)), 0, 10), None);
-        assert_eq!(next_link(&url, &meta(10, 20, this, Some(next)), 10, 20), None);
+        assert_eq!(
+            next_link(&url, &meta(10, 20, this, Some(next)), 10, 20),
+            None
+        );
         assert_eq!(next_link(&url, &meta(10, 25, this, None), 10, 10), None);
         // resultsperpage=0 repeats the same offset.
         let all = "http://h/v2.1/events?resultsperpage=0&start=3";
@@ -676,9 +691,17 @@ mod tests {
         // A link going backwards, or without a start.
         let back = "http://h/v2.1/events?resultsperpage=10&start=0";
         let later = "http://h/v2.1/events?resultsperpage=10&start=20";
-        assert_eq!(next_link(&url, &meta(10, 99, later, Some(back)), 10, 10), None);
         assert_eq!(
-            next_link(&url, &meta(10, 99, this, Some("http://h/v2.1/events")), 10, 10),
+            next_link(&url, &meta(10, 99, later, Some(back)), 10, 10),
+            None
+        );
+        assert_eq!(
+            next_link(
+                &url,
+                &meta(10, 99, this, Some("http://h/v2.1/events")),
+                10,
+                10
+            ),
             None
         );
     }

@@ -84,7 +84,10 @@ pub(crate) fn id_from_uri(uri: &str) -> Option<u64> {
     path.trim_end_matches('/').rsplit('/').next()?.parse().ok()
 }
 
-fn optional<'de, D, T>(deserializer: D, read: fn(&Value) -> Option<T>) -> Result<Option<T>, D::Error>
+fn optional<'de, D, T>(
+    deserializer: D,
+    read: fn(&Value) -> Option<T>,
+) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
 {
@@ -177,7 +180,10 @@ mod tests {
     fn ids_come_from_the_last_uri_segment() {
         assert_eq!(id_from_uri("https://api.joind.in/v2.1/events/42"), Some(42));
         assert_eq!(id_from_uri("https://api.joind.in/v2.1/users/7/"), Some(7));
-        assert_eq!(id_from_uri("https://api.joind.in/v2.1/users/7?verbose=yes"), Some(7));
+        assert_eq!(
+            id_from_uri("https://api.joind.in/v2.1/users/7?verbose=yes"),
+            Some(7)
+        );
         assert_eq!(id_from_uri("https://api.joind.in/v2.1/users/me"), None);
     }
 }

@@ -532,10 +532,16 @@ mod tests {
         assert_eq!(talk.user_rating, UserRating::Anonymous);
         assert!(talk.talk_media.is_empty());
         assert_eq!(talk.comments_enabled, Some(true));
-        assert_eq!(base(json!(false), json!([])).user_rating, UserRating::NotRated);
+        assert_eq!(
+            base(json!(false), json!([])).user_rating,
+            UserRating::NotRated
+        );
         let rated = base(json!(4), json!([{"slides_link": "https://s"}]));
         assert_eq!(rated.user_rating, UserRating::Rated(4));
-        assert_eq!(rated.talk_media[0].slides_link.as_deref(), Some("https://s"));
+        assert_eq!(
+            rated.talk_media[0].slides_link.as_deref(),
+            Some("https://s")
+        );
         let absent: Talk =
             serde_json::from_value(json!({"uri": "https://api.joind.in/v2.1/talks/9"})).unwrap();
         assert_eq!(absent.user_rating, UserRating::Absent);

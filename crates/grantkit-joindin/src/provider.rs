@@ -109,7 +109,9 @@ impl JoindinProviderBuilder {
     /// cannot be built.
     pub fn build(self) -> Result<JoindinProvider> {
         if self.api_key.is_empty() {
-            return Err(Error::configuration("the Joind.in client id (api_key) is empty"));
+            return Err(Error::configuration(
+                "the Joind.in client id (api_key) is empty",
+            ));
         }
         let api_base = checked_base(&self.api_base, "API base")?;
         let web_base = checked_base(&self.web_base, "web base")?;
@@ -309,7 +311,10 @@ impl JoindinProvider {
             }
             rows = token_rows(&listing.body, application)?;
             let newest = rows.iter().map(|row| &row.last_used).max();
-            let tied = rows.iter().filter(|row| Some(&row.last_used) == newest).count();
+            let tied = rows
+                .iter()
+                .filter(|row| Some(&row.last_used) == newest)
+                .count();
             if tied <= 1 {
                 break;
             }
@@ -342,8 +347,8 @@ impl JoindinProvider {
                 _ => return Err(unexpected(&answer)),
             }
         }
-        let calling_token_revoked = calling_token_gone
-            || !matches!(self.caller(tokens).await?, Caller::User { .. });
+        let calling_token_revoked =
+            calling_token_gone || !matches!(self.caller(tokens).await?, Caller::User { .. });
         tracing::info!(
             deleted,
             remaining,
@@ -471,7 +476,9 @@ impl JoindinProvider {
                 ));
             }
             None => {
-                return Err(Error::bad_response("the token response has no access_token"));
+                return Err(Error::bad_response(
+                    "the token response has no access_token",
+                ));
             }
         };
         check_token_text(&access)?;
@@ -608,10 +615,7 @@ fn password_grant_error(answer: &HttpResponse) -> Error {
         (400, _) => "invalid_request",
         (401 | 403, _) => "access_denied",
         _ => {
-            return Error::Api {
-                status,
-                message,
-            };
+            return Error::Api { status, message };
         }
     };
     Error::oauth(code, Some(message))
@@ -651,7 +655,11 @@ fn token_rows(body: &[u8], application: &str) -> Result<Vec<TokenRow>> {
             let id = row
                 .get("token")
                 .and_then(crate::lenient::u64_of)
-                .or_else(|| row.get("token_uri").and_then(text_of).and_then(|u| id_from_uri(&u)))?;
+                .or_else(|| {
+                    row.get("token_uri")
+                        .and_then(text_of)
+                        .and_then(|u| id_from_uri(&u))
+                })?;
             let last_used = row
                 .get("last_used_date")
                 .and_then(text_of)
@@ -814,7 +822,11 @@ mod tests {
                 r#"["This client cannot authenticate using the password grant type"]"#,
                 "unauthorized_client",
             ),
-            (400, r#"["Grant type not recognised"]"#, "unsupported_grant_type"),
+            (
+                400,
+                r#"["Grant type not recognised"]"#,
+                "unsupported_grant_type",
+            ),
             (
                 400,
                 r#"["Expected parameter client_id is not a readable string"]"#,
@@ -857,8 +869,16 @@ mod tests {
         assert!(build("http://127.0.0.1:8080/v2.1").is_ok());
         assert!(build("http://localhost:8080/v2.1").is_ok());
         assert!(build("http://[::1]:8080/v2.1").is_ok());
-        for bad in ["http://api.joind.in/v2.1", "ftp://x/v2.1", "not a url", "https://x/v2.1?a=1"] {
-            assert!(matches!(build(bad), Err(Error::Configuration { .. })), "{bad}");
+        for bad in [
+            "http://api.joind.in/v2.1",
+            "ftp://x/v2.1",
+            "not a url",
+            "https://x/v2.1?a=1",
+        ] {
+            assert!(
+                matches!(build(bad), Err(Error::Configuration { .. })),
+                "{bad}"
+            );
         }
         let web = JoindinProvider::builder("key", ClientSecret::new("s"))
             .web_base("http://joind.in")

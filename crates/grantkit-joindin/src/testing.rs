@@ -129,12 +129,21 @@ impl JoindinHarness {
             .get("refresh")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split_once("url=").map(|(_, url)| url.to_owned()))
-            .ok_or_else(|| format!("the oauth_allow page did not ask for a login ({})", page.status()))?;
+            .ok_or_else(|| {
+                format!(
+                    "the oauth_allow page did not ask for a login ({})",
+                    page.status()
+                )
+            })?;
         let login = browser
             .post(login_url)
             .header(header::COOKIE, &cookie)
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(form(&[("user", username), ("pass", password), ("sub", "Login")]))
+            .body(form(&[
+                ("user", username),
+                ("pass", password),
+                ("sub", "Login"),
+            ]))
             .send()
             .await
             .map_err(|e| format!("logging in: {e}"))?;
@@ -150,7 +159,10 @@ impl JoindinHarness {
             .send()
             .await
             .map_err(|e| format!("reopening oauth_allow: {e}"))?;
-        let text = consent.text().await.map_err(|e| format!("consent page: {e}"))?;
+        let text = consent
+            .text()
+            .await
+            .map_err(|e| format!("consent page: {e}"))?;
         if !text.contains("name=\"access\"") {
             return Err("the consent form was not shown".into());
         }
@@ -169,7 +181,10 @@ impl JoindinHarness {
         if let Some(callback) = location(&reply) {
             return Ok(callback);
         }
-        let text = reply.text().await.map_err(|e| format!("answer page: {e}"))?;
+        let text = reply
+            .text()
+            .await
+            .map_err(|e| format!("answer page: {e}"))?;
         let link = text
             .split("href=\"")
             .nth(1)
@@ -237,10 +252,19 @@ impl ProviderHarness for JoindinHarness {
         ))
     }
 
-    async fn authorize(&self, authorization_url: &str, decision: Decision) -> HarnessResult<String> {
+    async fn authorize(
+        &self,
+        authorization_url: &str,
+        decision: Decision,
+    ) -> HarnessResult<String> {
         let fixtures = self.emulator.fixtures().clone();
-        self.browse_as(authorization_url, &fixtures.username, &fixtures.password, decision)
-            .await
+        self.browse_as(
+            authorization_url,
+            &fixtures.username,
+            &fixtures.password,
+            decision,
+        )
+        .await
     }
 
     async fn token_endpoint_calls(&self) -> HarnessResult<u64> {
@@ -252,7 +276,10 @@ impl ProviderHarness for JoindinHarness {
     }
 
     async fn invalidate_grant(&self, tokens: &TokenSet) -> HarnessResult<()> {
-        if self.emulator.revoke_token(tokens.access_token.expose_secret()) {
+        if self
+            .emulator
+            .revoke_token(tokens.access_token.expose_secret())
+        {
             Ok(())
         } else {
             Err("the emulator does not hold this token".into())
@@ -282,7 +309,8 @@ impl ProviderHarness for JoindinHarness {
             ServerFault::Reset => Fault::ConnectionReset,
             ServerFault::RateLimited => Fault::TooManyRequests { retry_after_s: 7 },
         };
-        self.emulator.inject(FaultRule::on(target, fault).times(count));
+        self.emulator
+            .inject(FaultRule::on(target, fault).times(count));
         Ok(())
     }
 
@@ -320,7 +348,11 @@ pub async fn harnesses() -> Vec<Arc<dyn ProviderHarness>> {
             |q| q.unknown_token_is_user_zero = true,
             &[FlowKind::Password, FlowKind::Implicit],
         ),
-        ("joindin[numeric_tokens]", |q| q.numeric_tokens = true, &[FlowKind::Implicit]),
+        (
+            "joindin[numeric_tokens]",
+            |q| q.numeric_tokens = true,
+            &[FlowKind::Implicit],
+        ),
         (
             "joindin[missing_user_empty_list]",
             |q| q.missing_user_empty_list = true,

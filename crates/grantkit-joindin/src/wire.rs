@@ -78,30 +78,31 @@ fn says_not_logged_in(message: &str) -> bool {
 /// the token is gone, and so does a `["…"]` refusal saying the caller is not logged in.
 /// Bodies that cannot be read say nothing about the token and are never called invalid.
 pub(crate) fn classify(response: &ApiResponse<'_>) -> ResponseClass {
-    let status = response.status.as_u16();
-    match status {
+    match response.status.as_u16() {
         200..=299 => match caller(response.body) {
             Caller::User { .. } | Caller::Unknown => ResponseClass::Ok,
             Caller::UserZero | Caller::Anonymous => ResponseClass::TokenInvalid,
         },
-        401 => match error_message(response.body) {
-            // Every 401 of the API means "not logged in" on a protected call.
-            Some(_) => ResponseClass::TokenInvalid,
-            None => ResponseClass::Permanent,
-        },
-        400 => match error_message(response.body) {
-            Some(message) if says_not_logged_in(&message) => ResponseClass::TokenInvalid,
-            _ => ResponseClass::Permanent,
-        },
-        // A 403 is also what a dead token meets on `/token` at HEAD, but an untrusted
-        // client meets the same answer with a valid token: call it forbidden, never invalid.
-        403 => ResponseClass::Forbidden { scope: None },
         429 => ResponseClass::RateLimited {
             retry_after: retry_after(response.headers),
         },
+        status @ 400..=499 => refusal(status, response.body),
         500..=599 => ResponseClass::Transient,
-        400..=499 => ResponseClass::Permanent,
         _ => ResponseClass::Ok,
+    }
+}
+
+/// A 4xx other than 429.
+fn refusal(status: u16, body: &[u8]) -> ResponseClass {
+    match (status, error_message(body)) {
+        // Every 401 of the API means "not logged in" on a protected call; one without
+        // Joind.in's `["…"]` body came from something else (a proxy) and says nothing.
+        (401, Some(_)) => ResponseClass::TokenInvalid,
+        (400, Some(message)) if says_not_logged_in(&message) => ResponseClass::TokenInvalid,
+        // A 403 is also what a dead token meets on `/token` at HEAD, but an untrusted
+        // client meets the same answer with a valid token: call it forbidden, never invalid.
+        (403, _) => ResponseClass::Forbidden { scope: None },
+        _ => ResponseClass::Permanent,
     }
 }
 
@@ -144,7 +145,10 @@ mod tests {
         let zero = r#"{"meta":{"count":0,"user_uri":"https://api.joind.in/v2.1/users/0"}}"#;
         assert_eq!(class(200, zero), ResponseClass::TokenInvalid);
         assert_eq!(class(200, r#"{"events":"x"}"#), ResponseClass::TokenInvalid);
-        assert_eq!(class(200, r#"{"events":[],"meta":{"count":0}}"#), ResponseClass::TokenInvalid);
+        assert_eq!(
+            class(200, r#"{"events":[],"meta":{"count":0}}"#),
+            ResponseClass::TokenInvalid
+        );
         assert_eq!(class(200, "[]"), ResponseClass::TokenInvalid);
         let top = r#"{"is_attending":true,"user_uri":"https://api.joind.in/v2.1/users/3"}"#;
         assert_eq!(class(200, top), ResponseClass::Ok);
@@ -178,25 +182,41 @@ mod tests {
             ResponseClass::Permanent
         );
         assert_eq!(
-            class(403, r#"["You can not access the token list with this client"]"#),
+            class(
+                403,
+                r#"["You can not access the token list with this client"]"#
+            ),
             ResponseClass::Forbidden { scope: None }
         );
-        assert_eq!(class(404, r#"["Talk not found"]"#), ResponseClass::Permanent);
+        assert_eq!(
+            class(404, r#"["Talk not found"]"#),
+            ResponseClass::Permanent
+        );
         let mut headers = HeaderMap::new();
         headers.insert("retry-after", HeaderValue::from_static("12"));
         assert_eq!(
-            class_with(429, r#"["Rate limit exceeded. Try again in 12 seconds"]"#, &headers),
+            class_with(
+                429,
+                r#"["Rate limit exceeded. Try again in 12 seconds"]"#,
+                &headers
+            ),
             ResponseClass::RateLimited {
                 retry_after: Some(Duration::from_secs(12))
             }
         );
-        assert_eq!(class(500, r#"["Database error"]"#), ResponseClass::Transient);
+        assert_eq!(
+            class(500, r#"["Database error"]"#),
+            ResponseClass::Transient
+        );
         assert_eq!(class(503, "<html></html>"), ResponseClass::Transient);
     }
 
     #[test]
     fn error_messages_are_read_leniently_and_capped() {
-        assert_eq!(error_message(br#"["Signin failed"]"#).as_deref(), Some("Signin failed"));
+        assert_eq!(
+            error_message(br#"["Signin failed"]"#).as_deref(),
+            Some("Signin failed")
+        );
         assert_eq!(error_message(b"[404]").as_deref(), Some("404"));
         assert_eq!(error_message(b"{}"), None);
         assert_eq!(error_message(b""), None);

@@ -2,25 +2,32 @@
 //! socket for the exact shape of the password grant.
 
 use grantkit_conformance::Decision;
+use grantkit_core::AuthorizationRequest;
 use grantkit_core::{
-    AccessToken, Authorization, Callback, CallbackParams, ClientSecret, Error, Flow as _,
-    FlowKind, Grant, GrantKind, MemoryTokenStore, Password, PasswordFlow, Provider, RedirectFlow,
-    Revocation, StateToken, TokenManager, TokenSet,
+    AccessToken, Authorization, Callback, CallbackParams, ClientSecret, Error, Flow as _, FlowKind,
+    Grant, GrantKind, MemoryTokenStore, Password, PasswordFlow, Provider, RedirectFlow, Revocation,
+    StateToken, TokenManager, TokenSet,
 };
 use grantkit_emulator::{Fault, FaultRule, JoindinClient as Consumer, JoindinEndpoint};
 use grantkit_joindin::testing::JoindinHarness;
 use grantkit_joindin::{JoindinProvider, USER_URI_EXTRA};
-use grantkit_core::AuthorizationRequest;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 
-fn harness(name: &str, quirks: impl FnOnce(&mut grantkit_emulator::JoindinQuirks)) -> JoindinHarness {
+fn harness(
+    name: &str,
+    quirks: impl FnOnce(&mut grantkit_emulator::JoindinQuirks),
+) -> JoindinHarness {
     JoindinHarness::start(name, quirks).expect("harness")
 }
 
-async fn password_grant(provider: &JoindinProvider, user: &str, password: &str) -> grantkit_core::Result<TokenSet> {
+async fn password_grant(
+    provider: &JoindinProvider,
+    user: &str,
+    password: &str,
+) -> grantkit_core::Result<TokenSet> {
     provider
         .exchange(Grant::Password {
             username: user.to_owned(),
@@ -50,7 +57,11 @@ async fn capture_one(listener: TcpListener, answer: String) -> String {
         if let Some(head_end) = text.find("\r\n\r\n") {
             let length = text[..head_end]
                 .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()))
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
                 .unwrap_or(0);
             if raw.len() >= head_end + 4 + length {
                 break;
@@ -76,19 +87,35 @@ async fn password_grant_sends_exact_json_once_and_keeps_no_password() {
         .api_base(format!("{base}/v2.1"))
         .build()
         .unwrap();
-    let tokens = password_grant(&provider, "alice", "pass-word-value").await.expect("grant");
+    let tokens = password_grant(&provider, "alice", "pass-word-value")
+        .await
+        .expect("grant");
     let request = server.await.unwrap();
     let (head, json) = request.split_once("\r\n\r\n").unwrap();
     let mut lines = head.lines();
-    assert_eq!(lines.next(), Some("POST /v2.1/token HTTP/1.1"), "no query string: {head}");
+    assert_eq!(
+        lines.next(),
+        Some("POST /v2.1/token HTTP/1.1"),
+        "no query string: {head}"
+    );
     let headers: Vec<(String, String)> = lines
         .map(|l| {
             let (k, v) = l.split_once(':').unwrap();
             (k.trim().to_ascii_lowercase(), v.trim().to_owned())
         })
         .collect();
-    let header = |name: &str| headers.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
-    assert_eq!(header("content-type"), ["application/json"], "exactly, without a charset");
+    let header = |name: &str| {
+        headers
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        header("content-type"),
+        ["application/json"],
+        "exactly, without a charset"
+    );
     assert_eq!(header("accept"), ["application/json"]);
     assert!(header("authorization").is_empty());
     let sent: serde_json::Value = serde_json::from_str(json).unwrap();
@@ -103,8 +130,14 @@ async fn password_grant_sends_exact_json_once_and_keeps_no_password() {
     assert!(tokens.refresh_token.is_none());
     assert_eq!(tokens.token_type, "bearer");
     let kept = format!("{tokens:?} {:?}", tokens.extras);
-    assert!(!kept.contains("pass-word-value") && !kept.contains("client-secret-value"), "{kept}");
-    assert_eq!(provider.identify(&tokens).await.unwrap(), format!("{base}/v2.1/users/5"));
+    assert!(
+        !kept.contains("pass-word-value") && !kept.contains("client-secret-value"),
+        "{kept}"
+    );
+    assert_eq!(
+        provider.identify(&tokens).await.unwrap(),
+        format!("{base}/v2.1/users/5")
+    );
 }
 
 #[tokio::test]
@@ -112,13 +145,21 @@ async fn password_grant_against_the_emulator() {
     let h = harness("joindin", |_| {});
     let fx = h.emulator().fixtures().clone();
     let provider = h.joindin_provider();
-    let tokens = password_grant(&provider, &fx.username, &fx.password).await.unwrap();
-    assert!(h.emulator().token_exists(tokens.access_token.expose_secret()));
+    let tokens = password_grant(&provider, &fx.username, &fx.password)
+        .await
+        .unwrap();
+    assert!(
+        h.emulator()
+            .token_exists(tokens.access_token.expose_secret())
+    );
     assert_eq!(
         tokens.extras.get(USER_URI_EXTRA).map(String::as_str),
         Some(format!("{}/users/{}", h.emulator().api_base(), fx.user_id).as_str())
     );
-    assert_eq!(provider.identify(&tokens).await.unwrap(), provider.account_of(fx.user_id));
+    assert_eq!(
+        provider.identify(&tokens).await.unwrap(),
+        provider.account_of(fx.user_id)
+    );
     assert_eq!(h.emulator().count(JoindinEndpoint::Token), 1);
     assert!(grantkit_joindin::obtained_at(&tokens).is_some());
 }
@@ -128,16 +169,22 @@ async fn password_refusals_are_typed_with_the_server_message() {
     let h = harness("joindin", |_| {});
     let fx = h.emulator().fixtures().clone();
     let provider = h.joindin_provider();
-    let err = password_grant(&provider, &fx.username, "wrong").await.unwrap_err();
+    let err = password_grant(&provider, &fx.username, "wrong")
+        .await
+        .unwrap_err();
     assert_eq!(oauth_code(&err), "invalid_grant");
     assert!(err.to_string().contains("Signin failed"), "{err}");
     let err = password_grant(&provider, "nobody", "x").await.unwrap_err();
     assert_eq!(oauth_code(&err), "invalid_grant");
-    let err = password_grant(&provider, &fx.unverified_username, &fx.unverified_password).await.unwrap_err();
+    let err = password_grant(&provider, &fx.unverified_username, &fx.unverified_password)
+        .await
+        .unwrap_err();
     assert_eq!(oauth_code(&err), "unverified_account");
     assert!(err.to_string().contains("Not verified"), "{err}");
     // Case matters unless the server matches like MySQL.
-    let err = password_grant(&provider, &fx.username.to_uppercase(), &fx.password).await.unwrap_err();
+    let err = password_grant(&provider, &fx.username.to_uppercase(), &fx.password)
+        .await
+        .unwrap_err();
     assert_eq!(oauth_code(&err), "invalid_grant");
 
     let untrusted = JoindinProvider::builder(
@@ -147,7 +194,9 @@ async fn password_refusals_are_typed_with_the_server_message() {
     .api_base(h.emulator().api_base())
     .build()
     .unwrap();
-    let err = password_grant(&untrusted, &fx.username, &fx.password).await.unwrap_err();
+    let err = password_grant(&untrusted, &fx.username, &fx.password)
+        .await
+        .unwrap_err();
     assert_eq!(oauth_code(&err), "unauthorized_client");
     assert!(err.to_string().contains("password grant"), "{err}");
 }
@@ -156,20 +205,33 @@ async fn password_refusals_are_typed_with_the_server_message() {
 async fn unverified_is_unverified_on_old_servers_too() {
     let h = harness("joindin[unverified_is_403]", |q| q.unverified_is_403 = true);
     let fx = h.emulator().fixtures().clone();
-    let err = password_grant(&h.joindin_provider(), &fx.unverified_username, &fx.unverified_password)
-        .await
-        .unwrap_err();
+    let err = password_grant(
+        &h.joindin_provider(),
+        &fx.unverified_username,
+        &fx.unverified_password,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(oauth_code(&err), "unverified_account");
 }
 
 #[tokio::test]
 async fn case_insensitive_servers_accept_other_cases() {
-    let h = harness("joindin[case_insensitive_credentials]", |q| q.case_insensitive_credentials = true);
+    let h = harness("joindin[case_insensitive_credentials]", |q| {
+        q.case_insensitive_credentials = true
+    });
     let fx = h.emulator().fixtures().clone();
-    let tokens = password_grant(&h.joindin_provider(), &fx.username.to_uppercase(), &fx.password)
-        .await
-        .expect("MySQL collation matches the user name in any case");
-    assert_eq!(h.joindin_provider().identify(&tokens).await.unwrap(), h.joindin_provider().account_of(fx.user_id));
+    let tokens = password_grant(
+        &h.joindin_provider(),
+        &fx.username.to_uppercase(),
+        &fx.password,
+    )
+    .await
+    .expect("MySQL collation matches the user name in any case");
+    assert_eq!(
+        h.joindin_provider().identify(&tokens).await.unwrap(),
+        h.joindin_provider().account_of(fx.user_id)
+    );
 }
 
 #[tokio::test]
@@ -177,13 +239,21 @@ async fn a_numeric_token_asks_the_user_to_log_in_again() {
     let h = harness("joindin[numeric_tokens]", |q| q.numeric_tokens = true);
     let fx = h.emulator().fixtures().clone();
     let provider = h.joindin_provider();
-    let err = password_grant(&provider, &fx.username, &fx.password).await.unwrap_err();
+    let err = password_grant(&provider, &fx.username, &fx.password)
+        .await
+        .unwrap_err();
     assert!(err.is_reauthorization_required(), "{err}");
     assert!(err.to_string().contains("log in again"), "{err}");
     // Through the manager too: nothing is stored.
     let store = Arc::new(MemoryTokenStore::new());
-    let manager = TokenManager::builder(provider.clone(), store.clone()).build().unwrap();
-    let flow = PasswordFlow::new(provider, fx.username.clone(), Password::new(fx.password.clone()));
+    let manager = TokenManager::builder(provider.clone(), store.clone())
+        .build()
+        .unwrap();
+    let flow = PasswordFlow::new(
+        provider,
+        fx.username.clone(),
+        Password::new(fx.password.clone()),
+    );
     let err = manager.begin(&flow).await.unwrap_err();
     assert!(err.is_reauthorization_required(), "{err}");
 }
@@ -193,32 +263,57 @@ async fn token_endpoint_faults_are_typed_errors() {
     let h = harness("joindin", |_| {});
     let fx = h.emulator().fixtures().clone();
     let provider = h.joindin_provider();
-    let cases: [(Fault, fn(&Error) -> bool); 8] = [
-        (Fault::ServerError { status: 503 }, |e| matches!(e, Error::Unavailable { status: 503 })),
-        (Fault::BackendError, |e| matches!(e, Error::Unavailable { status: 500 })),
-        (Fault::MalformedJson, |e| matches!(e, Error::BadResponse { .. })),
-        (Fault::TruncatedBody, |e| matches!(e, Error::Transport { .. } | Error::BadResponse { .. })),
-        (Fault::OversizedBody, |e| matches!(e, Error::BadResponse { .. })),
-        (Fault::Latency(Duration::from_secs(3)), |e| matches!(e, Error::Timeout { .. })),
-        (Fault::ConnectionReset, |e| matches!(e, Error::Transport { .. })),
-        (Fault::TooManyRequests { retry_after_s: 9 }, |e| {
-            matches!(e, Error::RateLimited { retry_after: Some(d) } if *d == Duration::from_secs(9))
+    type Expected = fn(&Error) -> bool;
+    let cases: [(Fault, Expected); 8] = [
+        (Fault::ServerError { status: 503 }, |e| {
+            matches!(e, Error::Unavailable { status: 503 })
         }),
+        (Fault::BackendError, |e| {
+            matches!(e, Error::Unavailable { status: 500 })
+        }),
+        (Fault::MalformedJson, |e| {
+            matches!(e, Error::BadResponse { .. })
+        }),
+        (Fault::TruncatedBody, |e| {
+            matches!(e, Error::Transport { .. } | Error::BadResponse { .. })
+        }),
+        (Fault::OversizedBody, |e| {
+            matches!(e, Error::BadResponse { .. })
+        }),
+        (Fault::Latency(Duration::from_secs(3)), |e| {
+            matches!(e, Error::Timeout { .. })
+        }),
+        (Fault::ConnectionReset, |e| {
+            matches!(e, Error::Transport { .. })
+        }),
+        (
+            Fault::TooManyRequests { retry_after_s: 9 },
+            |e| matches!(e, Error::RateLimited { retry_after: Some(d) } if *d == Duration::from_secs(9)),
+        ),
     ];
     for (fault, expected) in cases {
-        h.emulator().inject(FaultRule::on(JoindinEndpoint::Token, fault.clone()));
-        let err = password_grant(&provider, &fx.username, &fx.password).await.unwrap_err();
+        h.emulator()
+            .inject(FaultRule::on(JoindinEndpoint::Token, fault.clone()));
+        let err = password_grant(&provider, &fx.username, &fx.password)
+            .await
+            .unwrap_err();
         assert!(expected(&err), "{fault:?} gave {err:?}");
         h.emulator().clear_faults();
     }
-    password_grant(&provider, &fx.username, &fx.password).await.expect("a clean grant afterwards");
+    password_grant(&provider, &fx.username, &fx.password)
+        .await
+        .expect("a clean grant afterwards");
 }
 
 #[tokio::test]
 async fn the_missing_oauth_allow_page_names_the_password_grant() {
-    let h = harness("joindin[legacy_oauth_allow=off]", |q| q.legacy_oauth_allow = false);
+    let h = harness("joindin[legacy_oauth_allow=off]", |q| {
+        q.legacy_oauth_allow = false
+    });
     let provider = h.joindin_provider();
-    let manager = TokenManager::builder(provider.clone(), Arc::new(MemoryTokenStore::new())).build().unwrap();
+    let manager = TokenManager::builder(provider.clone(), Arc::new(MemoryTokenStore::new()))
+        .build()
+        .unwrap();
     let flow = RedirectFlow::implicit(provider, h.emulator().fixtures().redirect_uri.clone());
     let err = manager.begin(&flow).await.unwrap_err();
     match &err {
@@ -228,8 +323,15 @@ async fn the_missing_oauth_allow_page_names_the_password_grant() {
         }
         other => panic!("expected Unsupported, got {other:?}"),
     }
-    assert_eq!(h.emulator().count(JoindinEndpoint::OAuthAllow), 1, "one check");
-    assert_eq!(h.emulator().token_count(&h.emulator().fixtures().username), 0);
+    assert_eq!(
+        h.emulator().count(JoindinEndpoint::OAuthAllow),
+        1,
+        "one check"
+    );
+    assert_eq!(
+        h.emulator().token_count(&h.emulator().fixtures().username),
+        0
+    );
 }
 
 #[tokio::test]
@@ -237,7 +339,9 @@ async fn the_page_check_issues_no_token_even_with_auto_consent() {
     let h = harness("joindin", |_| {});
     let fx = h.emulator().fixtures().clone();
     h.emulator()
-        .set_auto_consent(Some(grantkit_emulator::AutoConsent::Approve(fx.username.clone())));
+        .set_auto_consent(Some(grantkit_emulator::AutoConsent::Approve(
+            fx.username.clone(),
+        )));
     let provider = h.joindin_provider();
     let request = AuthorizationRequest {
         flow: FlowKind::Implicit,
@@ -246,9 +350,19 @@ async fn the_page_check_issues_no_token_even_with_auto_consent() {
         state: StateToken::new("s-1"),
         pkce_challenge: None,
     };
-    let url = provider.authorization_url(&request).await.expect("the page is there");
-    assert_eq!(h.emulator().token_count(&fx.username), 0, "checking issued no token");
-    let pairs: Vec<(String, String)> = url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let url = provider
+        .authorization_url(&request)
+        .await
+        .expect("the page is there");
+    assert_eq!(
+        h.emulator().token_count(&fx.username),
+        0,
+        "checking issued no token"
+    );
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
     assert_eq!(
         pairs,
         [
@@ -257,7 +371,10 @@ async fn the_page_check_issues_no_token_even_with_auto_consent() {
             ("state".to_owned(), "s-1".to_owned())
         ]
     );
-    assert!(url.as_str().starts_with(&format!("{}/user/oauth_allow?", h.emulator().base_url())));
+    assert!(
+        url.as_str()
+            .starts_with(&format!("{}/user/oauth_allow?", h.emulator().base_url()))
+    );
 }
 
 #[tokio::test]
@@ -271,16 +388,30 @@ async fn authorization_urls_refuse_what_the_page_would_mangle() {
         state: StateToken::generate(),
         pkce_challenge: None,
     };
-    for bad in ["http://localhost:8765/cb?a=%20", "http://localhost:8765/c+b", "not a url"] {
-        let err = provider.authorization_url(&request(FlowKind::Implicit, bad)).await.unwrap_err();
+    for bad in [
+        "http://localhost:8765/cb?a=%20",
+        "http://localhost:8765/c+b",
+        "not a url",
+    ] {
+        let err = provider
+            .authorization_url(&request(FlowKind::Implicit, bad))
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::Configuration { .. }), "{bad}: {err:?}");
     }
     let err = provider
-        .authorization_url(&request(FlowKind::AuthorizationCode, "http://localhost:8765/cb"))
+        .authorization_url(&request(
+            FlowKind::AuthorizationCode,
+            "http://localhost:8765/cb",
+        ))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
-    assert_eq!(h.emulator().count(JoindinEndpoint::OAuthAllow), 0, "refused before any request");
+    assert_eq!(
+        h.emulator().count(JoindinEndpoint::OAuthAllow),
+        0,
+        "refused before any request"
+    );
 }
 
 #[tokio::test]
@@ -302,7 +433,11 @@ async fn a_redirect_without_a_token_is_a_denial() {
         })
         .await
         .unwrap_err();
-    assert_eq!(oauth_code(&err), "invalid_grant", "a token the server does not know");
+    assert_eq!(
+        oauth_code(&err),
+        "invalid_grant",
+        "a token the server does not know"
+    );
 }
 
 #[tokio::test]
@@ -311,35 +446,70 @@ async fn the_browser_flow_reads_the_token_from_the_query() {
     let fx = h.emulator().fixtures().clone();
     let provider = h.joindin_provider();
     let flow = RedirectFlow::implicit(provider.clone(), fx.redirect_uri.clone());
-    let grantkit_core::FlowStart::Redirect { url, pending } = flow.start(SystemTime::now()).await.unwrap() else {
+    let grantkit_core::FlowStart::Redirect { url, pending } =
+        flow.start(SystemTime::now()).await.unwrap()
+    else {
         panic!("a redirect");
     };
     let callback = h
-        .browse_as(url.expose_secret(), &fx.username, &fx.password, Decision::Approve)
+        .browse_as(
+            url.expose_secret(),
+            &fx.username,
+            &fx.password,
+            Decision::Approve,
+        )
         .await
         .unwrap();
-    assert!(callback.starts_with(&format!("{}?access_token=", fx.redirect_uri)), "query, not fragment");
-    let tokens = flow.finish(pending, &Callback::parse(&callback).unwrap(), SystemTime::now()).await.unwrap();
+    assert!(
+        callback.starts_with(&format!("{}?access_token=", fx.redirect_uri)),
+        "query, not fragment"
+    );
+    let tokens = flow
+        .finish(
+            pending,
+            &Callback::parse(&callback).unwrap(),
+            SystemTime::now(),
+        )
+        .await
+        .unwrap();
     assert_eq!(tokens.grant, GrantKind::Implicit);
     assert_eq!(tokens.expires_at, None);
-    assert_eq!(provider.identify(&tokens).await.unwrap(), provider.account_of(fx.user_id));
+    assert_eq!(
+        provider.identify(&tokens).await.unwrap(),
+        provider.account_of(fx.user_id)
+    );
     // The identity also works from the API alone, without the stored extra.
     let mut bare = tokens.clone();
     bare.extras.clear();
-    assert_eq!(provider.identify(&bare).await.unwrap(), provider.account_of(fx.user_id));
+    assert_eq!(
+        provider.identify(&bare).await.unwrap(),
+        provider.account_of(fx.user_id)
+    );
 }
 
 #[tokio::test]
 async fn unknown_tokens_are_not_identified_even_as_user_zero() {
-    for (name, zero) in [("joindin", false), ("joindin[unknown_token_is_user_zero]", true)] {
+    for (name, zero) in [
+        ("joindin", false),
+        ("joindin[unknown_token_is_user_zero]", true),
+    ] {
         let h = harness(name, |q| q.unknown_token_is_user_zero = zero);
         let provider = h.joindin_provider();
         let tokens = TokenSet::new(AccessToken::new("ffffffffffffffff"), GrantKind::Implicit);
         let err = provider.identify(&tokens).await.unwrap_err();
         assert!(err.is_reauthorization_required(), "{name}: {err}");
         let zero_uri = TokenSet::new(AccessToken::new("ffffffffffffffff"), GrantKind::Password)
-            .with_extra(USER_URI_EXTRA, format!("{}/users/0", h.emulator().api_base()));
-        assert!(provider.identify(&zero_uri).await.unwrap_err().is_reauthorization_required());
+            .with_extra(
+                USER_URI_EXTRA,
+                format!("{}/users/0", h.emulator().api_base()),
+            );
+        assert!(
+            provider
+                .identify(&zero_uri)
+                .await
+                .unwrap_err()
+                .is_reauthorization_required()
+        );
     }
 }
 
@@ -348,15 +518,35 @@ async fn logout_cannot_revoke_and_says_so() {
     let h = harness("joindin", |_| {});
     let fx = h.emulator().fixtures().clone();
     let provider = h.joindin_provider();
-    let manager = TokenManager::builder(provider.clone(), Arc::new(MemoryTokenStore::new())).build().unwrap();
-    let flow = PasswordFlow::new(provider.clone(), fx.username.clone(), Password::new(fx.password.clone()));
-    let Authorization::Complete(key) = manager.begin(&flow).await.unwrap() else { panic!("direct flow") };
-    let token = manager.access_token(&key).await.unwrap().access_token.expose_secret().to_owned();
+    let manager = TokenManager::builder(provider.clone(), Arc::new(MemoryTokenStore::new()))
+        .build()
+        .unwrap();
+    let flow = PasswordFlow::new(
+        provider.clone(),
+        fx.username.clone(),
+        Password::new(fx.password.clone()),
+    );
+    let Authorization::Complete(key) = manager.begin(&flow).await.unwrap() else {
+        panic!("direct flow")
+    };
+    let token = manager
+        .access_token(&key)
+        .await
+        .unwrap()
+        .access_token
+        .expose_secret()
+        .to_owned();
     let logout = manager.logout(&key).await.unwrap();
     assert!(matches!(logout.remote, Ok(Revocation::NotSupported)));
     assert!(logout.deleted);
-    assert!(h.emulator().token_exists(&token), "Joind.in still holds the token");
-    let err = provider.refresh(&TokenSet::new(AccessToken::new(token), GrantKind::Password)).await.unwrap_err();
+    assert!(
+        h.emulator().token_exists(&token),
+        "Joind.in still holds the token"
+    );
+    let err = provider
+        .refresh(&TokenSet::new(AccessToken::new(token), GrantKind::Password))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Unsupported { .. }));
 }
 
@@ -377,47 +567,80 @@ async fn revoking_all_application_tokens_deletes_exactly_those() {
     let other = emu.issue_token(&fx.username, "otherkey").unwrap();
     let web2 = emu.issue_token(&fx.username, &fx.web2_client_id).unwrap();
     let someone_else = emu.issue_token(&fx.admin_username, &fx.client_id).unwrap();
-    let report = provider.revoke_all_application_tokens(&mine[1]).await.unwrap();
+    let report = provider
+        .revoke_all_application_tokens(&mine[1])
+        .await
+        .unwrap();
     assert_eq!(report.deleted, 3);
     assert_eq!(report.remaining, 0);
     assert!(report.calling_token_revoked);
     for tokens in &mine {
         assert!(!emu.token_exists(tokens.access_token.expose_secret()));
     }
-    assert!(emu.token_exists(&other), "another application's token stays");
+    assert!(
+        emu.token_exists(&other),
+        "another application's token stays"
+    );
     assert!(emu.token_exists(&web2), "web2 tokens are not revocable");
-    assert!(emu.token_exists(&someone_else), "another user's token stays");
+    assert!(
+        emu.token_exists(&someone_else),
+        "another user's token stays"
+    );
     // The calling token is gone now.
-    let err = provider.revoke_all_application_tokens(&mine[0]).await.unwrap_err();
+    let err = provider
+        .revoke_all_application_tokens(&mine[0])
+        .await
+        .unwrap_err();
     assert!(err.is_reauthorization_required(), "{err}");
 }
 
 #[tokio::test]
 async fn revoking_all_needs_a_trusted_client_and_a_name() {
-    let h = harness("joindin[unknown_token_is_user_zero]", |q| q.unknown_token_is_user_zero = true);
+    let h = harness("joindin[unknown_token_is_user_zero]", |q| {
+        q.unknown_token_is_user_zero = true
+    });
     let emu = h.emulator();
     let fx = emu.fixtures().clone();
-    let untrusted = JoindinProvider::builder(fx.legacy_client_id.clone(), ClientSecret::new(fx.legacy_client_secret.clone()))
-        .api_base(emu.api_base())
-        .application_name("grantkit legacy app")
-        .build()
-        .unwrap();
+    let untrusted = JoindinProvider::builder(
+        fx.legacy_client_id.clone(),
+        ClientSecret::new(fx.legacy_client_secret.clone()),
+    )
+    .api_base(emu.api_base())
+    .application_name("grantkit legacy app")
+    .build()
+    .unwrap();
     let token = emu.issue_token(&fx.username, &fx.legacy_client_id).unwrap();
     let tokens = TokenSet::new(AccessToken::new(token.clone()), GrantKind::Implicit);
-    let err = untrusted.revoke_all_application_tokens(&tokens).await.unwrap_err();
-    assert!(matches!(&err, Error::Unsupported { what } if what.contains("trusted")), "{err:?}");
+    let err = untrusted
+        .revoke_all_application_tokens(&tokens)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Unsupported { what } if what.contains("trusted")),
+        "{err:?}"
+    );
     assert!(emu.token_exists(&token));
     // At HEAD a dead token meets the same 403: it is told apart.
     let dead = TokenSet::new(AccessToken::new("dddddddddddddddd"), GrantKind::Password);
-    let err = h.joindin_provider().revoke_all_application_tokens(&dead).await.unwrap_err();
+    let err = h
+        .joindin_provider()
+        .revoke_all_application_tokens(&dead)
+        .await
+        .unwrap_err();
     assert!(err.is_reauthorization_required(), "{err}");
     let unnamed = JoindinHarness::provider_for(emu);
     let _ = unnamed;
-    let nameless = JoindinProvider::builder(fx.client_id.clone(), ClientSecret::new(fx.client_secret.clone()))
-        .api_base(emu.api_base())
-        .build()
-        .unwrap();
-    let err = nameless.revoke_all_application_tokens(&tokens).await.unwrap_err();
+    let nameless = JoindinProvider::builder(
+        fx.client_id.clone(),
+        ClientSecret::new(fx.client_secret.clone()),
+    )
+    .api_base(emu.api_base())
+    .build()
+    .unwrap();
+    let err = nameless
+        .revoke_all_application_tokens(&tokens)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Configuration { .. }), "{err:?}");
 }
 
@@ -432,7 +655,12 @@ async fn tokens_with_whitespace_are_never_sent() {
     assert!(headers["authorization"].is_sensitive());
     for bad in ["a b", "a\tb", " ab", ""] {
         let tokens = TokenSet::new(AccessToken::new(bad), GrantKind::Password);
-        assert!(provider.authenticate(&tokens, &mut http::HeaderMap::new()).is_err(), "{bad:?}");
+        assert!(
+            provider
+                .authenticate(&tokens, &mut http::HeaderMap::new())
+                .is_err(),
+            "{bad:?}"
+        );
     }
 }
 
@@ -442,22 +670,54 @@ async fn no_secret_reaches_an_error_or_a_debug_string() {
     let emu = h.emulator();
     let fx = emu.fixtures().clone();
     let provider = h.joindin_provider();
-    let token = password_grant(&provider, &fx.username, &fx.password).await.unwrap();
+    let token = password_grant(&provider, &fx.username, &fx.password)
+        .await
+        .unwrap();
     let token_value = token.access_token.expose_secret().to_owned();
-    let mut shown = vec![format!("{provider:?}"), format!("{token:?}"), format!("{:?}", JoindinHarness::provider_for(emu))];
+    let mut shown = vec![
+        format!("{provider:?}"),
+        format!("{token:?}"),
+        format!("{:?}", JoindinHarness::provider_for(emu)),
+    ];
     let mut errors = Vec::new();
-    errors.push(password_grant(&provider, &fx.username, "secret-wrong-password").await.unwrap_err());
-    errors.push(password_grant(&provider, &fx.unverified_username, &fx.unverified_password).await.unwrap_err());
-    for fault in [Fault::MalformedJson, Fault::TruncatedBody, Fault::OversizedBody, Fault::ServerError { status: 502 }] {
+    errors.push(
+        password_grant(&provider, &fx.username, "secret-wrong-password")
+            .await
+            .unwrap_err(),
+    );
+    errors.push(
+        password_grant(&provider, &fx.unverified_username, &fx.unverified_password)
+            .await
+            .unwrap_err(),
+    );
+    for fault in [
+        Fault::MalformedJson,
+        Fault::TruncatedBody,
+        Fault::OversizedBody,
+        Fault::ServerError { status: 502 },
+    ] {
         emu.inject(FaultRule::on(JoindinEndpoint::Token, fault));
-        errors.push(password_grant(&provider, &fx.username, &fx.password).await.unwrap_err());
+        errors.push(
+            password_grant(&provider, &fx.username, &fx.password)
+                .await
+                .unwrap_err(),
+        );
     }
     emu.update_quirks(|q| q.numeric_tokens = true);
-    errors.push(password_grant(&provider, &fx.username, &fx.password).await.unwrap_err());
+    errors.push(
+        password_grant(&provider, &fx.username, &fx.password)
+            .await
+            .unwrap_err(),
+    );
     emu.update_quirks(|q| q.numeric_tokens = false);
     let dead = TokenSet::new(AccessToken::new("deadbeefdeadbeef"), GrantKind::Password);
     errors.push(provider.identify(&dead).await.unwrap_err());
-    errors.push(provider.revoke_all_application_tokens(&dead).await.unwrap_err());
+    errors.push(
+        provider
+            .revoke_all_application_tokens(&dead)
+            .await
+            .unwrap_err(),
+    );
     errors.push(provider.refresh(&token).await.unwrap_err());
     errors.push(
         provider

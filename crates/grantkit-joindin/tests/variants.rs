@@ -38,7 +38,10 @@ async fn every_harness_passes_the_provider_suite() {
                     skipped += 1;
                     continue;
                 }
-                match run_cell((behaviour.run)(fixture), Duration::from_secs(120)).await.outcome {
+                match run_cell((behaviour.run)(fixture), Duration::from_secs(120))
+                    .await
+                    .outcome
+                {
                     Outcome::Passed => passed += 1,
                     Outcome::Failed(reason) => failures.push(format!("{cell}: {reason}")),
                     Outcome::Skipped(reason) => panic!("{cell} skipped while running: {reason}"),
@@ -46,7 +49,14 @@ async fn every_harness_passes_the_provider_suite() {
             }
         }
     }
-    println!("joindin provider matrix: {passed} passed, {} failed, {skipped} skipped", failures.len());
-    assert!(failures.is_empty(), "failed cells:\n{}", failures.join("\n"));
+    println!(
+        "joindin provider matrix: {passed} passed, {} failed, {skipped} skipped",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "failed cells:\n{}",
+        failures.join("\n")
+    );
     assert!(passed > 0);
 }
