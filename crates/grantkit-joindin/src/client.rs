@@ -721,6 +721,93 @@ mod tests {
         assert!(read_page::<Value>(serde_json::json!({"talks": "x"}), "talks").is_err());
     }
 
+    fn client(api_base: &str) -> JoindinClient {
+        use grantkit_core::{ClientSecret, MemoryTokenStore, TokenKey, TokenManager};
+        let provider = crate::JoindinProvider::builder("key", ClientSecret::new("secret"))
+            .api_base(api_base)
+            .build()
+            .unwrap();
+        let manager = TokenManager::builder(
+            std::sync::Arc::new(provider),
+            std::sync::Arc::new(MemoryTokenStore::new()),
+        )
+        .build()
+        .unwrap();
+        let key = TokenKey::new("joindin", "key", "https://api.joind.in/v2.1/users/1");
+        JoindinClient::new(
+            manager.authorized_client(reqwest::Client::new(), key),
+            api_base,
+        )
+    }
+
+    #[test]
+    fn links_are_followed_only_on_the_api_host_and_never_downgraded() {
+        let joindin = client("https://api.joind.in/v2.1");
+        let same = joindin
+            .follow("https://api.joind.in/v2.1/events?filter=hot&start=20&resultsperpage=20")
+            .unwrap();
+        assert_eq!(
+            same.as_str(),
+            "https://api.joind.in/v2.1/events?filter=hot&start=20&resultsperpage=20"
+        );
+        // A server behind TLS termination writes http:// links: they go out as HTTPS.
+        let upgraded = joindin
+            .follow("http://api.joind.in/v2.1/events?start=20")
+            .unwrap();
+        assert_eq!(upgraded.scheme(), "https");
+        for elsewhere in [
+            "https://evil.example/v2.1/events",
+            "https://api.joind.in:8443/v2.1/events",
+            "not a link",
+        ] {
+            let err = joindin.follow(elsewhere).unwrap_err();
+            assert!(
+                matches!(err, Error::BadResponse { .. }),
+                "{elsewhere}: {err:?}"
+            );
+        }
+        let cleaned = joindin
+            .follow(
+                "https://api.joind.in/v2.1/events?callback=cb&format=html&tags%5B0%5D=php&start=5",
+            )
+            .unwrap();
+        let names: Vec<String> = cleaned.query_pairs().map(|(k, _)| k.into_owned()).collect();
+        assert_eq!(names, ["tags[0]", "start"]);
+    }
+
+    #[test]
+    fn queries_carry_the_filters_and_never_callback_or_format() {
+        let joindin = client("http://127.0.0.1:9/v2.1").verbose(true);
+        let mut url = joindin.url("events").unwrap();
+        EventQuery::new()
+            .filter(EventFilter::Cfp)
+            .title("php conf")
+            .stub("phpbnl14")
+            .tag("php")
+            .tag("2024")
+            .start_date("2024-01-01")
+            .end_date("2024-12-31")
+            .paging(Paging::per_page(5).starting_at(10))
+            .apply(&mut url);
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let expected = [
+            ("verbose", "yes"),
+            ("filter", "cfp"),
+            ("title", "php conf"),
+            ("stub", "phpbnl14"),
+            ("tags[]", "php"),
+            ("tags[]", "2024"),
+            ("startdate", "2024-01-01"),
+            ("enddate", "2024-12-31"),
+            ("start", "10"),
+            ("resultsperpage", "5"),
+        ];
+        assert_eq!(pairs, expected.map(|(k, v)| (k.to_owned(), v.to_owned())));
+    }
+
     #[test]
     fn duplicate_comments_are_recognised() {
         assert!(is_duplicate_comment(&Error::Api {
