@@ -10,7 +10,7 @@
 //! of the 64 tasks works on its own key. The server is started by the `testing` harness, or
 //! named by `GRANTKIT_TEST_REDIS_URL`.
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_main};
 use grantkit_core::codec::encode_token_set;
 use grantkit_core::{
     AccessToken, GrantKind, Precondition, RefreshToken, TokenKey, TokenSet, TokenStore,
@@ -201,9 +201,8 @@ fn throughput(c: &mut Criterion) {
     drop(redis);
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default();
-    targets = throughput
+mod harness {
+    #![allow(missing_docs)] // criterion_group! generates an undocumented `pub fn`.
+    criterion::criterion_group!(benches, super::throughput);
 }
-criterion_main!(benches);
+criterion_main!(harness::benches);

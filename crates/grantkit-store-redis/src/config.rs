@@ -93,7 +93,7 @@ impl Topology {
                     )));
                 }
             }
-            if self.is_cluster() && parsed.path().trim_matches('/') != "" {
+            if self.is_cluster() && !parsed.path().trim_matches('/').is_empty() {
                 return Err(Error::configuration(
                     "Redis Cluster has only database 0: remove the database from the node URLs",
                 ));
