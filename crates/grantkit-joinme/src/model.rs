@@ -218,9 +218,11 @@ pub struct Meeting {
 pub struct NewMeeting {
     /// Its name.
     pub meeting_name: String,
-    /// When it starts; sent as UTC with `Z`.
+    /// When it starts; sent as UTC with `Z`, in whole seconds.
+    #[serde(serialize_with = "utc_seconds")]
     pub meeting_start: DateTime<Utc>,
-    /// When it ends; sent as UTC with `Z`.
+    /// When it ends; sent as UTC with `Z`, in whole seconds.
+    #[serde(serialize_with = "utc_seconds")]
     pub meeting_end: DateTime<Utc>,
     /// Start on the personal URL (default: a 9-digit code).
     pub start_with_personal_url: bool,
@@ -266,10 +268,16 @@ pub struct MeetingUpdate {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub meeting_name: Option<String>,
     /// A new start.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "optional_utc_seconds"
+    )]
     pub meeting_start: Option<DateTime<Utc>>,
     /// A new end.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "optional_utc_seconds"
+    )]
     pub meeting_end: Option<DateTime<Utc>>,
     /// Start on the personal URL, or not.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -285,6 +293,23 @@ pub struct MeetingUpdate {
 pub(crate) struct MeetingList {
     #[serde(deserialize_with = "null_as_empty")]
     pub(crate) meetings: Vec<Meeting>,
+}
+
+// ---- writers ------------------------------------------------------------------------------
+
+/// join.me's format: `2015-06-02T09:00:00Z` (UTC, `Z`, whole seconds).
+fn utc_seconds<S: serde::Serializer>(time: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+fn optional_utc_seconds<S: serde::Serializer>(
+    time: &Option<DateTime<Utc>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match time {
+        Some(time) => utc_seconds(time, s),
+        None => s.serialize_none(),
+    }
 }
 
 // ---- lenient readers --------------------------------------------------------------------
@@ -477,6 +502,14 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&update).unwrap(),
             json!({"meetingName": "Renamed"})
+        );
+        let update = MeetingUpdate {
+            meeting_end: Some(start + chrono::Duration::milliseconds(1_500)),
+            ..MeetingUpdate::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&update).unwrap(),
+            json!({"meetingEnd": "2099-06-02T09:00:01Z"})
         );
         let start = StartMeeting::new(true)
             .with_viewer_mode(ViewerMode::Headless)

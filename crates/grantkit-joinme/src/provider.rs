@@ -142,7 +142,8 @@ impl JoinMeProviderBuilder {
     }
 
     /// The scopes asked for when a flow names none (join.me refuses an empty scope). The
-    /// default is [`Scopes::usual`]: `user_info scheduler start_meeting`.
+    /// default is [`Scopes::usual`]: `user_info scheduler start_meeting`. `user_info` is
+    /// always added to what a flow asks for: the user is identified with it.
     pub fn default_scopes(mut self, scopes: impl Into<Scopes>) -> Self {
         self.default_scopes = scopes.into();
         self
@@ -445,25 +446,33 @@ impl JoinMeProvider {
                     ))
                 })?,
         };
+        // join.me's fragment names no scope: the grant has the scopes asked for, which
+        // are the flow's plus `user_info` (see `scopes_for`).
         let scopes = match params.get("scope") {
             Some(granted) if !granted.trim().is_empty() => {
                 granted.split_whitespace().map(str::to_owned).collect()
             }
-            _ => scopes,
+            _ => self
+                .scopes_for(&scopes)
+                .map(Scopes::names)
+                .unwrap_or(scopes),
         };
         Ok(TokenSet::new(AccessToken::new(token), GrantKind::Implicit)
             .expiring_in(self.clock.now(), lifetime)
             .with_scopes(scopes))
     }
 
-    /// The scopes to send: the flow's (checked against join.me's set), or the default.
+    /// The scopes to send: the flow's (checked against join.me's set), or the default;
+    /// always with `user_info`, without which the user cannot be identified (join.me's only
+    /// user identifier is the `email` of `GET /v1/user`).
     fn scopes_for(&self, requested: &[String]) -> Result<Scopes> {
         let scopes = Scopes::from_names(requested)?;
-        Ok(if scopes.is_empty() {
+        let scopes = if scopes.is_empty() {
             self.default_scopes
         } else {
             scopes
-        })
+        };
+        Ok(scopes.with(Scope::UserInfo))
     }
 }
 
@@ -717,7 +726,15 @@ impl Provider for JoinMeProvider {
                 status: status.as_u16(),
                 message: answer.message(),
             }),
-            _ => Err(token_error(&response, false)),
+            // An OAuth error (`invalid_client`), 429 or 5xx keeps its type; any other
+            // refusal (a 404 page where Expire Access was expected) is the call's failure.
+            _ => Err(match token_error(&response, false) {
+                Error::BadResponse { .. } => Error::Api {
+                    status: status.as_u16(),
+                    message: format!("Expire Access answered HTTP {}", status.as_u16()),
+                },
+                other => other,
+            }),
         }
     }
 
@@ -821,6 +838,15 @@ mod tests {
         assert_eq!(pairs.iter().filter(|(k, _)| k == "scope").count(), 1);
         assert!(url.as_str().contains("scope=user_info+scheduler"));
 
+        let url = provider
+            .authorization_url(&request(FlowKind::AuthorizationCode, &["provisioning"]))
+            .await
+            .unwrap();
+        assert!(
+            url.query_pairs()
+                .any(|(k, v)| k == "scope" && v == "user_info provisioning"),
+            "user_info is always asked for: the user is identified with it"
+        );
         let url = provider
             .authorization_url(&request(FlowKind::Implicit, &[]))
             .await
