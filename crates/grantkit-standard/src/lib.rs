@@ -1,0 +1,14 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod metadata;
+mod oauth;
+mod provider;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use metadata::ServerMetadata;
+pub use provider::{
+    ClientAuth, DEFAULT_ID, DEFAULT_TIMEOUT, StandardProvider, StandardProviderBuilder,
+};

@@ -1,0 +1,740 @@
+//! `StandardProvider`: the provider for any authorization server that follows RFC 6749.
+
+use crate::metadata::{ServerMetadata, check_secure};
+use crate::oauth::{self, ClientEndpoints, OAuthClient, prepare, prepared};
+use async_trait::async_trait;
+use grantkit_core::http::{
+    HttpResponse, ProviderHttp, TokenResponseRules, parse_token_response, token_endpoint_error,
+};
+use grantkit_core::{
+    AuthorizationRequest, CallbackError, CallbackParams, Capabilities, ClientSecret, Clock, Error,
+    FlowKind, Grant, GrantKind, Provider, Result, Revocation, SystemClock, TokenSet, bearer_header,
+    www_authenticate_param,
+};
+use oauth2::{CsrfToken, PkceCodeVerifier, RedirectUrl, Scope};
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+use url::Url;
+
+/// The provider id used in [`TokenKey`](grantkit_core::TokenKey)s unless
+/// [`StandardProviderBuilder::id`] sets another.
+pub const DEFAULT_ID: &str = "standard";
+
+/// The default timeout of one call to the server.
+pub const DEFAULT_TIMEOUT: Duration = grantkit_core::http::DEFAULT_TIMEOUT;
+
+/// How the client authenticates at the server's token, revocation and introspection
+/// endpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ClientAuth {
+    /// HTTP Basic with the client id and secret, each form-urlencoded first (RFC 6749
+    /// §2.3.1). What every server must accept, and the default.
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body (RFC 6749 §2.3.1).
+    ClientSecretPost,
+}
+
+impl ClientAuth {
+    /// The method's name in server metadata: `client_secret_basic` or `client_secret_post`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+        }
+    }
+
+    /// The method to use with a server that lists `methods` (`None`: lists nothing, which
+    /// means `client_secret_basic`): basic where offered, else post.
+    fn choose(methods: Option<&[String]>) -> Option<Self> {
+        let Some(methods) = methods else {
+            return Some(Self::ClientSecretBasic);
+        };
+        [Self::ClientSecretBasic, Self::ClientSecretPost]
+            .into_iter()
+            .find(|method| methods.iter().any(|m| m == method.as_str()))
+    }
+}
+
+impl fmt::Display for ClientAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where the builder gets the server's metadata from.
+#[derive(Debug)]
+enum Source {
+    Issuer(String),
+    Metadata(Box<ServerMetadata>),
+}
+
+/// Builds a [`StandardProvider`].
+#[derive(Debug)]
+pub struct StandardProviderBuilder {
+    client_id: String,
+    secret: ClientSecret,
+    source: Option<Source>,
+    id: String,
+    http_client: Option<reqwest::Client>,
+    timeout: Duration,
+    clock: Arc<dyn Clock>,
+    client_auth: Option<ClientAuth>,
+    flows: Option<Vec<FlowKind>>,
+    rotation: bool,
+    default_lifetime: Option<Duration>,
+}
+
+impl StandardProviderBuilder {
+    /// Discovers the server from its issuer identifier when [`build`](Self::build) runs
+    /// (RFC 8414, falling back to OpenID Connect discovery); the issuer in the metadata
+    /// must be exactly this one.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.source = Some(Source::Issuer(issuer.into()));
+        self
+    }
+
+    /// Uses metadata already at hand: discovered earlier, or written out with
+    /// [`ServerMetadata::manual`] for a server that publishes none.
+    pub fn metadata(mut self, metadata: ServerMetadata) -> Self {
+        self.source = Some(Source::Metadata(Box::new(metadata)));
+        self
+    }
+
+    /// Sets the provider id, the `provider` of every [`TokenKey`](grantkit_core::TokenKey)
+    /// (default [`DEFAULT_ID`]). Give each server its own id when several share a store.
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = id.into();
+        self
+    }
+
+    /// Uses your own `reqwest::Client` (proxy, TLS roots, pool) for the calls to the
+    /// server. Build it with `redirect(Policy::none())`: a redirected token request could
+    /// carry the client's credentials elsewhere.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
+    /// Sets the timeout of each call to the server (default [`DEFAULT_TIMEOUT`]).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the clock that turns `expires_in` into an expiry (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Sets the client authentication method instead of choosing it from the server's
+    /// metadata (which prefers `client_secret_basic`).
+    pub fn client_auth(mut self, method: ClientAuth) -> Self {
+        self.client_auth = Some(method);
+        self
+    }
+
+    /// The flows this client is registered for. Each must be on offer at the server, or
+    /// `build` fails; by default every flow the server offers is declared.
+    pub fn flows(mut self, flows: impl IntoIterator<Item = FlowKind>) -> Self {
+        self.flows = Some(flows.into_iter().collect());
+        self
+    }
+
+    /// Whether the server may rotate refresh tokens (default `true`: metadata does not say,
+    /// and assuming rotation is the safe side — a refresh whose outcome is unknown is then
+    /// never replayed). Set `false` only for a server known to keep refresh tokens.
+    pub fn refresh_token_rotation(mut self, may_rotate: bool) -> Self {
+        self.rotation = may_rotate;
+        self
+    }
+
+    /// The lifetime to assume for an access token whose response has no `expires_in`
+    /// (default: none, the token is used until the server refuses it).
+    pub fn default_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.default_lifetime = Some(lifetime);
+        self
+    }
+
+    /// Discovers the server if needed, and checks the configuration against its metadata.
+    pub async fn build(self) -> Result<StandardProvider> {
+        if self.client_id.is_empty() {
+            return Err(Error::configuration("the client id is empty"));
+        }
+        let http = match self.http_client {
+            Some(client) => ProviderHttp::with_client(client),
+            None => ProviderHttp::new()?,
+        }
+        .with_timeout(self.timeout);
+        let metadata = match self.source {
+            Some(Source::Issuer(issuer)) => ServerMetadata::discover(&issuer, &http).await?,
+            Some(Source::Metadata(metadata)) => *metadata,
+            None => {
+                return Err(Error::configuration(
+                    "the server is not set: call `issuer` (discovery) or `metadata`",
+                ));
+            }
+        };
+        for (name, url) in [
+            ("authorization endpoint", &metadata.authorization_endpoint),
+            ("token endpoint", &metadata.token_endpoint),
+        ] {
+            if let Some(url) = url {
+                check_secure(url)
+                    .map_err(|why| Error::configuration(format!("the {name}: {why}")))?;
+            }
+        }
+
+        let offered = offered_flows(&metadata);
+        let flows = match self.flows {
+            None => offered,
+            Some(wanted) => {
+                if let Some(missing) = wanted.iter().find(|f| !offered.contains(f)) {
+                    return Err(Error::configuration(format!(
+                        "the server does not offer the {missing} flow{}",
+                        match missing {
+                            FlowKind::Implicit =>
+                                " (its response_types_supported has no plain `token`)",
+                            FlowKind::Password =>
+                                " (grantkit-standard never uses the password grant: RFC 9700 §2.4)",
+                            _ => "",
+                        }
+                    )));
+                }
+                wanted
+            }
+        };
+        if flows.is_empty() {
+            return Err(Error::configuration(
+                "the server offers none of the authorization-code, implicit and \
+                 client-credentials flows",
+            ));
+        }
+
+        let token_methods = metadata.token_endpoint_auth_methods_supported.as_deref();
+        let token_auth = match self.client_auth {
+            Some(method) => method,
+            None => ClientAuth::choose(token_methods).ok_or_else(|| {
+                Error::configuration(format!(
+                    "the token endpoint accepts none of client_secret_basic and \
+                     client_secret_post (it lists {})",
+                    token_methods.unwrap_or_default().join(", ")
+                ))
+            })?,
+        };
+        // Revocation and introspection authenticate as the token endpoint does unless the
+        // server lists other methods for them; one that takes neither secret method is
+        // not used.
+        let side_auth = |listed: Option<&[String]>| match (self.client_auth, listed) {
+            (Some(method), _) => Some(method),
+            (None, None) => Some(token_auth),
+            (None, listed) => ClientAuth::choose(listed),
+        };
+        let revocation_auth = side_auth(
+            metadata
+                .revocation_endpoint_auth_methods_supported
+                .as_deref(),
+        )
+        .filter(|_| metadata.revocation_endpoint.is_some());
+        let introspection_auth = side_auth(
+            metadata
+                .introspection_endpoint_auth_methods_supported
+                .as_deref(),
+        )
+        .filter(|_| metadata.introspection_endpoint.is_some());
+
+        let capabilities = Capabilities::default()
+            .with_flows(flows)
+            .with_refresh(metadata.token_endpoint.is_some())
+            .with_rotation(self.rotation)
+            .with_pkce(metadata.accepts_s256())
+            .with_revoke_grant(revocation_auth.is_some())
+            .with_scopes(metadata.scopes_supported.clone().unwrap_or_default());
+
+        Ok(StandardProvider {
+            id: self.id,
+            client_id: self.client_id,
+            secret: self.secret,
+            metadata,
+            http,
+            clock: self.clock,
+            capabilities,
+            token_auth,
+            revocation_auth,
+            introspection_auth,
+            default_lifetime: self.default_lifetime,
+        })
+    }
+}
+
+/// The flows a server's metadata offers. Never the password grant.
+fn offered_flows(metadata: &ServerMetadata) -> Vec<FlowKind> {
+    let mut flows = Vec::new();
+    if metadata.offers_authorization_code() {
+        flows.push(FlowKind::AuthorizationCode);
+    }
+    if metadata.offers_implicit() {
+        flows.push(FlowKind::Implicit);
+    }
+    if metadata.offers_client_credentials() {
+        flows.push(FlowKind::ClientCredentials);
+    }
+    flows
+}
+
+/// A provider for any authorization server that follows RFC 6749: authorization code with
+/// PKCE (S256), client credentials, refresh with or without rotation, RFC 7009 revocation,
+/// and — only where the server still offers it, and discouraged — the implicit grant.
+///
+/// See the [crate documentation](crate) for what it checks and examples.
+pub struct StandardProvider {
+    id: String,
+    client_id: String,
+    secret: ClientSecret,
+    metadata: ServerMetadata,
+    http: ProviderHttp,
+    clock: Arc<dyn Clock>,
+    capabilities: Capabilities,
+    token_auth: ClientAuth,
+    revocation_auth: Option<ClientAuth>,
+    introspection_auth: Option<ClientAuth>,
+    default_lifetime: Option<Duration>,
+}
+
+impl fmt::Debug for StandardProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StandardProvider")
+            .field("id", &self.id)
+            .field("client_id", &self.client_id)
+            .field("issuer", &self.metadata.issuer)
+            .field("client_auth", &self.token_auth)
+            .field("capabilities", &self.capabilities)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The part of an introspection answer (RFC 7662 §2.2) that identifies the user.
+#[derive(Deserialize)]
+struct Introspection {
+    active: bool,
+    sub: Option<String>,
+}
+
+/// The part of a userinfo answer that identifies the user.
+#[derive(Deserialize)]
+struct UserInfo {
+    sub: String,
+}
+
+impl StandardProvider {
+    /// A builder for a client with this id and secret.
+    pub fn builder(
+        client_id: impl Into<String>,
+        client_secret: ClientSecret,
+    ) -> StandardProviderBuilder {
+        StandardProviderBuilder {
+            client_id: client_id.into(),
+            secret: client_secret,
+            source: None,
+            id: DEFAULT_ID.to_owned(),
+            http_client: None,
+            timeout: DEFAULT_TIMEOUT,
+            clock: Arc::new(SystemClock),
+            client_auth: None,
+            flows: None,
+            rotation: true,
+            default_lifetime: None,
+        }
+    }
+
+    /// The server's metadata, as discovered or given.
+    pub fn metadata(&self) -> &ServerMetadata {
+        &self.metadata
+    }
+
+    /// How the client authenticates at the token endpoint.
+    pub fn client_auth(&self) -> ClientAuth {
+        self.token_auth
+    }
+
+    fn oauth_client(&self, auth: ClientAuth) -> OAuthClient {
+        oauth::client(
+            &self.client_id,
+            &self.secret,
+            auth,
+            &ClientEndpoints {
+                authorization: self.metadata.authorization_endpoint.as_ref(),
+                token: self.metadata.token_endpoint.as_ref(),
+                introspection: self.metadata.introspection_endpoint.as_ref(),
+            },
+        )
+    }
+
+    fn require(&self, flow: FlowKind) -> Result<()> {
+        if self.capabilities.supports(flow) {
+            Ok(())
+        } else {
+            Err(Error::unsupported(format!(
+                "{} does not offer the {flow} flow for this client",
+                self.id
+            )))
+        }
+    }
+
+    /// Sends a token request built by `oauth2` and reads the answer tolerantly.
+    async fn token_request(
+        &self,
+        request: http::Request<Vec<u8>>,
+        grant: GrantKind,
+        requested_scopes: &[String],
+    ) -> Result<TokenSet> {
+        // The time of sending: the token cannot outlive `expires_in` counted from here.
+        let now = self.clock.now();
+        let answer = self.send(request).await?;
+        if !answer.status.is_success() {
+            return Err(token_endpoint_error(&answer));
+        }
+        let rules = TokenResponseRules {
+            grant,
+            now,
+            default_lifetime: self.default_lifetime,
+        };
+        let mut tokens = parse_token_response(&answer.body, rules).map_err(|err| {
+            // Some servers answer an error with status 200.
+            match token_endpoint_error(&answer) {
+                oauth @ Error::OAuth { .. } => oauth,
+                _ => err,
+            }
+        })?;
+        if tokens.scopes.is_empty() {
+            // RFC 6749 §5.1: an omitted scope is the scope requested.
+            tokens.scopes = requested_scopes.to_vec();
+        }
+        Ok(tokens)
+    }
+
+    async fn send(&self, request: http::Request<Vec<u8>>) -> Result<HttpResponse> {
+        let (parts, body) = self.http.execute(request).await?.into_parts();
+        Ok(HttpResponse {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+
+    async fn client_credentials(&self, scopes: &[String]) -> Result<TokenSet> {
+        self.require(FlowKind::ClientCredentials)?;
+        let client = self.oauth_client(self.token_auth);
+        let request = client
+            .exchange_client_credentials()
+            .map_err(|err| Error::configuration(err.to_string()))?
+            .add_scopes(scopes.iter().cloned().map(Scope::new));
+        let request = prepared(request.request(&prepare))?;
+        self.token_request(request, GrantKind::ClientCredentials, scopes)
+            .await
+    }
+
+    /// Reads the tokens of an implicit-grant redirect (RFC 6749 §4.2.2).
+    fn implicit_tokens(&self, params: &CallbackParams, scopes: Vec<String>) -> Result<TokenSet> {
+        self.require(FlowKind::Implicit)?;
+        if params.get("access_token").is_none() {
+            return Err(Error::callback(CallbackError::MissingParameter(
+                "access_token",
+            )));
+        }
+        // The fragment's values are strings, which the tolerant reader takes. A refresh
+        // token is never part of an implicit response (§4.2.2), so one is not read.
+        let fields: serde_json::Map<String, serde_json::Value> =
+            ["access_token", "token_type", "expires_in", "scope"]
+                .into_iter()
+                .filter_map(|name| Some((name.to_owned(), params.get(name)?.to_owned().into())))
+                .collect();
+        let body = serde_json::to_vec(&fields)
+            .map_err(|_| Error::bad_response("the implicit response could not be read"))?;
+        let rules = TokenResponseRules {
+            grant: GrantKind::Implicit,
+            now: self.clock.now(),
+            default_lifetime: self.default_lifetime,
+        };
+        let mut tokens = parse_token_response(&body, rules)?;
+        if tokens.scopes.is_empty() {
+            tokens.scopes = scopes;
+        }
+        Ok(tokens)
+    }
+
+    /// `sub` from the userinfo endpoint.
+    async fn userinfo_subject(&self, endpoint: &Url, tokens: &TokenSet) -> Result<String> {
+        let request = self
+            .http
+            .client()
+            .get(endpoint.clone())
+            .header(
+                http::header::AUTHORIZATION,
+                bearer_header(&tokens.access_token)?,
+            )
+            .header(http::header::ACCEPT, "application/json");
+        let answer = self.http.send(request).await?;
+        if !answer.status.is_success() {
+            let reason = www_authenticate_param(&answer.headers, "error")
+                .map(|code| format!(" ({})", code.chars().take(64).collect::<String>()))
+                .unwrap_or_default();
+            return Err(Error::Api {
+                status: answer.status.as_u16(),
+                message: format!("the userinfo endpoint refused the token{reason}"),
+            });
+        }
+        let is_jwt = answer
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/jwt"));
+        if is_jwt {
+            // A signed userinfo answer is an unverified JWT here: not a source of identity.
+            return Err(Error::unsupported(
+                "a signed (JWT) userinfo answer; use introspection instead",
+            ));
+        }
+        let info: UserInfo = answer.json()?;
+        checked_subject(info.sub)
+    }
+
+    /// `sub` from the introspection endpoint (RFC 7662).
+    async fn introspected_subject(&self, auth: ClientAuth, tokens: &TokenSet) -> Result<String> {
+        let client = self.oauth_client(auth);
+        let access = oauth2::AccessToken::new(tokens.access_token.expose_secret().to_owned());
+        let request = client
+            .introspect(&access)
+            .map_err(|err| Error::configuration(err.to_string()))?
+            .set_token_type_hint("access_token");
+        let answer = self.send(prepared(request.request(&prepare))?).await?;
+        if !answer.status.is_success() {
+            return Err(token_endpoint_error(&answer));
+        }
+        let introspection: Introspection = answer.json()?;
+        if !introspection.active {
+            return Err(Error::reauthorize(
+                "the introspection endpoint says the access token is not active",
+            ));
+        }
+        checked_subject(introspection.sub.ok_or_else(|| {
+            Error::bad_response("the introspection answer has no `sub` for this token")
+        })?)
+    }
+
+    /// Revokes one token (RFC 7009 §2.1).
+    async fn revoke_one(&self, auth: ClientAuth, token: &str, hint: &str) -> Result<()> {
+        let endpoint = self.metadata.revocation_endpoint.as_ref().ok_or_else(|| {
+            Error::unsupported("revocation: the server has no revocation endpoint")
+        })?;
+        let request = oauth::authenticated_form(
+            endpoint,
+            &self.client_id,
+            &self.secret,
+            auth,
+            &[("token", token), ("token_type_hint", hint)],
+        )?;
+        let answer = self.send(request).await?;
+        if answer.status.is_success() {
+            Ok(())
+        } else {
+            Err(token_endpoint_error(&answer))
+        }
+    }
+}
+
+/// A `sub` fit to be a [`TokenKey`](grantkit_core::TokenKey) account.
+fn checked_subject(sub: String) -> Result<String> {
+    if sub.is_empty() || sub.len() > 1024 || sub.chars().any(char::is_control) {
+        return Err(Error::bad_response(
+            "the server's `sub` is empty, too long or has control characters",
+        ));
+    }
+    Ok(sub)
+}
+
+#[async_trait]
+impl Provider for StandardProvider {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    fn request_timeout(&self) -> Duration {
+        self.http.timeout()
+    }
+
+    /// The issuer, where the server advertises `iss` in authorization responses (RFC 9207):
+    /// a callback without it, or naming another issuer, is then refused.
+    fn callback_issuer(&self) -> Option<String> {
+        self.metadata
+            .authorization_response_iss_parameter_supported
+            .then(|| self.metadata.issuer.clone())
+            .flatten()
+    }
+
+    async fn authorization_url(&self, request: &AuthorizationRequest) -> Result<Url> {
+        self.require(request.flow)?;
+        if !request.flow.is_redirect() {
+            return Err(Error::unsupported(format!(
+                "the {} flow has no authorization URL",
+                request.flow
+            )));
+        }
+        let redirect = RedirectUrl::new(request.redirect_uri.clone())
+            .map_err(|err| Error::configuration(format!("the redirect URI is not a URL: {err}")))?;
+        let client = self.oauth_client(self.token_auth);
+        let state = request.state.expose_secret().to_owned();
+        let mut authorization = client
+            .authorize_url(|| CsrfToken::new(state))
+            .map_err(|err| Error::configuration(err.to_string()))?
+            .set_redirect_uri(Cow::Owned(redirect))
+            .add_scopes(request.scopes.iter().cloned().map(Scope::new));
+        if request.flow == FlowKind::Implicit {
+            authorization = authorization.use_implicit_flow();
+        } else if let Some(challenge) = &request.pkce_challenge {
+            authorization = authorization
+                .add_extra_param("code_challenge", challenge.clone())
+                .add_extra_param("code_challenge_method", "S256");
+        }
+        Ok(authorization.url().0)
+    }
+
+    async fn exchange(&self, grant: Grant) -> Result<TokenSet> {
+        match grant {
+            Grant::AuthorizationCode {
+                code,
+                redirect_uri,
+                pkce_verifier,
+            } => {
+                self.require(FlowKind::AuthorizationCode)?;
+                let redirect = RedirectUrl::new(redirect_uri).map_err(|err| {
+                    Error::configuration(format!("the redirect URI is not a URL: {err}"))
+                })?;
+                let client = self.oauth_client(self.token_auth);
+                let mut request = client
+                    .exchange_code(oauth2::AuthorizationCode::new(
+                        code.expose_secret().to_owned(),
+                    ))
+                    .map_err(|err| Error::configuration(err.to_string()))?
+                    .set_redirect_uri(Cow::Owned(redirect));
+                if let Some(verifier) = pkce_verifier {
+                    request = request.set_pkce_verifier(PkceCodeVerifier::new(
+                        verifier.expose_secret().to_owned(),
+                    ));
+                }
+                let request = prepared(request.request(&prepare))?;
+                // Sent once: ProviderHttp never retries, and nothing here does.
+                self.token_request(request, GrantKind::AuthorizationCode, &[])
+                    .await
+            }
+            Grant::Implicit { params, scopes } => self.implicit_tokens(&params, scopes),
+            Grant::ClientCredentials { scopes } => self.client_credentials(&scopes).await,
+            Grant::Password { .. } => Err(Error::unsupported(
+                "the resource-owner password grant (RFC 9700 §2.4: must not be used); \
+                 use the authorization-code flow",
+            )),
+            _ => Err(Error::unsupported("this grant")),
+        }
+    }
+
+    async fn refresh(&self, tokens: &TokenSet) -> Result<TokenSet> {
+        match tokens.grant {
+            // Client credentials have no refresh token: the grant is simply repeated.
+            GrantKind::ClientCredentials => self.client_credentials(&tokens.scopes).await,
+            GrantKind::Implicit => Err(Error::unsupported(
+                "implicit-grant tokens cannot be refreshed; authorize again",
+            )),
+            grant => {
+                let Some(refresh_token) = &tokens.refresh_token else {
+                    return Err(Error::unsupported(
+                        "the grant has no refresh token; authorize again",
+                    ));
+                };
+                let client = self.oauth_client(self.token_auth);
+                let refresh = oauth2::RefreshToken::new(refresh_token.expose_secret().to_owned());
+                let request = client
+                    .exchange_refresh_token(&refresh)
+                    .map_err(|err| Error::configuration(err.to_string()))?;
+                let request = prepared(request.request(&prepare))?;
+                let mut refreshed = self.token_request(request, grant, &tokens.scopes).await?;
+                if refreshed.refresh_token.is_none() {
+                    // RFC 6749 §6: no new refresh token means the old one stays valid.
+                    refreshed.refresh_token = tokens.refresh_token.clone();
+                    refreshed.refresh_expires_at =
+                        refreshed.refresh_expires_at.or(tokens.refresh_expires_at);
+                }
+                refreshed.extras = tokens.extras.clone();
+                Ok(refreshed)
+            }
+        }
+    }
+
+    /// The account: the client id for client credentials (the client acts for itself);
+    /// otherwise `sub` from the userinfo endpoint, or from introspection when there is no
+    /// userinfo endpoint or it refuses the token (e.g. without the `openid` scope). Never
+    /// from the ID token, which is not verified here.
+    async fn identify(&self, tokens: &TokenSet) -> Result<String> {
+        if tokens.grant == GrantKind::ClientCredentials {
+            return Ok(self.client_id.clone());
+        }
+        let mut refused = None;
+        if let Some(endpoint) = &self.metadata.userinfo_endpoint {
+            match self.userinfo_subject(endpoint, tokens).await {
+                Ok(sub) => return Ok(sub),
+                Err(err) => refused = Some(err),
+            }
+        }
+        if let Some(auth) = self.introspection_auth {
+            return self.introspected_subject(auth, tokens).await;
+        }
+        Err(refused.unwrap_or_else(|| {
+            Error::unsupported(
+                "identifying the user: the server has neither a userinfo nor an introspection \
+                 endpoint",
+            )
+        }))
+    }
+
+    /// RFC 7009: revokes the refresh token (which ends the grant at RFC-following servers),
+    /// then the access token. A server that cannot revoke access tokens
+    /// (`unsupported_token_type`) leaves it to expire.
+    async fn revoke(&self, tokens: &TokenSet) -> Result<Revocation> {
+        let Some(auth) = self.revocation_auth else {
+            return Ok(Revocation::NotSupported);
+        };
+        let revoked_grant = match &tokens.refresh_token {
+            Some(refresh) => {
+                self.revoke_one(auth, refresh.expose_secret(), "refresh_token")
+                    .await?;
+                true
+            }
+            None => false,
+        };
+        match self
+            .revoke_one(auth, tokens.access_token.expose_secret(), "access_token")
+            .await
+        {
+            Ok(()) => Ok(Revocation::Revoked),
+            Err(Error::OAuth { code, .. }) if code == "unsupported_token_type" => {
+                Ok(if revoked_grant {
+                    Revocation::Revoked
+                } else {
+                    Revocation::NotSupported
+                })
+            }
+            Err(err) => Err(err),
+        }
+    }
+}
