@@ -42,7 +42,6 @@ const KEY_HASH_DOMAIN: &[u8] = b"grantkit.file_store.key.v1\0";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RecordName {
     name: String,
-    first_hash_byte: u8,
 }
 
 impl RecordName {
@@ -53,16 +52,13 @@ impl RecordName {
             hasher.update((part.len() as u64).to_le_bytes());
             hasher.update(part.as_bytes());
         }
-        let hash = hasher.finalize();
         Self {
-            name: format!("{}.{}", name_prefix(&key.provider), hex::encode(hash)),
-            first_hash_byte: hash[0],
+            name: format!(
+                "{}.{}",
+                name_prefix(&key.provider),
+                hex::encode(hasher.finalize())
+            ),
         }
-    }
-
-    /// Spreads keys over the in-process lock stripes.
-    pub(crate) fn stripe(&self) -> usize {
-        usize::from(self.first_hash_byte)
     }
 
     pub(crate) fn as_str(&self) -> &str {
@@ -102,14 +98,7 @@ impl RecordName {
 
     /// The record name for a stem read back from a directory.
     pub(crate) fn from_stem(stem: &str) -> Option<Self> {
-        let (prefix, hash) = stem.split_once('.')?;
-        let bytes = hex::decode(hash).ok()?;
-        (bytes.len() == 32 && (prefix == OPAQUE_PREFIX || is_readable_prefix(prefix))).then(|| {
-            Self {
-                name: stem.to_owned(),
-                first_hash_byte: bytes[0],
-            }
-        })
+        Self::parse_file_name(stem, "").map(|(_, stem)| Self { name: stem })
     }
 }
 

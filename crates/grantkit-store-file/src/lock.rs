@@ -2,24 +2,23 @@
 //!
 //! A key's writers (token writes, deletes, lease changes) hold an advisory lock on
 //! `locks/<name>.lock` for the few system calls of their critical section. Within one
-//! process they first queue on an async mutex (one of [`STRIPES`], chosen by the key's
-//! hash), so only one blocking thread per stripe ever waits on a file lock and waiters are
-//! served in order.
+//! process they first queue on the key's async mutex, so at most one blocking thread per key
+//! ever waits on a file lock, waiters are served in order, and a key whose lock is stuck
+//! holds up no other key.
 
 use crate::error::FileStoreError;
+use crate::layout::RecordName;
 use grantkit_core::{Error, Result};
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;
 use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
-
-/// In-process lock stripes; keys are spread over them by the first byte of their hash.
-pub(crate) const STRIPES: usize = 256;
 
 /// The advisory lock of one key, held until dropped (or the process dies: the kernel
 /// releases it, so a crashed writer never blocks a key).
@@ -141,23 +140,59 @@ impl Drop for Claim {
 /// The in-process side of key locking, and the lock timeout.
 #[derive(Debug)]
 pub(crate) struct Locks {
-    stripes: Box<[Arc<Mutex<()>>]>,
+    /// One async mutex per key in use, by record name.
+    queues: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
     timeout: Duration,
+}
+
+/// A key's place in [`Locks`]: removed from the map once nobody uses it.
+struct Queue<'a> {
+    locks: &'a Locks,
+    name: &'a str,
+    mutex: Arc<Mutex<()>>,
+}
+
+impl Drop for Queue<'_> {
+    fn drop(&mut self) {
+        let mut queues = self
+            .locks
+            .queues
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Only the map and this handle refer to it: nobody waits for it or holds it. (A
+        // thread still holding it keeps it in the map, so later callers queue behind it.)
+        if Arc::strong_count(&self.mutex) == 2 {
+            queues.remove(self.name);
+        }
+    }
 }
 
 impl Locks {
     pub(crate) fn new(timeout: Duration) -> Self {
         Self {
-            stripes: (0..STRIPES).map(|_| Arc::new(Mutex::new(()))).collect(),
+            queues: std::sync::Mutex::new(HashMap::new()),
             timeout,
         }
     }
 
-    /// Runs `op` on a blocking thread while holding the lock at `lock_path`, waiting at
-    /// most the lock timeout for it.
+    fn queue<'a>(&'a self, name: &'a RecordName) -> Queue<'a> {
+        let mut queues = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
+        let mutex = queues
+            .entry(name.as_str().to_owned())
+            .or_insert_with(|| Arc::new(Mutex::new(())))
+            .clone();
+        Queue {
+            locks: self,
+            name: name.as_str(),
+            mutex,
+        }
+    }
+
+    /// Runs `op` on a blocking thread while holding the lock of the key `name` (the file at
+    /// `lock_path`), waiting at most the lock timeout for it.
     pub(crate) async fn with_lock<T, F>(
         &self,
-        stripe: usize,
+        name: &RecordName,
         lock_path: PathBuf,
         op: F,
     ) -> Result<T>
@@ -172,16 +207,18 @@ impl Locks {
                 waited: started.elapsed(),
             })
         };
-        let stripe = self.stripes[stripe % self.stripes.len()].clone();
-        let Ok(in_process) = tokio::time::timeout_at(deadline, stripe.lock_owned()).await else {
+        let queue = self.queue(name);
+        let Ok(in_process) =
+            tokio::time::timeout_at(deadline, queue.mutex.clone().lock_owned()).await
+        else {
             return Err(timed_out());
         };
         let state = Arc::new(AtomicU8::new(WAITING));
         let claim = Claim(state.clone());
         let mut task = tokio::task::spawn_blocking(move || {
             // Held until this thread is done, even if the caller gave up: a thread stuck on
-            // a file lock keeps its stripe, so later callers time out on the async mutex
-            // instead of piling more threads onto the same file lock.
+            // a file lock keeps the key's queue, so later callers time out on the async
+            // mutex instead of piling more threads onto the same file lock.
             let _in_process = in_process;
             let lock = KeyLock::acquire(&lock_path)?;
             if state

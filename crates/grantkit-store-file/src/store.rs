@@ -666,7 +666,7 @@ impl TokenStore for FileTokenStore {
         let key = key.clone();
         self.inner
             .locks
-            .with_lock(name.stripe(), self.inner.lock_path(&name), move |lock| {
+            .with_lock(&name.clone(), self.inner.lock_path(&name), move |lock| {
                 inner.put_locked(lock, &name, &key, proposed, bytes, precondition)
             })
             .await
@@ -678,7 +678,7 @@ impl TokenStore for FileTokenStore {
         let key = key.clone();
         self.inner
             .locks
-            .with_lock(name.stripe(), self.inner.lock_path(&name), move |lock| {
+            .with_lock(&name.clone(), self.inner.lock_path(&name), move |lock| {
                 inner.delete_locked(lock, &name, &key, precondition)
             })
             .await
@@ -696,7 +696,7 @@ impl TokenStore for FileTokenStore {
         let inner = self.inner.clone();
         self.inner
             .locks
-            .with_lock(name.stripe(), self.inner.lock_path(&name), move |lock| {
+            .with_lock(&name.clone(), self.inner.lock_path(&name), move |lock| {
                 if inner
                     .read_lease(&name, &lease.key)?
                     .is_some_and(|current| current.is_held(now_ms()))
@@ -716,7 +716,7 @@ impl TokenStore for FileTokenStore {
         let lease = lease.clone();
         self.inner
             .locks
-            .with_lock(name.stripe(), self.inner.lock_path(&name), move |lock| {
+            .with_lock(&name.clone(), self.inner.lock_path(&name), move |lock| {
                 // An expired lease nobody else took is still ours to renew.
                 if inner
                     .read_lease(&name, &lease.key)?
@@ -740,7 +740,7 @@ impl TokenStore for FileTokenStore {
         let lease = lease.clone();
         self.inner
             .locks
-            .with_lock(name.stripe(), self.inner.lock_path(&name), move |lock| {
+            .with_lock(&name.clone(), self.inner.lock_path(&name), move |lock| {
                 if inner
                     .read_lease(&name, &lease.key)?
                     .is_some_and(|current| current.holder == lease.holder)

@@ -333,8 +333,12 @@ async fn a_writer_stuck_holding_a_lock_times_out_the_others_and_their_writes_nev
         store.try_lease(&k, Duration::from_secs(1)).await,
         Err(ref e) if matches!(FileStoreError::find(e), Some(FileStoreError::LockTimeout { .. }))
     ));
-    // Readers take no lock.
+    // Readers take no lock, and other keys' writers are not held up.
     assert_eq!(store.get(&k).await.unwrap().unwrap().version, v1);
+    store
+        .put(&key("other"), &tokens("o"), Precondition::Any)
+        .await
+        .unwrap();
 
     held.unlock().unwrap();
     drop(held);
