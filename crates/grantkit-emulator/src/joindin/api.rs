@@ -1548,10 +1548,15 @@ pub(crate) fn insert_token(
         } else {
             wire::random_string(wire::LOWER_HEX, 16)
         };
-        if !db
-            .tokens
-            .iter()
-            .any(|t| t.token.eq_ignore_ascii_case(&candidate))
+        // With the switch off, a token the JSON view would turn into a number (all
+        // digits, or digits-e-digits: about one in two thousand) is never issued, so each
+        // position of `numeric_tokens` behaves the same on every run.
+        let coerced = !quirks.numeric_tokens && php::numeric_value(&candidate).is_some();
+        if !coerced
+            && !db
+                .tokens
+                .iter()
+                .any(|t| t.token.eq_ignore_ascii_case(&candidate))
         {
             break candidate;
         }

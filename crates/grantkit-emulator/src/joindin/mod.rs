@@ -43,7 +43,9 @@ pub struct JoindinQuirks {
     pub unverified_is_403: bool,
     /// Consumers whose idle tokens `POST /token` deletes (`["web2"]`).
     pub expirable_client_ids: Vec<String>,
-    /// Issue all-digit tokens (off), which numeric coercion turns into JSON numbers.
+    /// Issue all-digit tokens (off), which numeric coercion turns into JSON numbers. Off,
+    /// no token that coercion would turn into a number is issued (on the real service about
+    /// one in two thousand is), so both positions are repeatable.
     pub numeric_tokens: bool,
     /// `JsonView::numericCheck` (on): numeric-looking values become JSON numbers. Off sends
     /// database columns as the strings PDO returns.
