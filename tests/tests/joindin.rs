@@ -443,6 +443,16 @@ async fn missing_things_are_none_on_old_and_new_servers() {
                 .items
                 .is_empty()
         );
+        // A refusal keeps the server's message and the grant.
+        let err = joindin
+            .events(&EventQuery::new().filter(EventFilter::Pending))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Api { status: 403, message } if message.contains("permission")),
+            "{err:?}"
+        );
+        joindin.whoami().await.expect("the token still works");
     }
 }
 

@@ -100,8 +100,9 @@ fn refusal(status: u16, body: &[u8]) -> ResponseClass {
         (401, Some(_)) => ResponseClass::TokenInvalid,
         (400, Some(message)) if says_not_logged_in(&message) => ResponseClass::TokenInvalid,
         // A 403 is also what a dead token meets on `/token` at HEAD, but an untrusted
-        // client meets the same answer with a valid token: call it forbidden, never invalid.
-        (403, _) => ResponseClass::Forbidden { scope: None },
+        // client or a user without the right meets the same answer with a valid token:
+        // never invalid. Joind.in has no scopes, so it is an ordinary refusal, and the
+        // caller gets the server's message with it.
         _ => ResponseClass::Permanent,
     }
 }
@@ -186,7 +187,7 @@ mod tests {
                 403,
                 r#"["You can not access the token list with this client"]"#
             ),
-            ResponseClass::Forbidden { scope: None }
+            ResponseClass::Permanent
         );
         assert_eq!(
             class(404, r#"["Talk not found"]"#),

@@ -161,7 +161,16 @@ async fn password_grant_against_the_emulator() {
         provider.account_of(fx.user_id)
     );
     assert_eq!(h.emulator().count(JoindinEndpoint::Token), 1);
-    assert!(grantkit_joindin::obtained_at(&tokens).is_some());
+    // The injected clock stamps when the token was obtained (its only age).
+    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let clocked = JoindinHarness::provider_for(h.emulator())
+        .clock(Arc::new(grantkit_core::ManualClock::new(at)))
+        .build()
+        .unwrap();
+    let tokens = password_grant(&clocked, &fx.username, &fx.password)
+        .await
+        .unwrap();
+    assert_eq!(grantkit_joindin::obtained_at(&tokens), Some(at));
 }
 
 #[tokio::test]
