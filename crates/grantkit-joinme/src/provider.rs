@@ -362,6 +362,15 @@ impl JoinMeProvider {
         refresh: bool,
     ) -> Result<TokenSet> {
         let response = self.post_form(&self.endpoints.token, params).await?;
+        tracing::debug!(
+            grant_type = if refresh {
+                "refresh_token"
+            } else {
+                "authorization_code"
+            },
+            status = response.status.as_u16(),
+            "join.me token endpoint answered"
+        );
         if !response.status.is_success() {
             return Err(token_error(&response, refresh));
         }
@@ -704,6 +713,7 @@ impl Provider for JoinMeProvider {
             .post_form(&self.endpoints.expire_access, &params)
             .await?;
         let status = response.status;
+        tracing::debug!(status = status.as_u16(), "join.me Expire Access answered");
         let answer = serde_json::from_slice::<ExpireAnswer>(&response.body).ok();
         if status.is_success() {
             return match answer {
