@@ -412,6 +412,35 @@ mod tests {
     }
 
     #[test]
+    fn a_directory_of_another_user_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
+        let meta = fs::metadata(dir.path()).unwrap();
+        let user = current_user(dir.path()).unwrap();
+        assert_eq!(
+            user,
+            meta.uid(),
+            "files this process creates are its user's"
+        );
+        check_private(dir.path(), &meta, Some(user)).unwrap();
+        match check_private(dir.path(), &meta, Some(user.wrapping_add(1))) {
+            Err(FileStoreError::WrongOwner {
+                owner,
+                user: expected,
+                ..
+            }) => {
+                assert_eq!((owner, expected), (user, user.wrapping_add(1)));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "the probe file is gone"
+        );
+    }
+
+    #[test]
     fn parts_are_length_prefixed() {
         let a = RecordName::of(&TokenKey::new("p", "ab", "c"));
         let b = RecordName::of(&TokenKey::new("p", "a", "bc"));
