@@ -44,7 +44,12 @@ const SCENARIO_TIMEOUT: Duration = Duration::from_secs(240);
 const WORKER_TIMEOUT: Duration = Duration::from_secs(180);
 /// The provider's request timeout in the workers; the lease TTL must exceed it.
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(1000);
+/// The lease TTL of a worker that will be killed: short, so the test does not wait long
+/// for the dead holder's lease to expire.
 const SHORT_LEASE_TTL: Duration = Duration::from_millis(1500);
+/// The lease TTL of the other workers: long enough that a slow machine never lets a live
+/// holder's lease lapse between renewals (which would allow a second refresh).
+const LEASE_TTL: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -604,7 +609,7 @@ mod coordinator {
     ) -> Vec<Report> {
         let mut vars = vars.to_vec();
         vars.push((TASKS, tasks.to_string()));
-        vars.push((LEASE_TTL_MS, SHORT_LEASE_TTL.as_millis().to_string()));
+        vars.push((LEASE_TTL_MS, LEASE_TTL.as_millis().to_string()));
         let mut workers: Vec<Worker> = (0..count)
             .map(|_| Worker::spawn("refresh", &vars))
             .collect();
