@@ -103,6 +103,10 @@ impl FileTokenStore {
             create_missing,
         } = builder;
         let layout = lock::blocking(move || {
+            // Every later call joins file names to the root: a relative root would follow
+            // the process's working directory wherever it moves.
+            let root = std::path::absolute(&root)
+                .map_err(|e| FileStoreError::io("resolve the path", &root, e))?;
             Layout::open(&root, create_missing, durability).map_err(Error::from)
         })
         .await?;
@@ -117,7 +121,7 @@ impl FileTokenStore {
         })
     }
 
-    /// The store's directory.
+    /// The store's directory, as an absolute path.
     pub fn root(&self) -> &Path {
         &self.inner.layout.root
     }
