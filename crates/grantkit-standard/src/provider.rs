@@ -738,3 +738,285 @@ impl Provider for StandardProvider {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use grantkit_core::{ManualClock, PkceVerifier, StateToken};
+    use std::time::SystemTime;
+
+    const SECRET: &str = "s3cret-Value:with@chars";
+
+    fn url(text: &str) -> Url {
+        Url::parse(text).unwrap()
+    }
+
+    fn metadata() -> ServerMetadata {
+        ServerMetadata::manual(url("https://as.example/token"))
+            .with_issuer("https://as.example")
+            .with_authorization_endpoint(url("https://as.example/authorize"))
+    }
+
+    fn builder(metadata: ServerMetadata) -> StandardProviderBuilder {
+        StandardProvider::builder("cid", ClientSecret::new(SECRET)).metadata(metadata)
+    }
+
+    fn request(flow: FlowKind) -> AuthorizationRequest {
+        AuthorizationRequest {
+            flow,
+            redirect_uri: "http://127.0.0.1:5/cb?app=1".to_owned(),
+            scopes: vec!["read".to_owned(), "write".to_owned()],
+            state: StateToken::new("the-state"),
+            pkce_challenge: Some(PkceVerifier::new("v".repeat(43)).s256_challenge()),
+        }
+    }
+
+    fn query(url: &Url, name: &str) -> Option<String> {
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    #[tokio::test]
+    async fn capabilities_follow_the_metadata_and_the_registration() {
+        let provider = builder(metadata()).build().await.unwrap();
+        let caps = provider.capabilities();
+        assert_eq!(
+            caps.flows,
+            [FlowKind::AuthorizationCode, FlowKind::ClientCredentials]
+        );
+        assert!(caps.refresh && caps.pkce && caps.may_rotate_refresh_tokens);
+        assert!(!caps.revoke_grant, "no revocation endpoint");
+        assert_eq!(provider.callback_issuer(), None, "iss not advertised");
+
+        let with_implicit = metadata()
+            .with_response_types(["code", "token"])
+            .with_revocation_endpoint(url("https://as.example/revoke"))
+            .with_iss_parameter(true);
+        let provider = builder(with_implicit.clone())
+            .flows([FlowKind::AuthorizationCode, FlowKind::Implicit])
+            .refresh_token_rotation(false)
+            .build()
+            .await
+            .unwrap();
+        let caps = provider.capabilities();
+        assert_eq!(
+            caps.flows,
+            [FlowKind::AuthorizationCode, FlowKind::Implicit]
+        );
+        assert!(caps.revoke_grant && !caps.may_rotate_refresh_tokens);
+        assert_eq!(
+            provider.callback_issuer().as_deref(),
+            Some("https://as.example")
+        );
+
+        for flow in [FlowKind::Password, FlowKind::Implicit] {
+            let err = builder(metadata()).flows([flow]).build().await.unwrap_err();
+            assert!(matches!(err, Error::Configuration { .. }), "{err}");
+        }
+        let nothing = ServerMetadata::manual(url("https://as.example/token"))
+            .with_grant_types(["refresh_token"]);
+        assert!(builder(nothing).build().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn client_authentication_is_chosen_from_the_metadata() {
+        let chosen = |methods: Option<&[&str]>| {
+            let mut metadata = metadata();
+            if let Some(methods) = methods {
+                metadata = metadata.with_token_endpoint_auth_methods(methods.iter().copied());
+            }
+            async move { builder(metadata).build().await.map(|p| p.client_auth()) }
+        };
+        assert_eq!(chosen(None).await.unwrap(), ClientAuth::ClientSecretBasic);
+        assert_eq!(
+            chosen(Some(&[
+                "private_key_jwt",
+                "client_secret_post",
+                "client_secret_basic"
+            ]))
+            .await
+            .unwrap(),
+            ClientAuth::ClientSecretBasic
+        );
+        assert_eq!(
+            chosen(Some(&["client_secret_post"])).await.unwrap(),
+            ClientAuth::ClientSecretPost
+        );
+        let err = chosen(Some(&["private_key_jwt"])).await.unwrap_err();
+        assert!(err.to_string().contains("private_key_jwt"), "{err}");
+        let forced = builder(metadata().with_token_endpoint_auth_methods(["client_secret_basic"]))
+            .client_auth(ClientAuth::ClientSecretPost)
+            .build()
+            .await
+            .unwrap();
+        assert_eq!(forced.client_auth(), ClientAuth::ClientSecretPost);
+    }
+
+    #[tokio::test]
+    async fn the_builder_refuses_an_incomplete_or_insecure_configuration() {
+        let err = StandardProvider::builder("cid", ClientSecret::new(SECRET))
+            .build()
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("issuer"), "{err}");
+        let err = StandardProvider::builder("", ClientSecret::new(SECRET))
+            .metadata(metadata())
+            .build()
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Configuration { .. }));
+        let insecure = ServerMetadata::manual(url("https://as.example/token"))
+            .with_authorization_endpoint(url("http://as.example/authorize"));
+        let err = builder(insecure).build().await.unwrap_err();
+        assert!(err.to_string().contains("authorization endpoint"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_code_flow_url_carries_pkce_and_the_exact_redirect_uri() {
+        let provider = builder(metadata()).build().await.unwrap();
+        let request = request(FlowKind::AuthorizationCode);
+        let url = provider.authorization_url(&request).await.unwrap();
+        assert!(url.as_str().starts_with("https://as.example/authorize?"));
+        assert_eq!(query(&url, "response_type").as_deref(), Some("code"));
+        assert_eq!(query(&url, "client_id").as_deref(), Some("cid"));
+        assert_eq!(
+            query(&url, "redirect_uri").as_deref(),
+            Some("http://127.0.0.1:5/cb?app=1")
+        );
+        assert_eq!(query(&url, "scope").as_deref(), Some("read write"));
+        assert_eq!(query(&url, "state").as_deref(), Some("the-state"));
+        assert_eq!(query(&url, "code_challenge"), request.pkce_challenge);
+        assert_eq!(
+            query(&url, "code_challenge_method").as_deref(),
+            Some("S256")
+        );
+        assert!(!url.as_str().contains(SECRET));
+
+        let err = provider
+            .authorization_url(&AuthorizationRequest {
+                redirect_uri: "not a url".to_owned(),
+                ..request
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Configuration { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn implicit_tokens_are_read_from_the_fragment_and_never_refresh() {
+        let clock = Arc::new(ManualClock::new(
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_000),
+        ));
+        let provider = builder(metadata().with_response_types(["code", "token"]))
+            .clock(clock.clone())
+            .build()
+            .await
+            .unwrap();
+        let url = provider
+            .authorization_url(&request(FlowKind::Implicit))
+            .await
+            .unwrap();
+        assert_eq!(query(&url, "response_type").as_deref(), Some("token"));
+        assert_eq!(query(&url, "code_challenge"), None, "PKCE is for codes");
+
+        let params: CallbackParams = [
+            ("access_token", "tok"),
+            ("token_type", "Bearer"),
+            ("expires_in", "3600"),
+            ("scope", "read"),
+            ("refresh_token", "must-be-ignored"),
+            ("state", "the-state"),
+        ]
+        .into_iter()
+        .collect();
+        let tokens = provider
+            .exchange(Grant::Implicit {
+                params,
+                scopes: vec!["read".into(), "write".into()],
+            })
+            .await
+            .unwrap();
+        assert_eq!(tokens.grant, GrantKind::Implicit);
+        assert_eq!(tokens.access_token.expose_secret(), "tok");
+        assert_eq!(
+            tokens.expires_at,
+            Some(clock.now() + Duration::from_secs(3600))
+        );
+        assert!(
+            tokens.refresh_token.is_none(),
+            "no refresh token from an implicit grant"
+        );
+        assert_eq!(tokens.scopes, ["read"]);
+
+        let err = provider.refresh(&tokens).await.unwrap_err();
+        assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+        assert_eq!(
+            provider.renewal(&tokens),
+            grantkit_core::Renewal::Reauthorize
+        );
+
+        let missing: CallbackParams = [("state", "s")].into_iter().collect();
+        let err = provider
+            .exchange(Grant::Implicit {
+                params: missing,
+                scopes: vec![],
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::InvalidCallback {
+                    reason: CallbackError::MissingParameter("access_token")
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_password_grant_and_unoffered_flows_are_unsupported() {
+        let provider = builder(metadata())
+            .flows([FlowKind::ClientCredentials])
+            .build()
+            .await
+            .unwrap();
+        let err = provider
+            .exchange(Grant::Password {
+                username: "u".into(),
+                password: grantkit_core::Password::new("p"),
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+        let err = provider
+            .authorization_url(&request(FlowKind::AuthorizationCode))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+        let tokens = TokenSet::new(
+            grantkit_core::AccessToken::new("a"),
+            GrantKind::AuthorizationCode,
+        );
+        let err = provider.refresh(&tokens).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Unsupported { .. }),
+            "no refresh token: {err}"
+        );
+        assert_eq!(
+            provider.revoke(&tokens).await.unwrap(),
+            Revocation::NotSupported
+        );
+    }
+
+    #[tokio::test]
+    async fn debug_output_shows_no_secret() {
+        let builder = builder(metadata());
+        assert!(!format!("{builder:?}").contains(SECRET));
+        let provider = builder.build().await.unwrap();
+        let shown = format!("{provider:?}");
+        assert!(!shown.contains(SECRET), "{shown}");
+        assert!(shown.contains("cid"));
+    }
+}

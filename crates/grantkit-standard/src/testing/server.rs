@@ -86,7 +86,6 @@ struct Ready {
 /// port, reached through a [`FaultProxy`] whose address is the issuer clients see.
 /// Dropping it (or [`stop`](Self::stop)) kills the process; if the test process dies
 /// instead, the server exits when its stdin pipe closes.
-#[derive(Debug)]
 pub struct AuthServer {
     child: Child,
     // Held open: the launcher's lifeline.
@@ -97,6 +96,17 @@ pub struct AuthServer {
     control_key: String,
     log: Arc<Mutex<VecDeque<String>>>,
     options: AuthServerOptions,
+}
+
+impl std::fmt::Debug for AuthServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthServer")
+            .field("pid", &self.child.id())
+            .field("issuer", &self.issuer)
+            .field("proxy", &self.proxy.addr())
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Drop for AuthServer {
