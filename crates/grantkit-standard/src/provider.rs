@@ -162,8 +162,13 @@ impl StandardProviderBuilder {
 
     /// Discovers the server if needed, and checks the configuration against its metadata.
     pub async fn build(self) -> Result<StandardProvider> {
-        if self.client_id.is_empty() {
-            return Err(Error::configuration("the client id is empty"));
+        if self.client_id.is_empty() || self.id.is_empty() {
+            return Err(Error::configuration(
+                "the client id and the provider id must not be empty",
+            ));
+        }
+        if self.timeout.is_zero() {
+            return Err(Error::configuration("the timeout must be longer than zero"));
         }
         let http = match self.http_client {
             Some(client) => ProviderHttp::with_client(client),
@@ -393,28 +398,13 @@ impl StandardProvider {
         requested_scopes: &[String],
     ) -> Result<TokenSet> {
         // The time of sending: the token cannot outlive `expires_in` counted from here.
-        let now = self.clock.now();
-        let answer = self.send(request).await?;
-        if !answer.status.is_success() {
-            return Err(token_endpoint_error(&answer));
-        }
         let rules = TokenResponseRules {
             grant,
-            now,
+            now: self.clock.now(),
             default_lifetime: self.default_lifetime,
         };
-        let mut tokens = parse_token_response(&answer.body, rules).map_err(|err| {
-            // Some servers answer an error with status 200.
-            match token_endpoint_error(&answer) {
-                oauth @ Error::OAuth { .. } => oauth,
-                _ => err,
-            }
-        })?;
-        if tokens.scopes.is_empty() {
-            // RFC 6749 §5.1: an omitted scope is the scope requested.
-            tokens.scopes = requested_scopes.to_vec();
-        }
-        Ok(tokens)
+        let answer = self.send(request).await?;
+        read_token_answer(&answer, rules, requested_scopes)
     }
 
     async fn send(&self, request: http::Request<Vec<u8>>) -> Result<HttpResponse> {
@@ -545,6 +535,29 @@ impl StandardProvider {
             Err(token_endpoint_error(&answer))
         }
     }
+}
+
+/// Reads a token endpoint's answer (RFC 6749 §5.1 and §5.2).
+fn read_token_answer(
+    answer: &HttpResponse,
+    rules: TokenResponseRules,
+    requested_scopes: &[String],
+) -> Result<TokenSet> {
+    if !answer.status.is_success() {
+        return Err(token_endpoint_error(answer));
+    }
+    let mut tokens = parse_token_response(&answer.body, rules).map_err(|err| {
+        // Some servers answer an error with status 200.
+        match token_endpoint_error(answer) {
+            oauth @ Error::OAuth { .. } => oauth,
+            _ => err,
+        }
+    })?;
+    if tokens.scopes.is_empty() {
+        // RFC 6749 §5.1: an omitted scope is the scope requested.
+        tokens.scopes = requested_scopes.to_vec();
+    }
+    Ok(tokens)
 }
 
 /// A `sub` fit to be a [`TokenKey`](grantkit_core::TokenKey) account.
@@ -866,6 +879,13 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, Error::Configuration { .. }));
+        for builder in [
+            builder(metadata()).id(""),
+            builder(metadata()).timeout(Duration::ZERO),
+        ] {
+            let err = builder.build().await.unwrap_err();
+            assert!(matches!(err, Error::Configuration { .. }), "{err}");
+        }
         let insecure = ServerMetadata::manual(url("https://as.example/token"))
             .with_authorization_endpoint(url("http://as.example/authorize"));
         let err = builder(insecure).build().await.unwrap_err();
@@ -1008,6 +1028,73 @@ mod tests {
             provider.revoke(&tokens).await.unwrap(),
             Revocation::NotSupported
         );
+    }
+
+    #[test]
+    fn token_answers_are_read_tolerantly_and_errors_typed() {
+        let rules = TokenResponseRules {
+            grant: GrantKind::AuthorizationCode,
+            now: SystemTime::UNIX_EPOCH + Duration::from_secs(100),
+            default_lifetime: None,
+        };
+        let answer = |status: u16, body: &str| HttpResponse {
+            status: http::StatusCode::from_u16(status).unwrap(),
+            headers: http::HeaderMap::new(),
+            body: body.as_bytes().to_vec(),
+        };
+        let requested = ["read".to_owned()];
+        let tokens = read_token_answer(
+            &answer(
+                200,
+                r#"{"access_token":"a","expires_in":"60","refresh_token":"r"}"#,
+            ),
+            rules,
+            &requested,
+        )
+        .unwrap();
+        assert_eq!(tokens.expires_at, Some(rules.now + Duration::from_secs(60)));
+        assert_eq!(tokens.token_type, "bearer");
+        assert_eq!(
+            tokens.scopes, requested,
+            "an omitted scope is the one requested"
+        );
+        let tokens =
+            read_token_answer(&answer(200, r#"{"access_token":"a"}"#), rules, &[]).unwrap();
+        assert_eq!(tokens.expires_at, None, "no expiry known, none assumed");
+
+        let err = read_token_answer(
+            &answer(
+                200,
+                r#"{"error":"invalid_grant","error_description":"gone"}"#,
+            ),
+            rules,
+            &[],
+        )
+        .unwrap_err();
+        assert!(err.is_invalid_grant(), "an error with status 200: {err}");
+        let err = read_token_answer(&answer(400, r#"{"error":"invalid_grant"}"#), rules, &[])
+            .unwrap_err();
+        assert!(err.is_invalid_grant(), "{err}");
+        let err = read_token_answer(&answer(503, "<html>down</html>"), rules, &[]).unwrap_err();
+        assert!(matches!(err, Error::Unavailable { status: 503 }), "{err}");
+        let err = read_token_answer(
+            &answer(200, r#"{"access_token":"tok","token_type":"mac"}"#),
+            rules,
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, Error::Unsupported { .. }),
+            "bearer only: {err}"
+        );
+        let err = read_token_answer(
+            &answer(200, "{\"access_token\": \"secret-value"),
+            rules,
+            &[],
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::BadResponse { .. }), "{err}");
+        assert!(!err.to_string().contains("secret-value"));
     }
 
     #[tokio::test]
