@@ -213,27 +213,16 @@ async fn serve(mut client: TcpStream, state: Arc<State>) -> std::io::Result<()> 
     if lock(&state.hidden_paths).contains(&request.path) {
         return respond(&mut client, "404 Not Found", "text/plain", b"not found\n").await;
     }
-    let mut turn = None;
     if route == Route::Token {
-        state.token_requests.fetch_add(1, Ordering::SeqCst);
-        let form: Vec<(String, String)> = url::form_urlencoded::parse(&request.body)
-            .into_owned()
-            .collect();
-        lock(&state.token_log).push(TokenRequest {
-            grant_type: form
-                .iter()
-                .find(|(k, _)| k == "grant_type")
-                .map(|(_, v)| v.clone()),
-            basic_auth: request.basic_auth,
-            secret_in_body: form.iter().any(|(k, _)| k == "client_secret"),
-        });
-        if let Some(fault) = take_fault(&state, route) {
-            return answer_fault(client, fault, state.slow_delay).await;
-        }
-        turn = take_turn(&state).await;
-    } else if let Some(fault) = take_fault(&state, route) {
+        record(&state, &request);
+    }
+    if let Some(fault) = take_fault(&state, route) {
         return answer_fault(client, fault, state.slow_delay).await;
     }
+    let turn = match route {
+        Route::Token => take_turn(&state).await,
+        _ => None,
+    };
     let relayed = tokio::time::timeout(
         RELAY_TIMEOUT,
         relay(&mut client, &request, state.upstream.get().copied()),
@@ -244,6 +233,22 @@ async fn serve(mut client: TcpStream, state: Arc<State>) -> std::io::Result<()> 
         Ok(result) => result,
         Err(_) => Ok(()),
     }
+}
+
+/// Counts a token request and notes how the client authenticated.
+fn record(state: &State, request: &Request) {
+    state.token_requests.fetch_add(1, Ordering::SeqCst);
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&request.body)
+        .into_owned()
+        .collect();
+    lock(&state.token_log).push(TokenRequest {
+        grant_type: form
+            .iter()
+            .find(|(k, _)| k == "grant_type")
+            .map(|(_, v)| v.clone()),
+        basic_auth: request.basic_auth,
+        secret_in_body: form.iter().any(|(k, _)| k == "client_secret"),
+    });
 }
 
 /// Waits for this request's turn when a pairing is armed; the guard is its turn.
@@ -483,5 +488,158 @@ async fn answer_fault(
             client.write_all(body).await?;
             client.shutdown().await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A stand-in server that answers every request `200 {"ok":true}` after `delay`, and
+    /// notes how many it served at once at most.
+    async fn upstream(delay: Duration) -> (SocketAddr, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (now, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (active, most) = (now.clone(), peak.clone());
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let (active, most) = (active.clone(), most.clone());
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    assert!(String::from_utf8_lossy(&head).contains("Connection: close"));
+                    let at_once = active.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(at_once, Ordering::SeqCst);
+                    tokio::time::sleep(delay).await;
+                    active.fetch_sub(1, Ordering::SeqCst);
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\nConnection: close\r\n\r\n{\"ok\":true}")
+                        .await;
+                });
+            }
+        });
+        (addr, now, peak)
+    }
+
+    async fn proxy(upstream: SocketAddr) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = FaultProxy::start(listener, Duration::from_millis(200)).unwrap();
+        proxy.set_upstream(upstream);
+        proxy
+    }
+
+    fn client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap()
+    }
+
+    async fn post_token(proxy: &FaultProxy) -> reqwest::Result<reqwest::Response> {
+        client()
+            .post(format!("http://{}{TOKEN_PATH}", proxy.addr()))
+            .header("authorization", "Basic abc")
+            .body("grant_type=refresh_token&refresh_token=r")
+            .send()
+            .await
+    }
+
+    #[tokio::test]
+    async fn requests_are_forwarded_counted_and_recorded() {
+        let (upstream, _, _) = upstream(Duration::ZERO).await;
+        let proxy = proxy(upstream).await;
+        let response = post_token(&proxy).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.text().await.unwrap(), "{\"ok\":true}");
+        let api = client()
+            .get(format!("http://{}/me", proxy.addr()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(api.status(), 200);
+        assert_eq!(proxy.token_requests(), 1, "only the token path counts");
+        assert_eq!(
+            proxy.token_log(),
+            [TokenRequest {
+                grant_type: Some("refresh_token".into()),
+                basic_auth: true,
+                secret_in_body: false,
+            }]
+        );
+        proxy.hide_path("/me");
+        let hidden = client()
+            .get(format!("http://{}/me", proxy.addr()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(hidden.status(), 404);
+    }
+
+    #[tokio::test]
+    async fn faults_answer_in_the_servers_place_and_run_out() {
+        let (upstream, _, _) = upstream(Duration::ZERO).await;
+        let proxy = proxy(upstream).await;
+        proxy.inject(Route::Token, ServerFault::ServerErrorHtml, 2);
+        proxy.inject(Route::Api, ServerFault::RateLimited, 1);
+        for _ in 0..2 {
+            assert_eq!(post_token(&proxy).await.unwrap().status(), 503);
+        }
+        assert_eq!(post_token(&proxy).await.unwrap().status(), 200, "used up");
+        let limited = client()
+            .get(format!("http://{}/me", proxy.addr()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(limited.status(), 429);
+        assert_eq!(limited.headers()["retry-after"], "1");
+
+        for fault in [
+            ServerFault::Truncated,
+            ServerFault::Reset,
+            ServerFault::Slow,
+        ] {
+            proxy.inject(Route::Token, fault, 1);
+            let outcome = match post_token(&proxy).await {
+                Ok(response) => response.bytes().await.map(|_| ()),
+                Err(err) => Err(err),
+            };
+            assert!(outcome.is_err(), "{fault:?} must break the exchange");
+        }
+        proxy.inject(Route::Token, ServerFault::MalformedJson, 1);
+        let body = post_token(&proxy).await.unwrap().bytes().await.unwrap();
+        assert!(serde_json::from_slice::<serde_json::Value>(&body).is_err());
+        proxy.inject(Route::Token, ServerFault::Oversized, 1);
+        let response = post_token(&proxy).await.unwrap();
+        assert_eq!(response.content_length(), Some(OVERSIZED as u64));
+        proxy.inject(Route::Token, ServerFault::Oversized, 5);
+        proxy.clear_faults();
+        assert_eq!(post_token(&proxy).await.unwrap().status(), 200);
+    }
+
+    #[tokio::test]
+    async fn paired_requests_reach_the_server_one_after_the_other() {
+        let (upstream, _, peak) = upstream(Duration::from_millis(200)).await;
+        let proxy = proxy(upstream).await;
+        proxy.pair_next_token_requests(Duration::from_secs(10));
+        let (a, b) = tokio::join!(post_token(&proxy), post_token(&proxy));
+        assert_eq!(a.unwrap().status(), 200);
+        assert_eq!(b.unwrap().status(), 200);
+        assert_eq!(peak.load(Ordering::SeqCst), 1, "never both at once");
+
+        // Alone, the first goes on after the wait.
+        proxy.pair_next_token_requests(Duration::from_millis(100));
+        assert_eq!(post_token(&proxy).await.unwrap().status(), 200);
+        // The pairing is over: later requests pass freely.
+        let (a, b) = tokio::join!(post_token(&proxy), post_token(&proxy));
+        assert!(a.is_ok() && b.is_ok());
     }
 }
