@@ -23,7 +23,7 @@ pub fn authserver_dir() -> PathBuf {
 /// Blocking: call it from `spawn_blocking` in async code.
 pub fn ensure_installed() -> Result<PathBuf, AuthServerError> {
     let dir = authserver_dir();
-    check_node()?;
+    check_node("node")?;
     let lock_path = dir.join(".install.lock");
     let lock = File::options()
         .create(true)
@@ -50,7 +50,7 @@ pub fn ensure_installed() -> Result<PathBuf, AuthServerError> {
     })?;
     // Another process may have installed while this one waited.
     if !is_installed(&dir) {
-        npm_ci(&dir)?;
+        npm_ci(&dir, "npm")?;
         if !is_installed(&dir) {
             return Err(AuthServerError::Install(format!(
                 "`npm ci` succeeded but {} has no oidc-provider {OIDC_PROVIDER_VERSION}",
@@ -78,8 +78,8 @@ fn is_installed(dir: &Path) -> bool {
         .is_some_and(|version| version == OIDC_PROVIDER_VERSION)
 }
 
-fn npm_ci(dir: &Path) -> Result<(), AuthServerError> {
-    let output = Command::new("npm")
+fn npm_ci(dir: &Path, npm: &str) -> Result<(), AuthServerError> {
+    let output = Command::new(npm)
         .args(["ci", "--prefer-offline", "--no-audit", "--no-fund"])
         .current_dir(dir)
         .stdin(Stdio::null())
@@ -101,8 +101,8 @@ fn npm_ci(dir: &Path) -> Result<(), AuthServerError> {
     )))
 }
 
-fn check_node() -> Result<(), AuthServerError> {
-    let output = Command::new("node")
+fn check_node(node: &str) -> Result<(), AuthServerError> {
+    let output = Command::new(node)
         .arg("--version")
         .stdin(Stdio::null())
         .output()
@@ -138,6 +138,20 @@ mod tests {
         assert_eq!(parse_node_version("v22.1.0\n"), Some((22, 1)));
         assert_eq!(parse_node_version("20.1"), None);
         assert!(parse_node_version("v20.17.9").unwrap() < MIN_NODE_VERSION);
+    }
+
+    #[test]
+    fn missing_tools_are_named_with_what_to_install() {
+        let err = check_node("grantkit-test-no-such-node").unwrap_err();
+        assert!(matches!(err, AuthServerError::NodeMissing));
+        assert!(err.to_string().contains("20.18"), "{err}");
+        let empty = tempfile::tempdir().unwrap();
+        let err = npm_ci(empty.path(), "grantkit-test-no-such-npm").unwrap_err();
+        assert!(matches!(err, AuthServerError::NpmMissing));
+        assert!(err.to_string().contains("npm"), "{err}");
+        // A Node.js that prints something else than a version is refused, not guessed.
+        let err = check_node("true").unwrap_err();
+        assert!(matches!(err, AuthServerError::NodeTooOld { .. }), "{err}");
     }
 
     #[test]

@@ -144,6 +144,10 @@ impl AuthServer {
             .local_addr()
             .map_err(|err| AuthServerError::Start(err.to_string()))?;
         let issuer = format!("http://127.0.0.1:{}", public.port());
+        let issuer_url =
+            Url::parse(&issuer).map_err(|err| AuthServerError::Start(err.to_string()))?;
+        let proxy = FaultProxy::start(listener, options.slow_delay)
+            .map_err(|err| AuthServerError::Start(err.to_string()))?;
         let mut key = [0u8; 24];
         rand::rng().fill_bytes(&mut key);
         let control_key: String = key.iter().map(|b| format!("{b:02x}")).collect();
@@ -188,10 +192,8 @@ impl AuthServer {
             child,
             _stdin: stdin,
             issuer: issuer.clone(),
-            issuer_url: Url::parse(&issuer)
-                .map_err(|err| AuthServerError::Start(err.to_string()))?,
-            proxy: FaultProxy::start(listener, options.slow_delay)
-                .map_err(|err| AuthServerError::Start(err.to_string()))?,
+            issuer_url,
+            proxy,
             control_key,
             log: log.clone(),
             options: options.clone(),
