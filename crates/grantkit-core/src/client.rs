@@ -18,6 +18,7 @@ use url::{Host, Url};
 ///   if its body can be replayed. A token the provider calls invalid leads to one refresh
 ///   attempt where possible, otherwise to [`Error::ReauthorizationRequired`].
 /// - It honours `Retry-After` on rate-limited responses, up to a bound.
+/// - A request without a timeout of its own gets the provider's request timeout.
 /// - Other outcomes: a successful or permanently refused response is returned as it is; a
 ///   rate limit past the bound, an exhausted quota, a missing scope or a provider failure
 ///   become the matching [`Error`].
@@ -85,6 +86,10 @@ impl AuthorizedClient {
         ensure_safe_destination(request.url())?;
         let provider = self.manager.provider().clone();
         let mut request = request;
+        // Never wait forever: a request without a timeout of its own gets the provider's.
+        if request.timeout().is_none() {
+            *request.timeout_mut() = Some(provider.request_timeout());
+        }
         let mut refreshed = false;
         let mut waited = Duration::ZERO;
         loop {
@@ -145,8 +150,9 @@ impl AuthorizedClient {
     }
 }
 
-/// Tokens travel over HTTPS, or over plain HTTP only to the loopback interface.
-pub(crate) fn ensure_safe_destination(url: &Url) -> Result<()> {
+/// Checks that a token may travel to `url`: over HTTPS, or over plain HTTP only to the
+/// loopback interface.
+pub fn ensure_safe_destination(url: &Url) -> Result<()> {
     match url.scheme() {
         "https" => Ok(()),
         "http" if is_loopback(url) => Ok(()),

@@ -99,16 +99,19 @@ fn check_header(bytes: &[u8], expected: &str) -> Result<(), DecodeError> {
             describe_json_error(&e)
         ))
     })?;
-    if header.format != expected {
+    check_format(&header.format, header.version, expected)
+}
+
+fn check_format(format: &str, version: u32, expected: &str) -> Result<(), DecodeError> {
+    if format != expected {
         return Err(DecodeError(format!(
             "record of kind `{}` where `{expected}` was expected",
-            header.format.chars().take(64).collect::<String>()
+            format.chars().take(64).collect::<String>()
         )));
     }
-    if header.version > FORMAT_VERSION || header.version == 0 {
+    if version > FORMAT_VERSION || version == 0 {
         return Err(DecodeError(format!(
-            "record format version {} is not supported (this build reads 1 to {FORMAT_VERSION})",
-            header.version
+            "record format version {version} is not supported (this build reads 1 to {FORMAT_VERSION})"
         )));
     }
     Ok(())
@@ -136,9 +139,18 @@ pub fn encode_token_set(tokens: &TokenSet) -> Vec<u8> {
 
 /// Reads a token set written by [`encode_token_set`].
 pub fn decode_token_set(bytes: &[u8]) -> Result<TokenSet, DecodeError> {
-    check_header(bytes, TOKEN_SET_FORMAT)?;
-    let record: TokenSetRecord = serde_json::from_slice(bytes)
-        .map_err(|e| DecodeError(format!("token set record is {}", describe_json_error(&e))))?;
+    // One parse on the hot path; the header is only examined to explain a failure.
+    let record: TokenSetRecord = match serde_json::from_slice(bytes) {
+        Ok(record) => record,
+        Err(err) => {
+            check_header(bytes, TOKEN_SET_FORMAT)?;
+            return Err(DecodeError(format!(
+                "token set record is {}",
+                describe_json_error(&err)
+            )));
+        }
+    };
+    check_format(&record.format, record.version, TOKEN_SET_FORMAT)?;
     let grant = GrantKind::parse(&record.grant)
         .ok_or_else(|| DecodeError("token set record has an unknown grant kind".to_owned()))?;
     Ok(TokenSet {
@@ -177,13 +189,17 @@ pub fn encode_pending(pending: &PendingAuthorization) -> Vec<u8> {
 
 /// Reads a pending authorization written by [`encode_pending`].
 pub fn decode_pending(bytes: &[u8]) -> Result<PendingAuthorization, DecodeError> {
-    check_header(bytes, PENDING_FORMAT)?;
-    let record: PendingRecord = serde_json::from_slice(bytes).map_err(|e| {
-        DecodeError(format!(
-            "pending authorization record is {}",
-            describe_json_error(&e)
-        ))
-    })?;
+    let record: PendingRecord = match serde_json::from_slice(bytes) {
+        Ok(record) => record,
+        Err(err) => {
+            check_header(bytes, PENDING_FORMAT)?;
+            return Err(DecodeError(format!(
+                "pending authorization record is {}",
+                describe_json_error(&err)
+            )));
+        }
+    };
+    check_format(&record.format, record.version, PENDING_FORMAT)?;
     let flow = FlowKind::parse(&record.flow).ok_or_else(|| {
         DecodeError("pending authorization record has an unknown flow kind".to_owned())
     })?;

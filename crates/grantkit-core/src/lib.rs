@@ -22,7 +22,9 @@ pub mod http;
 pub mod loopback;
 
 #[cfg(feature = "reqwest")]
-pub use client::{AuthorizedClient, DEFAULT_MAX_BODY, is_loopback, read_capped};
+pub use client::{
+    AuthorizedClient, DEFAULT_MAX_BODY, ensure_safe_destination, is_loopback, read_capped,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{CallbackError, Error, Result, Source};
 pub use flow::{
