@@ -147,6 +147,13 @@ pub trait ProviderHarness: Send + Sync + fmt::Debug {
     async fn authorize(&self, authorization_url: &str, decision: Decision)
     -> HarnessResult<String>;
 
+    /// Plays the user's browser on a renew-authorization URL (see
+    /// [`Renewal::Renew`](grantkit_core::Renewal::Renew)) and returns the URL the browser was
+    /// finally sent to. By default, the same as approving an authorization.
+    async fn renew(&self, renew_url: &str) -> HarnessResult<String> {
+        self.authorize(renew_url, Decision::Approve).await
+    }
+
     /// How many requests the server's token endpoint has received so far.
     async fn token_endpoint_calls(&self) -> HarnessResult<u64>;
 
@@ -180,6 +187,10 @@ pub enum ProviderRequirement {
     CodeFlow,
     /// The flow under test yields tokens the provider can refresh.
     Refresh,
+    /// The flow under test yields tokens that cannot refresh but that the user can renew.
+    Renewal,
+    /// The flow under test is a direct one (password, client credentials).
+    DirectFlow,
     /// The harness: a denial redirects back with an error.
     DenyRedirects,
     /// The harness: access tokens can be expired server-side.
@@ -196,11 +207,23 @@ impl ProviderRequirement {
             Self::RedirectFlow => "a redirect flow",
             Self::CodeFlow => "the authorization-code flow",
             Self::Refresh => "refreshable tokens from this flow",
+            Self::Renewal => "renewable (not refreshable) tokens from this flow",
+            Self::DirectFlow => "a direct flow",
             Self::DenyRedirects => "error redirects on denial",
             Self::ServerSideExpiry => "server-side expiry in the harness",
             Self::ServerSideRevocation => "server-side revocation in the harness",
             Self::FaultInjection => "fault injection in the harness",
         }
+    }
+}
+
+/// Whether `flow` yields tokens the provider can refresh (client credentials "refresh" by
+/// repeating the grant).
+fn refreshable(flow: FlowKind, caps: &grantkit_core::Capabilities) -> bool {
+    match flow {
+        FlowKind::AuthorizationCode => caps.refresh,
+        FlowKind::ClientCredentials => true,
+        _ => false,
     }
 }
 
@@ -256,11 +279,11 @@ impl ProviderBehavior {
             .filter(|r| !match r {
                 ProviderRequirement::RedirectFlow => fixture.flow.is_redirect(),
                 ProviderRequirement::CodeFlow => fixture.flow == FlowKind::AuthorizationCode,
-                ProviderRequirement::Refresh => match fixture.flow {
-                    FlowKind::AuthorizationCode => caps.refresh,
-                    FlowKind::ClientCredentials => true,
-                    _ => false,
-                },
+                ProviderRequirement::Refresh => refreshable(fixture.flow, caps),
+                ProviderRequirement::Renewal => {
+                    caps.renew_authorization && !refreshable(fixture.flow, caps)
+                }
+                ProviderRequirement::DirectFlow => !fixture.flow.is_redirect(),
                 ProviderRequirement::DenyRedirects => harness.deny_redirects,
                 ProviderRequirement::ServerSideExpiry => harness.server_side_expiry,
                 ProviderRequirement::ServerSideRevocation => harness.server_side_revocation,
@@ -287,9 +310,12 @@ macro_rules! __provider_suite {
             expired_pending_authorization_is_rejected [RedirectFlow],
             denied_authorization_is_a_typed_error [RedirectFlow, DenyRedirects],
             code_exchange_yields_a_complete_token_set [CodeFlow],
+            code_exchange_faults_are_typed_and_the_code_not_resent [CodeFlow, FaultInjection],
+            direct_grant_faults_are_typed [DirectFlow, FaultInjection],
             refresh_yields_a_working_token [Refresh],
             rotated_refresh_tokens_are_persisted [Refresh],
             server_side_expiry_is_handled_as_the_provider_says [ServerSideExpiry],
+            renewal_revives_the_token [Renewal, ServerSideExpiry],
             server_side_revocation_requires_reauthorization [ServerSideRevocation],
             api_responses_are_classified [FaultInjection],
             authorized_client_round_trip_with_refresh_and_replay [Refresh, ServerSideExpiry],
@@ -735,6 +761,101 @@ pub async fn code_exchange_yields_a_complete_token_set(fixture: ProviderFixture)
     );
 }
 
+fn assert_typed_failure(what: &str, fault: ServerFault, err: &Error) {
+    assert!(
+        matches!(
+            err,
+            Error::Unavailable { .. }
+                | Error::BadResponse { .. }
+                | Error::Transport { .. }
+                | Error::Timeout { .. }
+        ),
+        "{what} meeting {fault:?} gave an untyped or wrong error: {err:?}"
+    );
+}
+
+/// A code exchange that meets a fault fails with a typed error after exactly one token
+/// request, and the code is never sent again.
+pub async fn code_exchange_faults_are_typed_and_the_code_not_resent(fixture: ProviderFixture) {
+    let manager = manager(&fixture, None);
+    for fault in ServerFault::BREAKING {
+        let flow = redirect_flow(&fixture);
+        let callback =
+            Callback::parse(&browse(&fixture, &manager, &flow, Decision::Approve).await).unwrap();
+        fixture
+            .harness
+            .inject_fault(ServerEndpoint::Token, fault, 1)
+            .await
+            .unwrap();
+        let before = token_calls(&fixture).await;
+        let err = manager
+            .complete_authorization(&flow, &callback)
+            .await
+            .expect_err("an exchange that meets a fault fails");
+        assert_typed_failure("the code exchange", fault, &err);
+        fixture.harness.clear_faults().await.unwrap();
+        assert_eq!(
+            token_calls(&fixture).await,
+            before + 1,
+            "{fault:?}: the code was sent more than once"
+        );
+        let again = manager.complete_authorization(&flow, &callback).await;
+        assert!(
+            matches!(
+                again,
+                Err(Error::InvalidCallback {
+                    reason: CallbackError::UnknownState
+                })
+            ),
+            "{fault:?}: a second completion was not refused: {again:?}"
+        );
+        assert_eq!(
+            token_calls(&fixture).await,
+            before + 1,
+            "{fault:?}: the code was sent again"
+        );
+    }
+    authorize(&fixture, &manager).await;
+}
+
+/// A direct grant (password, client credentials) that meets a fault fails with a typed
+/// error and stores nothing; a clean attempt afterwards succeeds.
+pub async fn direct_grant_faults_are_typed(fixture: ProviderFixture) {
+    let manager = manager(&fixture, None);
+    for fault in ServerFault::BREAKING {
+        fixture
+            .harness
+            .inject_fault(ServerEndpoint::Token, fault, 1)
+            .await
+            .unwrap();
+        let provider = fixture.harness.provider();
+        let outcome = match fixture.flow {
+            FlowKind::Password => {
+                let (username, password) = fixture
+                    .harness
+                    .password_credentials()
+                    .expect("a harness for a password flow has credentials");
+                manager
+                    .begin(&PasswordFlow::new(provider, username, password))
+                    .await
+            }
+            _ => {
+                manager
+                    .begin(&ClientCredentialsFlow::new(
+                        provider,
+                        fixture.harness.scopes(),
+                    ))
+                    .await
+            }
+        };
+        fixture.harness.clear_faults().await.unwrap();
+        let err = outcome.expect_err("a grant that meets a fault fails");
+        assert_typed_failure("the direct grant", fault, &err);
+    }
+    let key = authorize(&fixture, &manager).await;
+    assert!(stored(&fixture, &key).await.is_some());
+}
+
 /// A refresh reaches the token endpoint once and yields a token the API accepts.
 pub async fn refresh_yields_a_working_token(fixture: ProviderFixture) {
     let manager = manager(&fixture, None);
@@ -835,6 +956,50 @@ pub async fn server_side_expiry_is_handled_as_the_provider_says(fixture: Provide
             assert!(err.is_reauthorization_required(), "unexpected error: {err}");
         }
     }
+}
+
+/// A token the provider cannot refresh but the user can renew: once the server expires
+/// it, the manager asks for renewal with the provider's URL; after the user renews there,
+/// the same grant works again, without any token request.
+pub async fn renewal_revives_the_token(fixture: ProviderFixture) {
+    let manager = manager(&fixture, None);
+    let key = authorize(&fixture, &manager).await;
+    let tokens = stored(&fixture, &key).await.unwrap();
+    fixture
+        .harness
+        .expire_access_token(&tokens)
+        .await
+        .expect("server-side expiry");
+    let before = token_calls(&fixture).await;
+    let renew_url = match probe(&fixture, &manager, &key).await {
+        Err(Error::RenewRequired { renew_url }) => renew_url,
+        other => panic!("expected renew required, got {other:?}"),
+    };
+    let callback = fixture
+        .harness
+        .renew(renew_url.expose_secret())
+        .await
+        .expect("the harness renews at the provider");
+    let renewed = manager
+        .complete_renewal(
+            &key,
+            &Callback::parse(&callback).expect("a parsable callback"),
+        )
+        .await
+        .expect("the renewal completes");
+    assert!(
+        !renewed.is_expired(SystemTime::now()),
+        "the renewed token is already expired"
+    );
+    let response = probe(&fixture, &manager, &key)
+        .await
+        .expect("the renewed grant works");
+    assert!(response.status().is_success());
+    assert_eq!(
+        token_calls(&fixture).await,
+        before,
+        "a renewal needs no token request"
+    );
 }
 
 /// After the server forgets the grant, every use ends in re-authorization required, and the
@@ -964,16 +1129,7 @@ pub async fn token_endpoint_faults_are_typed_and_keep_the_token(fixture: Provide
             .refresh(&key)
             .await
             .expect_err("a refresh that meets a fault fails");
-        assert!(
-            matches!(
-                err,
-                Error::Unavailable { .. }
-                    | Error::BadResponse { .. }
-                    | Error::Transport { .. }
-                    | Error::Timeout { .. }
-            ),
-            "{fault:?} gave an untyped or wrong error: {err:?}"
-        );
+        assert_typed_failure("a refresh", fault, &err);
         fixture.harness.clear_faults().await.unwrap();
         let kept = stored(&fixture, &key)
             .await

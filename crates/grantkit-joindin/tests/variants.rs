@@ -8,10 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The only reasons a Joind.in cell may be skipped: capabilities Joind.in lacks.
-const ALLOWED_SKIPS: [&str; 4] = [
+const ALLOWED_SKIPS: [&str; 6] = [
     "a redirect flow",
+    "a direct flow",
     "the authorization-code flow",
     "refreshable tokens from this flow",
+    "renewable (not refreshable) tokens from this flow",
     "server-side expiry in the harness",
 ];
 

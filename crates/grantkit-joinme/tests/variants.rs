@@ -9,11 +9,14 @@ use grantkit_core::{FlowKind, MemoryTokenStore};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The only reasons a join.me cell may be skipped: the implicit flow has no code and no
-/// refresh token.
-const FLOW_CAPABILITY_SKIPS: [&str; 2] = [
+/// The only reasons a join.me cell may be skipped: both flows are redirect flows; the
+/// implicit flow has no code and no refresh token; code-grant tokens refresh instead of
+/// being renewed.
+const FLOW_CAPABILITY_SKIPS: [&str; 4] = [
     "needs the authorization-code flow",
     "needs refreshable tokens from this flow",
+    "needs a direct flow",
+    "needs renewable (not refreshable) tokens from this flow",
 ];
 
 async fn run_harness(harness: Arc<dyn ProviderHarness>) -> Vec<(String, Outcome)> {
@@ -76,9 +79,12 @@ async fn every_harness_passes_the_provider_suite_in_both_flows() {
                     .trim_start_matches("needs ")
                     .split(", ")
                     .all(|need| FLOW_CAPABILITY_SKIPS.contains(&format!("needs {need}").as_str()));
+                let renewal_on_code = name.contains(" authorization_code ")
+                    && reason == "needs renewable (not refreshable) tokens from this flow";
+                let direct = reason == "needs a direct flow";
                 assert!(
-                    allowed && name.contains(" implicit "),
-                    "{name} skipped for a reason other than the implicit flow's missing capabilities: {reason}"
+                    allowed && (name.contains(" implicit ") || renewal_on_code || direct),
+                    "{name} skipped for a reason other than the flow's missing capabilities: {reason}"
                 );
             }
             Outcome::Failed(reason) => failures.push(format!("{name}: {reason}")),
