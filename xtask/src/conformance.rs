@@ -81,7 +81,7 @@ pub(crate) fn run(
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     capture_panics();
     let started = Instant::now();
-    let cells = runtime.block_on(run_matrix(filter.as_deref(), timeout))?;
+    let (cells, errors) = runtime.block_on(run_matrix(filter.as_deref(), timeout))?;
     let _ = std::panic::take_hook();
 
     let mut summary = Summary::default();
@@ -116,10 +116,16 @@ pub(crate) fn run(
         std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         println!("conformance: wrote {}", path.display());
     }
-    if failed > 0 {
-        Err(format!("{failed} conformance cell(s) failed"))
-    } else {
-        Ok(())
+    for error in &errors {
+        println!("ERROR {error}");
+    }
+    match (failed, errors.len()) {
+        (0, 0) => Ok(()),
+        (0, n) => Err(format!("{n} backend(s) could not run")),
+        (f, 0) => Err(format!("{f} conformance cell(s) failed")),
+        (f, n) => Err(format!(
+            "{f} conformance cell(s) failed and {n} backend(s) could not run"
+        )),
     }
 }
 
@@ -163,11 +169,23 @@ impl Planned<'_> {
     }
 }
 
-async fn run_matrix(filter: Option<&str>, timeout: Duration) -> Result<Vec<Cell>, String> {
+async fn run_matrix(
+    filter: Option<&str>,
+    timeout: Duration,
+) -> Result<(Vec<Cell>, Vec<String>), String> {
     let targets = stores::available().await;
     let providers = providers::available().await;
-    for note in targets.notes.iter().chain(&providers.notes) {
+    for note in &targets.notes {
         eprintln!("note: {note}");
+    }
+    let errors: Vec<String> = targets
+        .errors
+        .iter()
+        .chain(&providers.errors)
+        .cloned()
+        .collect();
+    for error in &errors {
+        eprintln!("error: {error}");
     }
     let mut plan = Vec::new();
     for target in &targets.stores {
@@ -237,7 +255,7 @@ async fn run_matrix(filter: Option<&str>, timeout: Duration) -> Result<Vec<Cell>
     drop(plan);
     drop(providers);
     drop(targets);
-    Ok(cells)
+    Ok((cells, errors))
 }
 
 async fn run_planned(planned: &Planned<'_>, timeout: Duration) -> (Outcome, Duration) {

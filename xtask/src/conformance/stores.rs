@@ -21,10 +21,13 @@ pub(crate) struct StoreTarget {
     pub(crate) _guard: Option<Guard>,
 }
 
-/// The backends available on this machine, with notes on those that are not.
+/// The backends available on this machine.
 pub(crate) struct Targets {
     pub(crate) stores: Vec<StoreTarget>,
+    /// Backends this machine does not offer (skipped, as the README says).
     pub(crate) notes: Vec<String>,
+    /// Backends that should have run and could not: the run fails.
+    pub(crate) errors: Vec<String>,
 }
 
 /// Every store backend this machine can run: memory and file always; Redis standalone and
@@ -33,31 +36,45 @@ pub(crate) struct Targets {
 pub(crate) async fn available() -> Targets {
     let mut stores = vec![memory()];
     let mut notes = Vec::new();
+    let mut errors = Vec::new();
     match file().await {
         Ok(target) => stores.push(target),
-        Err(reason) => notes.push(format!("file store unavailable: {reason}")),
+        Err(reason) => errors.push(format!("the file store could not be opened: {reason}")),
     }
-    let external = std::env::var_os("GRANTKIT_TEST_REDIS_URL").is_some()
-        || std::env::var_os("GRANTKIT_TEST_REDIS_CLUSTER_URLS").is_some();
-    if redis_server_installed() || external {
-        for (name, start) in [
-            ("redis", TestRedis::start_standalone as fn() -> _),
-            ("redis-cluster", TestRedis::start_cluster as fn() -> _),
-        ] {
-            eprintln!("starting {name}…");
-            match tokio::task::spawn_blocking(start).await {
-                Ok(Ok(redis)) => stores.push(redis_target(name, Arc::new(redis))),
-                Ok(Err(err)) => notes.push(format!("{name} unavailable: {err}")),
-                Err(err) => notes.push(format!("{name} unavailable: {err}")),
-            }
+    // A column runs when this machine can start its servers, or when the environment
+    // names running ones.
+    let installed = redis_server_installed();
+    let columns = [
+        (
+            "redis",
+            "GRANTKIT_TEST_REDIS_URL",
+            TestRedis::start_standalone as fn() -> _,
+        ),
+        (
+            "redis-cluster",
+            "GRANTKIT_TEST_REDIS_CLUSTER_URLS",
+            TestRedis::start_cluster as fn() -> _,
+        ),
+    ];
+    for (name, variable, start) in columns {
+        if !installed && std::env::var_os(variable).is_none() {
+            notes.push(format!(
+                "{name} skipped: redis-server is not on PATH and {variable} is not set"
+            ));
+            continue;
         }
-    } else {
-        notes.push(
-            "redis skipped: redis-server is not on PATH and GRANTKIT_TEST_REDIS_URL is not set"
-                .to_owned(),
-        );
+        eprintln!("starting {name}…");
+        match tokio::task::spawn_blocking(start).await {
+            Ok(Ok(redis)) => stores.push(redis_target(name, Arc::new(redis))),
+            Ok(Err(err)) => errors.push(format!("{name} did not start: {err}")),
+            Err(err) => errors.push(format!("{name} did not start: {err}")),
+        }
     }
-    Targets { stores, notes }
+    Targets {
+        stores,
+        notes,
+        errors,
+    }
 }
 
 pub(crate) fn memory() -> StoreTarget {
