@@ -12,3 +12,16 @@ pub mod store {
     #[cfg(feature = "store-redis")]
     pub use grantkit_store_redis as redis;
 }
+
+/// Providers, one cargo feature each.
+pub mod provider {
+    /// `JoindinProvider` and its typed API client (feature `joindin`).
+    #[cfg(feature = "joindin")]
+    pub use grantkit_joindin as joindin;
+    /// `JoinMeProvider` and its typed API client (feature `joinme`).
+    #[cfg(feature = "joinme")]
+    pub use grantkit_joinme as joinme;
+    /// `StandardProvider` for any RFC 6749 server (feature `standard`).
+    #[cfg(feature = "standard")]
+    pub use grantkit_standard as standard;
+}
