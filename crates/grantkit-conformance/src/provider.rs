@@ -148,7 +148,7 @@ pub trait ProviderHarness: Send + Sync + fmt::Debug {
     -> HarnessResult<String>;
 
     /// Plays the user's browser on a renew-authorization URL (see
-    /// [`Renewal::Renew`](grantkit_core::Renewal::Renew)) and returns the URL the browser was
+    /// [`Renewal::Renew`]) and returns the URL the browser was
     /// finally sent to. By default, the same as approving an authorization.
     async fn renew(&self, renew_url: &str) -> HarnessResult<String> {
         self.authorize(renew_url, Decision::Approve).await
