@@ -292,7 +292,7 @@ async fn implicit_flow_through_the_manager_then_renewal() {
     let Err(Error::RenewRequired { renew_url }) = jm.manager.access_token(&key).await else {
         panic!("an expired implicit token needs renewal");
     };
-    let url = renew_url.parse().expect("a URL");
+    let url = renew_url.expose_url().expect("a URL");
     assert_eq!(url.path(), "/api/public/v1/auth/renewauthorization");
     let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
     assert_eq!(
@@ -420,7 +420,7 @@ async fn implicit_stampede_on_a_stale_token_asks_every_caller_to_renew() {
         for result in results {
             match result {
                 Err(Error::RenewRequired { renew_url }) => {
-                    let url = renew_url.parse().unwrap();
+                    let url = renew_url.expose_url().unwrap();
                     assert!(url.path().ends_with("/auth/renewauthorization"));
                     assert!(url.query_pairs().any(|(k, v)| {
                         k == "access_token" && v == tokens.access_token.expose_secret()

@@ -213,6 +213,7 @@ fn full_token_set(tag: &str) -> TokenSet {
         token_type: "bearer".to_owned(),
         expires_at: Some(at_ms(1_900_000_000_123)),
         refresh_expires_at: Some(at_ms(2_000_000_000_456)),
+        obtained_at: Some(at_ms(1_899_999_000_789)),
         scopes: vec![
             "user_info".to_owned(),
             "scheduler".to_owned(),

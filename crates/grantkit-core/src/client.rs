@@ -1,11 +1,12 @@
 //! `AuthorizedClient`: sends `reqwest` requests with a managed token attached.
 
 use crate::error::{Error, Result};
+use crate::http::read_capped;
 use crate::key::TokenKey;
 use crate::manager::TokenManager;
+use crate::net::ensure_safe_destination;
 use crate::provider::{ApiResponse, ResponseClass};
 use std::time::Duration;
-use url::{Host, Url};
 
 /// Sends requests for one grant with its token attached, through the user's own
 /// `reqwest::Client`.
@@ -38,8 +39,11 @@ pub struct AuthorizedClient {
     max_body: usize,
 }
 
-/// Responses larger than this are refused by default.
+/// API responses larger than this are refused by default.
 pub const DEFAULT_MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// How many rate-limited answers one request waits out before giving up.
+const MAX_RATE_LIMITED_RETRIES: u32 = 5;
 
 impl AuthorizedClient {
     /// A client for `key` on the user's `http` client.
@@ -53,8 +57,8 @@ impl AuthorizedClient {
         }
     }
 
-    /// Waits at most this long in total for `Retry-After` before returning
-    /// [`Error::RateLimited`]. Zero never waits.
+    /// Waits at most this long in total for `Retry-After` (each wait at least 100 ms, at
+    /// most five of them) before returning [`Error::RateLimited`]. Zero never waits.
     pub fn with_max_retry_wait(mut self, wait: Duration) -> Self {
         self.max_retry_wait = wait;
         self
@@ -92,20 +96,34 @@ impl AuthorizedClient {
         }
         let mut refreshed = false;
         let mut waited = Duration::ZERO;
+        let mut rate_limited = 0;
         loop {
             let tokens = self.manager.access_token(&self.key).await?;
             let spare = request.try_clone();
             provider.authenticate(&tokens, request.headers_mut())?;
+            let sent_to = request.url().clone();
             let response = self.http.execute(request).await?;
+            // A client that followed a redirect to another host dropped the token on the way:
+            // what comes back says nothing about the token, and must not cost the grant.
+            let redirected = response.url() != &sent_to;
             let status = response.status();
             let headers = response.headers().clone();
             let version = response.version();
             let body = read_capped(response, self.max_body).await?;
-            let class = provider.classify(&ApiResponse {
+            let mut class = provider.classify(&ApiResponse {
                 status,
                 headers: &headers,
                 body: &body,
             });
+            if redirected
+                && matches!(
+                    class,
+                    ResponseClass::TokenExpired | ResponseClass::TokenInvalid
+                )
+            {
+                tracing::warn!(key = %self.key, "a redirected answer refused the request; the token is kept");
+                class = ResponseClass::Permanent;
+            }
             match class {
                 ResponseClass::Ok | ResponseClass::Permanent => {
                     let mut rebuilt = http::Response::new(body);
@@ -129,9 +147,17 @@ impl AuthorizedClient {
                     request = spare.ok_or(Error::NotReplayable)?;
                 }
                 ResponseClass::RateLimited { retry_after } => {
-                    let wait = retry_after.unwrap_or(Duration::from_secs(1));
+                    // A short floor, so `Retry-After: 0` (or a date in the past) cannot turn
+                    // into a tight loop; and a bounded number of waits.
+                    let wait = retry_after
+                        .unwrap_or(Duration::from_secs(1))
+                        .max(Duration::from_millis(100));
+                    rate_limited += 1;
+                    let within_bound = waited
+                        .checked_add(wait)
+                        .is_some_and(|total| total <= self.max_retry_wait);
                     match spare {
-                        Some(spare) if waited + wait <= self.max_retry_wait => {
+                        Some(spare) if within_bound && rate_limited <= MAX_RATE_LIMITED_RETRIES => {
                             tracing::info!(key = %self.key, wait_ms = wait.as_millis() as u64, "rate limited; waiting");
                             tokio::time::sleep(wait).await;
                             waited += wait;
@@ -148,50 +174,4 @@ impl AuthorizedClient {
             }
         }
     }
-}
-
-/// Checks that a token may travel to `url`: over HTTPS, or over plain HTTP only to the
-/// loopback interface.
-pub fn ensure_safe_destination(url: &Url) -> Result<()> {
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if is_loopback(url) => Ok(()),
-        _ => Err(Error::configuration(format!(
-            "refusing to send a token to {}://{}: only HTTPS, or plain HTTP to a loopback address",
-            url.scheme(),
-            url.host_str().unwrap_or("")
-        ))),
-    }
-}
-
-/// Whether `url` names the loopback interface.
-pub fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
-}
-
-/// Reads a body, refusing it once it grows past `max` bytes.
-pub async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>> {
-    if response
-        .content_length()
-        .is_some_and(|len| len > max as u64)
-    {
-        return Err(Error::bad_response(format!(
-            "the response is larger than {max} bytes"
-        )));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        if body.len() + chunk.len() > max {
-            return Err(Error::bad_response(format!(
-                "the response is larger than {max} bytes"
-            )));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }

@@ -47,6 +47,9 @@ struct TokenSetRecord {
     token_type: String,
     expires_at_ms: Option<u64>,
     refresh_expires_at_ms: Option<u64>,
+    // Added within format 1: older records simply lack it.
+    #[serde(default)]
+    obtained_at_ms: Option<u64>,
     scopes: Vec<String>,
     grant: String,
     extras: BTreeMap<String, String>,
@@ -75,8 +78,10 @@ fn to_ms(time: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-fn from_ms(ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms)
+fn from_ms(ms: u64) -> Result<SystemTime, DecodeError> {
+    UNIX_EPOCH
+        .checked_add(Duration::from_millis(ms))
+        .ok_or_else(|| DecodeError("record has a time out of range".to_owned()))
 }
 
 /// Describes a serde_json error by category and position only: its `Display` can quote
@@ -130,6 +135,7 @@ pub fn encode_token_set(tokens: &TokenSet) -> Vec<u8> {
         token_type: tokens.token_type.clone(),
         expires_at_ms: tokens.expires_at.map(to_ms),
         refresh_expires_at_ms: tokens.refresh_expires_at.map(to_ms),
+        obtained_at_ms: tokens.obtained_at.map(to_ms),
         scopes: tokens.scopes.clone(),
         grant: tokens.grant.as_str().to_owned(),
         extras: tokens.extras.clone(),
@@ -157,8 +163,9 @@ pub fn decode_token_set(bytes: &[u8]) -> Result<TokenSet, DecodeError> {
         access_token: AccessToken::new(record.access_token),
         refresh_token: record.refresh_token.map(RefreshToken::new),
         token_type: record.token_type,
-        expires_at: record.expires_at_ms.map(from_ms),
-        refresh_expires_at: record.refresh_expires_at_ms.map(from_ms),
+        expires_at: record.expires_at_ms.map(from_ms).transpose()?,
+        refresh_expires_at: record.refresh_expires_at_ms.map(from_ms).transpose()?,
+        obtained_at: record.obtained_at_ms.map(from_ms).transpose()?,
         scopes: record.scopes,
         grant,
         extras: record.extras,
@@ -211,8 +218,8 @@ pub fn decode_pending(bytes: &[u8]) -> Result<PendingAuthorization, DecodeError>
         redirect_uri: record.redirect_uri,
         scopes: record.scopes,
         pkce_verifier: record.pkce_verifier.map(PkceVerifier::new),
-        created_at: from_ms(record.created_at_ms),
-        expires_at: from_ms(record.expires_at_ms),
+        created_at: from_ms(record.created_at_ms)?,
+        expires_at: from_ms(record.expires_at_ms)?,
         extras: record.extras,
     })
 }
@@ -226,8 +233,9 @@ mod tests {
             .with_refresh_token(RefreshToken::new("rt-secret"))
             .with_scopes(["a", "b"])
             .with_extra("user_uri", "https://example.test/users/1");
-        tokens.expires_at = Some(from_ms(1_700_000_000_123));
-        tokens.refresh_expires_at = Some(from_ms(1_800_000_000_000));
+        tokens.expires_at = Some(from_ms(1_700_000_000_123).unwrap());
+        tokens.refresh_expires_at = Some(from_ms(1_800_000_000_000).unwrap());
+        tokens.obtained_at = Some(from_ms(1_699_999_000_000).unwrap());
         tokens
     }
 

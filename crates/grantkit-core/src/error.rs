@@ -129,6 +129,9 @@ pub enum Error {
     Transport {
         /// What failed.
         message: String,
+        /// Whether the request may have reached the server (it was not a connect failure):
+        /// then its outcome is unknown.
+        request_sent: bool,
         /// The underlying error, stripped of URLs.
         #[source]
         source: Option<Source>,
@@ -210,6 +213,14 @@ pub enum Error {
     /// token has been refreshed; send a new request.
     #[error("the token was refreshed but the request body cannot be replayed")]
     NotReplayable,
+
+    /// A bug: a task grantkit runs (such as a refresh) panicked. The panic's message is not
+    /// carried here, as it could quote a response.
+    #[error("internal error: {what} failed unexpectedly")]
+    Internal {
+        /// What failed.
+        what: String,
+    },
 }
 
 impl Error {
@@ -224,6 +235,17 @@ impl Error {
             Self::OAuth { code, .. } => {
                 matches!(code.as_str(), "server_error" | "temporarily_unavailable")
             }
+            _ => false,
+        }
+    }
+
+    /// Whether a request's outcome is unknown: it may have reached the server, which may
+    /// have acted on it, but no readable answer came back (a timeout, a connection lost
+    /// after sending, a body cut short or unreadable).
+    pub fn is_outcome_unknown(&self) -> bool {
+        match self {
+            Self::Timeout { .. } | Self::BadResponse { .. } => true,
+            Self::Transport { request_sent, .. } => *request_sent,
             _ => false,
         }
     }
@@ -296,7 +318,7 @@ impl From<reqwest::Error> for Error {
     /// Maps a reqwest error, dropping its URL (a URL may carry a token in its query).
     fn from(err: reqwest::Error) -> Self {
         let err = err.without_url();
-        if err.is_timeout() {
+        if err.is_timeout() && !err.is_connect() {
             return Self::Timeout {
                 what: "HTTP request".to_owned(),
             };
@@ -314,6 +336,7 @@ impl From<reqwest::Error> for Error {
         };
         Self::Transport {
             message: message.to_owned(),
+            request_sent: !err.is_connect(),
             source: Some(Arc::new(err)),
         }
     }

@@ -241,6 +241,25 @@ pub trait Flow: Send + Sync + fmt::Debug {
     ) -> Result<TokenSet>;
 }
 
+/// A redirect URI must not carry the code or token over plain HTTP to another machine:
+/// `https`, plain `http` only to a loopback address (RFC 8252 §7.3), or an app's private
+/// scheme (RFC 8252 §7.1).
+fn check_redirect_uri(redirect_uri: &str) -> Result<()> {
+    let url = Url::parse(redirect_uri)
+        .map_err(|_| Error::configuration("the redirect URI is not an absolute URL"))?;
+    if url.scheme() == "http" && !crate::is_loopback(&url) {
+        return Err(Error::configuration(
+            "the redirect URI uses plain HTTP to a host that is not a loopback address: use HTTPS",
+        ));
+    }
+    if url.fragment().is_some() {
+        return Err(Error::configuration(
+            "the redirect URI must not have a fragment (RFC 6749 §3.1.2)",
+        ));
+    }
+    Ok(())
+}
+
 /// How long a redirect flow waits for its callback, by default.
 pub const DEFAULT_PENDING_TTL: Duration = Duration::from_secs(600);
 
@@ -327,6 +346,7 @@ impl Flow for RedirectFlow {
     }
 
     async fn start(&self, now: SystemTime) -> Result<FlowStart> {
+        check_redirect_uri(&self.redirect_uri)?;
         if !self.provider.capabilities().supports(self.kind) {
             return Err(Error::unsupported(format!(
                 "{} does not offer the {} flow",
@@ -549,6 +569,27 @@ mod tests {
         }
         let relative = Callback::parse("/cb?code=x").unwrap();
         assert_eq!(relative.query.get("code"), Some("x"));
+    }
+
+    #[test]
+    fn redirect_uris_never_carry_codes_in_clear_to_other_machines() {
+        for ok in [
+            "https://app.example/callback",
+            "http://127.0.0.1:8765/callback",
+            "http://[::1]:8765/callback",
+            "http://localhost:8765/callback",
+            "com.example.app:/oauth2redirect",
+        ] {
+            assert!(check_redirect_uri(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://app.example/callback",
+            "https://app.example/cb#x",
+            "/relative",
+        ] {
+            let err = check_redirect_uri(bad).unwrap_err();
+            assert!(matches!(err, Error::Configuration { .. }), "{bad}: {err}");
+        }
     }
 
     #[test]

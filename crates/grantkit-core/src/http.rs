@@ -4,9 +4,9 @@
 //! Every call has a timeout and a cap on the body it reads; plain HTTP is refused except to
 //! loopback addresses; errors never carry a URL or a body (either may hold a token).
 
-use crate::client::{ensure_safe_destination, read_capped};
 use crate::codec::describe_json_error;
 use crate::error::{Error, Result};
+use crate::net::ensure_safe_destination;
 use crate::provider::retry_after;
 use crate::secret::{AccessToken, RefreshToken};
 use crate::token::{GrantKind, TokenSet};
@@ -176,7 +176,7 @@ pub fn token_endpoint_error(response: &HttpResponse) -> Error {
         return Error::oauth(
             body.error,
             body.error_description
-                .map(|d| d.chars().take(512).collect()),
+                .map(|d| redact_token_like(&d).chars().take(512).collect()),
         );
     }
     match response.status.as_u16() {
@@ -192,35 +192,82 @@ pub fn token_endpoint_error(response: &HttpResponse) -> Error {
     }
 }
 
-/// A number that may arrive as a JSON number or a numeric string.
+/// The fields of a token response, each read as whatever JSON it is: after a refresh with
+/// rotation the old refresh token is spent, so an odd `scope` or `expires_in` must never
+/// cost the new tokens.
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum Lenient {
-    Number(f64),
-    Text(String),
+struct RawTokenResponse {
+    access_token: Option<serde_json::Value>,
+    token_type: Option<serde_json::Value>,
+    expires_in: Option<serde_json::Value>,
+    refresh_token: Option<serde_json::Value>,
+    refresh_token_expires_in: Option<serde_json::Value>,
+    scope: Option<serde_json::Value>,
 }
 
-impl Lenient {
-    fn seconds(&self) -> Option<Duration> {
-        let value = match self {
-            Self::Number(n) => *n,
-            Self::Text(text) => text.trim().parse().ok()?,
-        };
-        (0.0..1e12)
-            .contains(&value)
-            .then(|| Duration::from_secs(value as u64))
+/// Seconds from a number or a numeric string; `None` for anything else.
+fn seconds(value: &serde_json::Value) -> Option<Duration> {
+    let number = match value {
+        serde_json::Value::Number(n) => n.as_f64()?,
+        serde_json::Value::String(text) => text.trim().parse().ok()?,
+        _ => return None,
+    };
+    (0.0..1e12)
+        .contains(&number)
+        .then(|| Duration::from_secs(number as u64))
+}
+
+fn text(value: Option<serde_json::Value>) -> Option<String> {
+    match value {
+        Some(serde_json::Value::String(text)) => Some(text),
+        _ => None,
     }
 }
 
-#[derive(Deserialize)]
-struct RawTokenResponse {
-    // A Value, so a number (from services that coerce numeric text) is reported as such.
-    access_token: Option<serde_json::Value>,
-    token_type: Option<String>,
-    expires_in: Option<Lenient>,
-    refresh_token: Option<String>,
-    refresh_token_expires_in: Option<Lenient>,
-    scope: Option<String>,
+/// A scope as RFC 6749 writes it (one space-separated string), or as a list of strings.
+fn scopes(value: Option<serde_json::Value>) -> Vec<String> {
+    match value {
+        Some(serde_json::Value::String(list)) => {
+            list.split_whitespace().map(str::to_owned).collect()
+        }
+        Some(serde_json::Value::Array(items)) => items
+            .into_iter()
+            .filter_map(|item| text(Some(item)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Replaces every run of 20 or more token-like characters that mixes letters and digits
+/// with `[redacted]`: servers sometimes echo the token they refused in an error's
+/// description.
+pub fn redact_token_like(text: &str) -> String {
+    fn token_char(c: char) -> bool {
+        c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~' | '+' | '/' | '=')
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        let looks_like_token = run.len() >= 20
+            && run.chars().any(|c| c.is_ascii_digit())
+            && run.chars().any(|c| c.is_ascii_alphabetic());
+        out.push_str(if looks_like_token {
+            crate::REDACTED
+        } else {
+            run
+        });
+        run.clear();
+    };
+    for c in text.chars() {
+        if token_char(c) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
 }
 
 /// How to read a token response.
@@ -263,8 +310,7 @@ pub fn parse_token_response(body: &[u8], rules: TokenResponseRules) -> Result<To
             "the token response's access_token is empty or has whitespace",
         ));
     }
-    let token_type = raw
-        .token_type
+    let token_type = text(raw.token_type)
         .unwrap_or_else(|| "bearer".to_owned())
         .to_ascii_lowercase();
     if token_type != "bearer" {
@@ -273,28 +319,48 @@ pub fn parse_token_response(body: &[u8], rules: TokenResponseRules) -> Result<To
             token_type.chars().take(32).collect::<String>()
         )));
     }
-    let lifetime = match raw.expires_in {
-        Some(value) => Some(value.seconds().ok_or_else(|| {
-            Error::bad_response("the token response's expires_in is not a number of seconds")
-        })?),
-        None => rules.default_lifetime,
-    };
+    // An `expires_in` that is not a number of seconds counts as absent.
+    let lifetime = raw
+        .expires_in
+        .as_ref()
+        .and_then(seconds)
+        .or(rules.default_lifetime);
     let mut tokens = TokenSet::new(AccessToken::new(access), rules.grant);
     tokens.token_type = token_type;
     tokens.expires_at = lifetime.map(|l| rules.now + l);
-    tokens.refresh_token = raw
-        .refresh_token
+    tokens.obtained_at = Some(rules.now);
+    tokens.refresh_token = text(raw.refresh_token)
         .filter(|t| !t.is_empty())
         .map(RefreshToken::new);
     tokens.refresh_expires_at = raw
         .refresh_token_expires_in
-        .and_then(|v| v.seconds())
+        .as_ref()
+        .and_then(seconds)
         .map(|l| rules.now + l);
-    tokens.scopes = raw
-        .scope
-        .map(|s| s.split_whitespace().map(str::to_owned).collect())
-        .unwrap_or_default();
+    tokens.scopes = scopes(raw.scope);
     Ok(tokens)
+}
+
+/// Reads a body, refusing it once it grows past `max` bytes.
+pub async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > max as u64)
+    {
+        return Err(Error::bad_response(format!(
+            "the response is larger than {max} bytes"
+        )));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > max {
+            return Err(Error::bad_response(format!(
+                "the response is larger than {max} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 #[cfg(test)]
@@ -346,8 +412,6 @@ mod tests {
             &br#"{"access_token":"sec ret"}"#[..],
             br#"{"access_token":""}"#,
             br#"{"token_type":"bearer"}"#,
-            br#"{"access_token":"secret","expires_in":"soon"}"#,
-            br#"{"access_token":"secret","expires_in":-5}"#,
             br#"{"access_token":12345}"#,
             br#"{"access_token":"secret""#,
             b"<html>secret</html>",
@@ -361,6 +425,16 @@ mod tests {
         let err = parse_token_response(br#"{"access_token":"a","token_type":"mac"}"#, rules())
             .unwrap_err();
         assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+    }
+
+    #[test]
+    fn token_like_runs_are_redacted_from_descriptions() {
+        assert_eq!(
+            redact_token_like("Invalid refresh token: 8xZ3kPq7Lm2Nc9Vb4Rt6Yw1Q"),
+            "Invalid refresh token: [redacted]"
+        );
+        let plain = "the authorization_code grant is not allowed (ticket d685626822)";
+        assert_eq!(redact_token_like(plain), plain);
     }
 
     #[test]

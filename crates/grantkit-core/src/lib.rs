@@ -8,6 +8,7 @@ mod flow;
 mod key;
 mod manager;
 mod memory;
+mod net;
 mod pending;
 mod provider;
 mod secret;
@@ -22,18 +23,22 @@ pub mod http;
 pub mod loopback;
 
 #[cfg(feature = "reqwest")]
-pub use client::{
-    AuthorizedClient, DEFAULT_MAX_BODY, ensure_safe_destination, is_loopback, read_capped,
-};
+pub use client::{AuthorizedClient, DEFAULT_MAX_BODY};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{CallbackError, Error, Result, Source};
 pub use flow::{
     Callback, CallbackParams, ClientCredentialsFlow, DEFAULT_PENDING_TTL, Flow, FlowKind,
     FlowStart, MAX_CALLBACK_LEN, ParamLocation, PasswordFlow, RedirectFlow,
 };
+#[cfg(feature = "reqwest")]
+pub use http::read_capped;
 pub use key::TokenKey;
-pub use manager::{Authorization, Logout, ManagerConfig, TokenManager, TokenManagerBuilder};
+pub use manager::{
+    Authorization, Logout, ManagerConfig, REFRESH_OUTCOME_UNKNOWN, TokenManager,
+    TokenManagerBuilder,
+};
 pub use memory::MemoryTokenStore;
+pub use net::{ensure_safe_destination, is_loopback};
 pub use pending::PendingAuthorization;
 pub use provider::{
     ApiResponse, AuthorizationRequest, Capabilities, Grant, Provider, Renewal, ResponseClass,

@@ -97,6 +97,8 @@ impl LoopbackRedirect {
         let serve = async {
             loop {
                 let Ok((stream, _)) = self.listener.accept().await else {
+                    // Out of file descriptors, say: wait instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 };
                 let tx = tx.clone();
@@ -174,11 +176,30 @@ async fn serve_connection(
             Ok(Some(callback))
         }
         "POST" => {
-            let length = lines
+            let headers: Vec<(&str, &str)> = lines
                 .filter_map(|line| line.split_once(':'))
-                .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
-                .and_then(|(_, value)| value.trim().parse::<usize>().ok())
+                .map(|(name, value)| (name.trim(), value.trim()))
+                .collect();
+            // Only the relay page, served from this very origin, may post the fragment: a
+            // page elsewhere in the browser must not end the wait with a forged callback.
+            let origin = headers
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case("origin"))
+                .map(|(_, value)| *value);
+            if origin.is_some_and(|o| Some(o) != host_origin(&headers).as_deref()) {
+                respond(&mut stream, "403 Forbidden", PAGE_ERROR).await?;
+                return Ok(None);
+            }
+            let length = headers
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, value)| value.parse::<usize>().ok())
                 .unwrap_or(0);
+            if length == 0 {
+                // A reload of the relay page after it cleared the fragment: nothing to take.
+                respond(&mut stream, "200 OK", PAGE_RELAY).await?;
+                return Ok(None);
+            }
             if length > MAX_CALLBACK_LEN {
                 respond(&mut stream, "413 Content Too Large", PAGE_ERROR).await?;
                 return Ok(Some(Err(Error::callback(CallbackError::Malformed(
@@ -210,6 +231,14 @@ async fn serve_connection(
             Ok(None)
         }
     }
+}
+
+/// `http://<Host header>`: the origin a page served by this listener posts from.
+fn host_origin(headers: &[(&str, &str)]) -> Option<String> {
+    headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("host"))
+        .map(|(_, host)| format!("http://{host}"))
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -249,6 +278,7 @@ const PAGE_NOT_FOUND: &str =
 const PAGE_RELAY: &str = "<!doctype html><meta charset=utf-8><title>Signing in…</title>\
 <p id=m>Completing sign-in…</p><script>\
 var f=location.hash.slice(1);history.replaceState(null,'',location.pathname);\
+if(!f){document.getElementById('m').textContent='Nothing to complete here. Return to the application.';}else \
 fetch(location.pathname,{method:'POST',headers:{'Content-Type':'application/x-www-form-urlencoded'},body:f})\
 .then(function(r){document.getElementById('m').textContent=r.ok?'Authorization received. You can close this window.':'Sign-in failed.';})\
 .catch(function(){document.getElementById('m').textContent='Sign-in failed.';});\
@@ -335,6 +365,47 @@ mod tests {
         let _idle = TcpStream::connect(&addr).await.unwrap();
         raw(&addr, "GET /callback?state=s&code=c HTTP/1.1\r\n\r\n").await;
         assert!(waiter.await.unwrap().is_ok());
+    }
+
+    #[tokio::test]
+    async fn forged_or_empty_posts_do_not_end_the_wait() {
+        let listener = LoopbackRedirect::bind(LoopbackConfig::default())
+            .await
+            .unwrap();
+        let addr = listener
+            .redirect_uri()
+            .trim_start_matches("http://")
+            .trim_end_matches("/callback")
+            .to_owned();
+        let waiter = tokio::spawn(listener.wait());
+        let body = "access_token=forged&state=s";
+        let forged = raw(
+            &addr,
+            &format!(
+                "POST /callback HTTP/1.1\r\nHost: {addr}\r\nOrigin: https://evil.example\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+        .await;
+        assert!(forged.starts_with("HTTP/1.1 403"), "{forged}");
+        let empty = raw(
+            &addr,
+            &format!("POST /callback HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"),
+        )
+        .await;
+        assert!(empty.starts_with("HTTP/1.1 200"));
+        assert!(!waiter.is_finished(), "neither post ended the wait");
+        let body = "access_token=real&state=s";
+        raw(
+            &addr,
+            &format!(
+                "POST /callback HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+        .await;
+        let callback = waiter.await.unwrap().unwrap();
+        assert_eq!(callback.fragment.get("access_token"), Some("real"));
     }
 
     #[tokio::test(start_paused = true)]

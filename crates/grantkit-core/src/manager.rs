@@ -12,7 +12,9 @@ use futures::FutureExt as _;
 use futures::future::{BoxFuture, Shared};
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::hash::{Hash as _, Hasher as _};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::Instrument as _;
 
@@ -84,6 +86,9 @@ impl ManagerConfig {
     }
 }
 
+/// The cache is swept of expired entries once it holds this many.
+const SWEEP_MIN: usize = 1024;
+
 /// Builds a [`TokenManager`].
 #[derive(Debug)]
 pub struct TokenManagerBuilder {
@@ -128,7 +133,9 @@ impl TokenManagerBuilder {
                 clock: self.clock,
                 config: self.config,
                 cache: RwLock::new(HashMap::new()),
+                sweep_at: AtomicUsize::new(SWEEP_MIN),
                 jobs: Mutex::new(HashMap::new()),
+                next_job: AtomicU64::new(0),
             }),
         })
     }
@@ -199,13 +206,26 @@ impl fmt::Debug for TokenManager {
 
 type Job = Shared<BoxFuture<'static, Result<Arc<TokenSet>>>>;
 
+/// The key of the extra the manager sets on a grant whose last refresh has an unknown
+/// outcome at a provider that rotates refresh tokens. Keys starting with `grantkit.` are
+/// the manager's; providers never use them.
+pub const REFRESH_OUTCOME_UNKNOWN: &str = "grantkit.refresh_outcome_unknown";
+
 struct Inner {
     provider: Arc<dyn Provider>,
     store: Arc<dyn TokenStore>,
     clock: Arc<dyn Clock>,
     config: ManagerConfig,
     cache: RwLock<HashMap<TokenKey, Entry>>,
-    jobs: Mutex<HashMap<TokenKey, Job>>,
+    /// When the cache holds this many entries, expired ones are swept out.
+    sweep_at: AtomicUsize,
+    jobs: Mutex<HashMap<TokenKey, RunningJob>>,
+    next_job: AtomicU64,
+}
+
+struct RunningJob {
+    id: u64,
+    job: Job,
 }
 
 /// A cached token set and when to look at it again.
@@ -216,7 +236,7 @@ struct Entry {
     refresh_at: Option<SystemTime>,
     /// Re-read the store from here on.
     reload_at: SystemTime,
-    /// A refreshed token the store refused to take: the version it should replace.
+    /// A refreshed token set the store has not taken yet: the version it must replace.
     unsaved_base: Option<Version>,
 }
 
@@ -234,16 +254,89 @@ enum Trigger {
     Forced { access_token: AccessToken },
 }
 
-impl Trigger {
-    /// The access token this trigger is about, when it names one.
-    fn replaces(&self) -> Option<&AccessToken> {
-        match self {
-            Self::Due => None,
-            Self::Rejected { access_token, .. } | Self::Forced { access_token } => {
-                Some(access_token)
-            }
+/// Removes a job from the map when its task ends, however it ends (a panic included), so
+/// a failed job never blocks its key.
+struct JobSlot {
+    inner: Arc<Inner>,
+    key: TokenKey,
+    id: u64,
+}
+
+impl Drop for JobSlot {
+    fn drop(&mut self) {
+        let mut jobs = lock(&self.inner.jobs);
+        if jobs
+            .get(&self.key)
+            .is_some_and(|running| running.id == self.id)
+        {
+            jobs.remove(&self.key);
         }
     }
+}
+
+/// A lease held for a refresh: renewed in the background until released. Dropped without
+/// `release` (a panic), it still stops renewing and releases in the background.
+struct HeldLease {
+    store: Arc<dyn TokenStore>,
+    lease: Option<Lease>,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+impl HeldLease {
+    fn hold(store: Arc<dyn TokenStore>, lease: Lease, ttl: Duration) -> Self {
+        let renewing = store.clone();
+        let renewed = lease.clone();
+        let renewer = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(ttl / 3).await;
+                match renewing.renew_lease(&renewed, ttl).await {
+                    Ok(()) => {}
+                    Err(err @ Error::LeaseLost { .. }) => {
+                        // The refresh goes on; the version precondition protects the record.
+                        tracing::warn!(key = %renewed.key, error = %err, "the refresh lease was lost");
+                        return;
+                    }
+                    Err(err) => {
+                        tracing::warn!(key = %renewed.key, error = %err, "renewing the refresh lease failed; retrying");
+                    }
+                }
+            }
+        });
+        Self {
+            store,
+            lease: Some(lease),
+            renewer,
+        }
+    }
+
+    async fn release(mut self) {
+        self.renewer.abort();
+        if let Some(lease) = self.lease.take()
+            && let Err(err) = self.store.release_lease(&lease).await
+        {
+            tracing::warn!(key = %lease.key, error = %err, "releasing the refresh lease failed; it will expire");
+        }
+    }
+}
+
+impl Drop for HeldLease {
+    fn drop(&mut self) {
+        self.renewer.abort();
+        if let Some(lease) = self.lease.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let store = self.store.clone();
+            runtime.spawn(async move {
+                let _ = store.release_lease(&lease).await;
+            });
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section below is a single map operation: a panic elsewhere cannot
+    // leave the map half-changed, so a poisoned lock is still sound to use.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl TokenManager {
@@ -321,7 +414,8 @@ impl TokenManager {
 
     /// Identifies the user of a new grant and stores it, replacing any earlier grant of the
     /// same user. Returns the key.
-    pub async fn save_grant(&self, tokens: TokenSet) -> Result<TokenKey> {
+    pub async fn save_grant(&self, mut tokens: TokenSet) -> Result<TokenKey> {
+        tokens.obtained_at.get_or_insert(self.inner.clock.now());
         let account = self.inner.provider.identify(&tokens).await?;
         let key = TokenKey::new(
             self.inner.provider.id(),
@@ -385,41 +479,56 @@ impl TokenManager {
             access_token: rejected.clone(),
             invalid,
         };
-        self.replace(key, trigger).await
+        self.replace(key, rejected, trigger).await
     }
 
     /// Refreshes the token of `key` now, whatever its expiry (one refresh per key at a
     /// time, as always). Tokens that cannot be refreshed give [`Error::Unsupported`].
     pub async fn refresh(&self, key: &TokenKey) -> Result<Arc<TokenSet>> {
-        let current = self.inner.clone().job(key, Trigger::Due).await?;
+        // The token to replace: what this process serves, else what the store holds. No job
+        // runs for this read, so a token that was due is not refreshed twice.
+        let current = match self.inner.cached(key) {
+            Some(entry) => entry.tokens,
+            None => Arc::new(
+                self.inner
+                    .store
+                    .get(key)
+                    .await?
+                    .ok_or_else(|| Error::reauthorize("no grant is stored for this key"))?
+                    .value,
+            ),
+        };
         let trigger = Trigger::Forced {
             access_token: current.access_token.clone(),
         };
-        self.replace(key, trigger).await
+        self.replace(key, &current.access_token, trigger).await
     }
 
-    /// Runs (or joins) the job that replaces the token `trigger` names.
-    async fn replace(&self, key: &TokenKey, trigger: Trigger) -> Result<Arc<TokenSet>> {
-        let old = trigger
-            .replaces()
-            .expect("a replacing trigger names its token")
-            .clone();
-        // Twice at most: the first job joined may have been started for another reason
-        // and may return the very token that is to be replaced.
-        for _ in 0..2 {
-            if let Some(tokens) = self.inner.cached_tokens(key)
-                && tokens.access_token != old
+    /// Runs (or joins) the job that replaces the token `old`.
+    async fn replace(
+        &self,
+        key: &TokenKey,
+        old: &AccessToken,
+        trigger: Trigger,
+    ) -> Result<Arc<TokenSet>> {
+        // A job joined may have been started for another reason (a due refresh) and may
+        // return the very token to replace; then ours runs after it.
+        for _ in 0..3 {
+            let now = self.inner.clock.now();
+            if let Some(entry) = self.inner.cached(key)
+                && entry.tokens.access_token != *old
+                && !entry.tokens.is_expired(now)
             {
-                return Ok(tokens);
+                return Ok(entry.tokens);
             }
             let tokens = self.inner.clone().job(key, trigger.clone()).await?;
-            if tokens.access_token != old {
+            if tokens.access_token != *old {
                 return Ok(tokens);
             }
         }
-        Err(Error::reauthorize(
-            "the provider keeps refusing the current token",
-        ))
+        Err(Error::Timeout {
+            what: "replacing a refused token while other refreshes kept running".to_owned(),
+        })
     }
 
     /// Completes a renewal the user made at the URL of [`Error::RenewRequired`].
@@ -477,14 +586,21 @@ impl TokenManager {
     }
 }
 
-/// A jitter in `0..=max` derived from the version, so the same record always gets the same
-/// refresh time and records written together spread out.
-fn jitter(version: Version, max: Duration) -> Duration {
+/// A jitter in `0..=max` derived from the key and the version, so the same record always
+/// gets the same refresh time and records written together spread out.
+fn jitter(key: &TokenKey, version: Version, max: Duration) -> Duration {
     let max_ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
     if max_ms == 0 {
         return Duration::ZERO;
     }
-    Duration::from_millis(version.as_u64() % (max_ms + 1))
+    // SipHash with fixed keys: the same in every process.
+    let mut hasher = std::hash::DefaultHasher::new();
+    (key, version.as_u64()).hash(&mut hasher);
+    Duration::from_millis(hasher.finish() % (max_ms + 1))
+}
+
+fn outcome_unknown_marked(tokens: &TokenSet) -> bool {
+    tokens.extras.contains_key(REFRESH_OUTCOME_UNKNOWN)
 }
 
 impl Inner {
@@ -507,14 +623,6 @@ impl Inner {
             .cloned()
     }
 
-    fn cached_tokens(&self, key: &TokenKey) -> Option<Arc<TokenSet>> {
-        self.cache
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(key)
-            .map(|entry| entry.tokens.clone())
-    }
-
     fn forget(&self, key: &TokenKey) {
         self.cache
             .write()
@@ -522,21 +630,41 @@ impl Inner {
             .remove(key);
     }
 
-    fn refresh_at(&self, tokens: &TokenSet, version: Version) -> Option<SystemTime> {
-        let lead = self.config.refresh_margin + jitter(version, self.config.refresh_jitter);
-        tokens
-            .expires_at
-            .map(|at| at.checked_sub(lead).unwrap_or(UNIX_EPOCH))
+    /// When to refresh: `refresh_margin` plus jitter before expiry, but no earlier than
+    /// half-way through the token's lifetime, so tokens that live shorter than the margin
+    /// are not refreshed without end.
+    fn refresh_at(
+        &self,
+        key: &TokenKey,
+        tokens: &TokenSet,
+        version: Version,
+    ) -> Option<SystemTime> {
+        let expires_at = tokens.expires_at?;
+        let mut lead =
+            self.config.refresh_margin + jitter(key, version, self.config.refresh_jitter);
+        if let Some(lifetime) = tokens
+            .obtained_at
+            .and_then(|at| expires_at.duration_since(at).ok())
+        {
+            lead = lead.min(lifetime / 2);
+        }
+        Some(expires_at.checked_sub(lead).unwrap_or(UNIX_EPOCH))
     }
 
-    /// Whether `stored` must be refreshed (or renewed) for `trigger`.
-    fn needs_work(&self, stored: &Versioned<TokenSet>, trigger: &Trigger, now: SystemTime) -> bool {
+    /// Whether `current` must be refreshed (or renewed) for `trigger`.
+    fn needs_work(
+        &self,
+        key: &TokenKey,
+        current: &Versioned<TokenSet>,
+        trigger: &Trigger,
+        now: SystemTime,
+    ) -> bool {
         match trigger {
             Trigger::Due => self
-                .refresh_at(&stored.value, stored.version)
+                .refresh_at(key, &current.value, current.version)
                 .is_some_and(|at| now >= at),
             Trigger::Rejected { access_token, .. } | Trigger::Forced { access_token } => {
-                stored.value.access_token == *access_token
+                current.value.access_token == *access_token
             }
         }
     }
@@ -548,24 +676,32 @@ impl Inner {
         version: Version,
         unsaved_base: Option<Version>,
     ) -> Arc<TokenSet> {
-        let refresh_at = self.refresh_at(&tokens, version);
+        let refresh_at = self.refresh_at(key, &tokens, version);
         self.cache_entry(key, tokens, refresh_at, unsaved_base)
     }
 
-    /// Caches a token that cannot be refreshed ahead of expiry: look at it again only once
+    /// Caches a token that will not be refreshed ahead of expiry: look at it again only once
     /// it has expired.
-    fn remember_until_expiry(&self, key: &TokenKey, stored: &Versioned<TokenSet>) -> Arc<TokenSet> {
-        let tokens = Arc::new(stored.value.clone());
+    fn remember_until_expiry(
+        &self,
+        key: &TokenKey,
+        current: &Versioned<TokenSet>,
+    ) -> Arc<TokenSet> {
+        let tokens = Arc::new(current.value.clone());
         let refresh_at = tokens.expires_at;
         self.cache_entry(key, tokens, refresh_at, None)
     }
 
     /// Keeps serving a still-valid token after a failed refresh, and tries again later.
-    fn remember_with_backoff(&self, key: &TokenKey, stored: Versioned<TokenSet>) -> Arc<TokenSet> {
+    fn remember_with_backoff(
+        &self,
+        key: &TokenKey,
+        tokens: Arc<TokenSet>,
+        unsaved_base: Option<Version>,
+    ) -> Arc<TokenSet> {
         let retry_at = self.clock.now() + self.config.retry_backoff;
-        let tokens = Arc::new(stored.value);
         let refresh_at = Some(tokens.expires_at.map_or(retry_at, |at| at.min(retry_at)));
-        self.cache_entry(key, tokens, refresh_at, None)
+        self.cache_entry(key, tokens, refresh_at, unsaved_base)
     }
 
     fn cache_entry(
@@ -588,76 +724,139 @@ impl Inner {
             tokens: tokens.clone(),
             unsaved_base,
         };
-        self.cache
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key.clone(), entry);
+        let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
+        cache.insert(key.clone(), entry);
+        if cache.len() >= self.sweep_at.load(Ordering::Relaxed) {
+            // Expired grants of users gone quiet would otherwise stay in memory for good.
+            cache.retain(|_, e| !e.tokens.is_expired(now) || e.unsaved_base.is_some());
+            self.sweep_at
+                .store((cache.len() * 2).max(SWEEP_MIN), Ordering::Relaxed);
+        }
         tokens
     }
 
     /// Joins the job running for `key`, or starts one in a spawned task that outlives
     /// every caller.
     fn job(self: Arc<Self>, key: &TokenKey, trigger: Trigger) -> Job {
-        let mut jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(job) = jobs.get(key) {
-            return job.clone();
+        let mut jobs = lock(&self.jobs);
+        if let Some(running) = jobs.get(key) {
+            return running.job.clone();
         }
+        let id = self.next_job.fetch_add(1, Ordering::Relaxed);
         let inner = self.clone();
         let job_key = key.clone();
         let span = tracing::info_span!("grantkit.ensure_token", key = %key);
         let handle = tokio::spawn(
             async move {
+                // Dropped last: by then the cache is updated, so a caller arriving after the
+                // job leaves the map finds the new token instead of starting another job.
+                let _slot = JobSlot {
+                    inner: inner.clone(),
+                    key: job_key.clone(),
+                    id,
+                };
+                let due = matches!(trigger, Trigger::Due);
                 let result = inner.run_job(&job_key, trigger).await;
-                // The cache is updated by now, so a caller arriving after this removal
-                // finds the new token instead of starting another job.
-                inner
-                    .jobs
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remove(&job_key);
+                if due && result.is_err() {
+                    inner.back_off(&job_key);
+                }
                 result
             }
             .instrument(span),
         );
         let job = async move {
-            handle.await.unwrap_or_else(|err| {
-                Err(Error::Configuration {
-                    message: format!("the token refresh task failed: {err}"),
+            handle.await.unwrap_or_else(|_| {
+                Err(Error::Internal {
+                    what: "the token refresh task".to_owned(),
                 })
             })
         }
         .boxed()
         .shared();
-        jobs.insert(key.clone(), job.clone());
+        jobs.insert(
+            key.clone(),
+            RunningJob {
+                id,
+                job: job.clone(),
+            },
+        );
         job
     }
 
-    async fn run_job(&self, key: &TokenKey, trigger: Trigger) -> Result<Arc<TokenSet>> {
-        if let Some(tokens) = self.save_unsaved(key).await {
-            return Ok(tokens);
+    /// After a failed background job, keeps serving a cached token that is still valid and
+    /// tries again only after the backoff.
+    fn back_off(&self, key: &TokenKey) {
+        if let Some(entry) = self.cached(key)
+            && !entry.tokens.is_expired(self.clock.now())
+        {
+            self.remember_with_backoff(key, entry.tokens, entry.unsaved_base);
         }
-        let Some(current) = self.store.get(key).await? else {
+    }
+
+    /// The grant to work from: a refreshed set the store has not taken yet (offered to the
+    /// store once more first), else what the store holds.
+    async fn current(&self, key: &TokenKey) -> Result<Option<Versioned<TokenSet>>> {
+        if let Some(entry) = self.cached(key)
+            && let Some(base) = entry.unsaved_base
+        {
+            match self
+                .store
+                .put(key, &entry.tokens, Precondition::Version(base))
+                .await
+            {
+                Ok(version) => {
+                    tracing::info!(key = %key, "saved the refreshed token kept in memory");
+                    self.remember(key, entry.tokens.clone(), version, None);
+                    return Ok(Some(Versioned {
+                        value: (*entry.tokens).clone(),
+                        version,
+                    }));
+                }
+                Err(Error::Conflict { .. }) => {
+                    // Another writer replaced the grant; theirs wins.
+                    self.forget(key);
+                }
+                Err(err) => {
+                    // Still unsaved: work from it (its refresh token is the live one).
+                    tracing::warn!(key = %key, error = %err, "the store still refuses the refreshed token");
+                    return Ok(Some(Versioned {
+                        value: (*entry.tokens).clone(),
+                        version: base,
+                    }));
+                }
+            }
+        }
+        self.store.get(key).await
+    }
+
+    async fn run_job(&self, key: &TokenKey, trigger: Trigger) -> Result<Arc<TokenSet>> {
+        let Some(current) = self.current(key).await? else {
             self.forget(key);
             return Err(Error::reauthorize("no grant is stored for this key"));
         };
         let now = self.clock.now();
-        if !self.needs_work(&current, &trigger, now) {
-            return Ok(self.remember(key, Arc::new(current.value), current.version, None));
+        if !self.needs_work(key, &current, &trigger, now) {
+            return Ok(self.remember_current(key, current));
         }
         if let Some(outcome) = self.without_refresh(key, &current, &trigger, now).await {
             return outcome;
         }
         let lease = match self.acquire_lease(key, &current, &trigger).await? {
-            Ok(lease) => lease,
+            Ok(lease) => HeldLease::hold(self.store.clone(), lease, self.config.lease_ttl),
             Err(done) => return Ok(done),
         };
-        let renewer = self.keep_renewed(lease.clone());
         let result = self.refresh_holding_lease(key, &trigger).await;
-        renewer.abort();
-        if let Err(err) = self.store.release_lease(&lease).await {
-            tracing::warn!(key = %key, error = %err, "releasing the refresh lease failed; it will expire");
-        }
+        lease.release().await;
         result
+    }
+
+    /// Caches what [`current`](Self::current) returned, unsaved or not.
+    fn remember_current(&self, key: &TokenKey, current: Versioned<TokenSet>) -> Arc<TokenSet> {
+        let unsaved = self
+            .cached(key)
+            .and_then(|entry| entry.unsaved_base)
+            .filter(|base| *base == current.version);
+        self.remember(key, Arc::new(current.value), current.version, unsaved)
     }
 
     /// The outcome for a token that must not be refreshed, or `None` to refresh it.
@@ -668,8 +867,9 @@ impl Inner {
         trigger: &Trigger,
         now: SystemTime,
     ) -> Option<Result<Arc<TokenSet>>> {
+        let forced = matches!(trigger, Trigger::Forced { .. });
         let renewal = self.provider.renewal(&current.value);
-        if renewal == Renewal::Refresh {
+        if renewal == Renewal::Refresh && (forced || !outcome_unknown_marked(&current.value)) {
             return None;
         }
         match trigger {
@@ -677,9 +877,20 @@ impl Inner {
                 "{} cannot refresh this grant's tokens",
                 self.provider.id()
             )))),
-            // Ahead of expiry there is nothing to do but serve the token until it expires.
+            // Nothing to do ahead of expiry but serve the token until it expires.
             Trigger::Due if !current.value.is_expired(now) => {
                 Some(Ok(self.remember_until_expiry(key, current)))
+            }
+            _ if renewal == Renewal::Refresh => {
+                // The last refresh may have been committed without its answer arriving; with
+                // rotating refresh tokens, sending it again could make the provider revoke
+                // the whole grant. Never automatically: the caller may still choose to.
+                self.forget(key);
+                Some(Err(Error::reauthorize(
+                    "the last refresh of this grant has an unknown outcome and the provider \
+                     rotates refresh tokens: authorize again, or call TokenManager::refresh \
+                     to try the refresh token once more",
+                )))
             }
             Trigger::Due | Trigger::Rejected { invalid: false, .. } => {
                 self.forget(key);
@@ -688,6 +899,8 @@ impl Inner {
                     return Some(Err(Error::RenewRequired { renew_url }));
                 }
                 if matches!(trigger, Trigger::Rejected { .. }) {
+                    // The provider refused it: the grant is gone. (An expired token that was
+                    // merely not used is kept: only the provider can say it is dead.)
                     self.delete_grant(key, current.version).await;
                 }
                 Some(Err(Error::reauthorize(
@@ -737,7 +950,7 @@ impl Inner {
                 }
                 Some(stored)
                     if stored.version != current.version
-                        && !self.needs_work(&stored, trigger, self.clock.now()) =>
+                        && !self.needs_work(key, &stored, trigger, self.clock.now()) =>
                 {
                     return Ok(Err(self.remember(
                         key,
@@ -756,22 +969,6 @@ impl Inner {
         }
     }
 
-    /// Renews the lease every third of its TTL until aborted.
-    fn keep_renewed(&self, lease: Lease) -> tokio::task::JoinHandle<()> {
-        let store = self.store.clone();
-        let ttl = self.config.lease_ttl;
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(ttl / 3).await;
-                if let Err(err) = store.renew_lease(&lease, ttl).await {
-                    // The refresh goes on; the version precondition still protects the record.
-                    tracing::warn!(key = %lease.key, error = %err, "could not renew the refresh lease");
-                    return;
-                }
-            }
-        })
-    }
-
     async fn refresh_holding_lease(
         &self,
         key: &TokenKey,
@@ -781,19 +978,20 @@ impl Inner {
         // because a peer had rotated it, and the peer's grant needs refreshing too.
         for attempt in 1..=2 {
             // Re-read under the lease: a peer may have refreshed since our last read.
-            let Some(current) = self.store.get(key).await? else {
+            let Some(current) = self.current(key).await? else {
                 self.forget(key);
                 return Err(Error::reauthorize("the grant was deleted"));
             };
             let now = self.clock.now();
-            if !self.needs_work(&current, trigger, now) {
-                return Ok(self.remember(key, Arc::new(current.value), current.version, None));
+            if !self.needs_work(key, &current, trigger, now) {
+                return Ok(self.remember_current(key, current));
             }
             if let Some(outcome) = self.without_refresh(key, &current, trigger, now).await {
                 return outcome;
             }
-            match self.call_refresh(&current.value).await {
+            let err = match self.call_refresh(&current.value).await {
                 Ok(mut tokens) => {
+                    tokens.obtained_at.get_or_insert(now);
                     if tokens.refresh_token.is_none() {
                         // RFC 6749 §6: without a new refresh token the old one stays valid.
                         tokens.refresh_token = current.value.refresh_token.clone();
@@ -802,45 +1000,85 @@ impl Inner {
                             .or(current.value.refresh_expires_at);
                     }
                     tracing::info!(key = %key, "token refreshed");
-                    return Ok(self.persist(key, tokens, current.version).await);
+                    return self.persist(key, tokens, current.version).await;
                 }
-                Err(err) if err.is_invalid_grant() => {
-                    let rotated_by_peer = self
-                        .store
-                        .get(key)
-                        .await?
-                        .is_some_and(|stored| stored.version != current.version);
-                    if rotated_by_peer && attempt == 1 {
-                        tracing::info!(key = %key, "refresh token refused, but a peer stored a new grant");
-                        continue;
-                    }
-                    self.delete_grant(key, current.version).await;
-                    self.forget(key);
-                    tracing::warn!(key = %key, "refresh token refused (invalid_grant); grant deleted");
-                    return Err(Error::reauthorize(
-                        "the provider refused the refresh token (invalid_grant)",
-                    ));
+                Err(err) => err,
+            };
+            if err.is_invalid_grant() {
+                let rotated_by_peer = self
+                    .store
+                    .get(key)
+                    .await?
+                    .is_some_and(|stored| stored.version != current.version);
+                if rotated_by_peer && attempt == 1 {
+                    tracing::info!(key = %key, "refresh token refused, but a peer stored a new grant");
+                    continue;
                 }
-                Err(err) => {
-                    if matches!(trigger, Trigger::Due) && !current.value.is_expired(now) {
-                        tracing::warn!(key = %key, error = %err, "refresh failed; serving the current token until it expires");
-                        return Ok(self.remember_with_backoff(key, current));
-                    }
-                    tracing::warn!(key = %key, error = %err, "refresh failed");
-                    return Err(err);
-                }
+                self.delete_grant(key, current.version).await;
+                self.forget(key);
+                tracing::warn!(key = %key, "refresh token refused (invalid_grant); grant deleted");
+                return Err(Error::reauthorize(
+                    "the provider refused the refresh token (invalid_grant)",
+                ));
             }
+            let unknown =
+                err.is_outcome_unknown() && self.provider.capabilities().may_rotate_refresh_tokens;
+            let current = if unknown {
+                tracing::warn!(key = %key, error = %err, "the refresh's outcome is unknown and the provider rotates refresh tokens: it will not be sent again automatically");
+                self.mark_outcome_unknown(key, current).await
+            } else {
+                current
+            };
+            if matches!(trigger, Trigger::Due) && !current.value.is_expired(now) {
+                tracing::warn!(key = %key, error = %err, "refresh failed; serving the current token until it expires");
+                return Ok(if unknown {
+                    self.remember_until_expiry(key, &current)
+                } else {
+                    self.remember_with_backoff(key, Arc::new(current.value), None)
+                });
+            }
+            tracing::warn!(key = %key, error = %err, "refresh failed");
+            return Err(err);
         }
         Err(Error::reauthorize(
             "the provider refused the refresh tokens of this grant",
         ))
     }
 
-    /// The provider's refresh, under a safety net over its own timeout. When the net fires
-    /// the outcome is unknown, and the refresh is not replayed.
+    /// Records, in the store when it can (so no other process replays the refresh
+    /// either), that the grant's last refresh has an unknown outcome.
+    async fn mark_outcome_unknown(
+        &self,
+        key: &TokenKey,
+        current: Versioned<TokenSet>,
+    ) -> Versioned<TokenSet> {
+        let mut marked = current.value.clone();
+        marked
+            .extras
+            .insert(REFRESH_OUTCOME_UNKNOWN.to_owned(), "1".to_owned());
+        match self
+            .store
+            .put(key, &marked, Precondition::Version(current.version))
+            .await
+        {
+            Ok(version) => Versioned {
+                value: marked,
+                version,
+            },
+            Err(err) => {
+                tracing::warn!(key = %key, error = %err, "could not record the unknown refresh outcome in the store");
+                Versioned {
+                    value: marked,
+                    version: current.version,
+                }
+            }
+        }
+    }
+
+    /// The provider's refresh, under a safety net over its own timeout (the lease outlives
+    /// both). When the net fires the outcome is unknown.
     async fn call_refresh(&self, tokens: &TokenSet) -> Result<TokenSet> {
-        let limit = self.provider.request_timeout() * 2;
-        tokio::time::timeout(limit, self.provider.refresh(tokens))
+        tokio::time::timeout(self.config.lease_ttl, self.provider.refresh(tokens))
             .await
             .unwrap_or_else(|_| {
                 Err(Error::Timeout {
@@ -851,9 +1089,15 @@ impl Inner {
 
     /// Writes a refreshed token set with the version precondition. The provider has already
     /// committed it, so it is never dropped: a write that fails is kept in memory and
-    /// retried by the next job.
-    async fn persist(&self, key: &TokenKey, tokens: TokenSet, base: Version) -> Arc<TokenSet> {
+    /// offered to the store again by the next job.
+    async fn persist(
+        &self,
+        key: &TokenKey,
+        tokens: TokenSet,
+        base: Version,
+    ) -> Result<Arc<TokenSet>> {
         let tokens = Arc::new(tokens);
+        let mut base = base;
         let mut delay = Duration::from_millis(50);
         for attempt in 0..4 {
             match self
@@ -861,17 +1105,36 @@ impl Inner {
                 .put(key, &tokens, Precondition::Version(base))
                 .await
             {
-                Ok(version) => return self.remember(key, tokens, version, None),
+                Ok(version) => return Ok(self.remember(key, tokens, version, None)),
                 Err(Error::Conflict { .. }) => {
-                    // Someone wrote despite our lease (it expired under a stalled process).
-                    // Prefer what they stored when it is usable; ours still works meanwhile.
-                    tracing::warn!(key = %key, "the grant changed during the refresh");
-                    if let Ok(Some(stored)) = self.store.get(key).await
-                        && !stored.value.is_expired(self.clock.now())
-                    {
-                        return self.remember(key, Arc::new(stored.value), stored.version, None);
+                    // Another writer changed the grant during the refresh (a new
+                    // authorization, a renewal, a logout, or a peer whose lease had expired).
+                    match self.store.get(key).await {
+                        Ok(None) => {
+                            // Logged out meanwhile: the refreshed tokens are not ours to keep.
+                            self.forget(key);
+                            return Err(Error::reauthorize(
+                                "the grant was deleted during its refresh",
+                            ));
+                        }
+                        Ok(Some(stored)) if !stored.value.is_expired(self.clock.now()) => {
+                            tracing::warn!(key = %key, "the grant changed during the refresh; keeping the stored one");
+                            return Ok(self.remember(
+                                key,
+                                Arc::new(stored.value),
+                                stored.version,
+                                None,
+                            ));
+                        }
+                        Ok(Some(stored)) => {
+                            // What they stored is no better than ours: replace it.
+                            base = stored.version;
+                        }
+                        Err(err) => {
+                            tracing::warn!(key = %key, error = %err, "the grant changed during the refresh and cannot be read");
+                            break;
+                        }
                     }
-                    return self.remember(key, tokens, base, None);
                 }
                 Err(err) if err.is_retryable() && attempt < 3 => {
                     tracing::warn!(key = %key, error = %err, "saving the refreshed token failed; retrying");
@@ -884,37 +1147,6 @@ impl Inner {
                 }
             }
         }
-        self.remember(key, tokens, base, Some(base))
-    }
-
-    /// Retries the write of a refreshed token the store refused earlier. Returns the token
-    /// when it is still the one to serve.
-    async fn save_unsaved(&self, key: &TokenKey) -> Option<Arc<TokenSet>> {
-        let entry = self.cached(key)?;
-        let base = entry.unsaved_base?;
-        match self
-            .store
-            .put(key, &entry.tokens, Precondition::Version(base))
-            .await
-        {
-            Ok(version) => {
-                tracing::info!(key = %key, "saved the refreshed token kept in memory");
-                let tokens = self.remember(key, entry.tokens.clone(), version, None);
-                let now = self.clock.now();
-                self.refresh_at(&tokens, version)
-                    .is_none_or(|at| now < at)
-                    .then_some(tokens)
-            }
-            Err(Error::Conflict { .. }) => {
-                // Another writer replaced the grant; theirs wins.
-                self.forget(key);
-                None
-            }
-            Err(err) => {
-                tracing::warn!(key = %key, error = %err, "the store still refuses the refreshed token");
-                let tokens = self.remember(key, entry.tokens.clone(), base, Some(base));
-                (!tokens.is_expired(self.clock.now())).then_some(tokens)
-            }
-        }
+        Ok(self.remember(key, tokens, base, Some(base)))
     }
 }

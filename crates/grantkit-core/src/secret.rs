@@ -130,8 +130,9 @@ impl PkceVerifier {
 }
 
 impl SecretUrl {
-    /// Parses the URL; the value stays redacted in every formatting.
-    pub fn parse(&self) -> Result<url::Url, url::ParseError> {
+    /// Parses the URL. The result is a plain `Url`, whose `Display` and `Debug` show the
+    /// secret: hand it to the browser, never to a log.
+    pub fn expose_url(&self) -> Result<url::Url, url::ParseError> {
         url::Url::parse(self.expose_secret())
     }
 }

@@ -59,6 +59,9 @@ pub struct TokenSet {
     pub expires_at: Option<SystemTime>,
     /// When the refresh token expires, when the provider says.
     pub refresh_expires_at: Option<SystemTime>,
+    /// When the access token was obtained; with `expires_at` it gives the token's lifetime,
+    /// which bounds how early it is refreshed. Set by the manager when it stores a grant.
+    pub obtained_at: Option<SystemTime>,
     /// The granted scopes, in the provider's spelling.
     pub scopes: Vec<String>,
     /// How the grant was obtained.
@@ -77,6 +80,7 @@ impl TokenSet {
             token_type: "bearer".to_owned(),
             expires_at: None,
             refresh_expires_at: None,
+            obtained_at: None,
             scopes: Vec::new(),
             grant,
             extras: BTreeMap::new(),
@@ -89,9 +93,10 @@ impl TokenSet {
         self
     }
 
-    /// Sets the expiry to `now + lifetime`.
+    /// Sets the expiry to `now + lifetime`, and `obtained_at` to `now`.
     pub fn expiring_in(mut self, now: SystemTime, lifetime: Duration) -> Self {
         self.expires_at = Some(now + lifetime);
+        self.obtained_at = Some(now);
         self
     }
 
@@ -130,6 +135,7 @@ impl fmt::Debug for TokenSet {
             .field("token_type", &self.token_type)
             .field("expires_at", &self.expires_at)
             .field("refresh_expires_at", &self.refresh_expires_at)
+            .field("obtained_at", &self.obtained_at)
             .field("scopes", &self.scopes)
             .field("grant", &self.grant)
             .field("extras", &self.extras.keys().collect::<Vec<_>>())

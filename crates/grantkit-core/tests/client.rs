@@ -72,6 +72,23 @@ async fn resource_server(limited_first: usize) -> (String, Arc<AtomicUsize>) {
         )
         .route("/broken", get(|| async { StatusCode::BAD_GATEWAY }))
         .route(
+            "/moved",
+            get(|headers: HeaderMap| async move {
+                // To the same server under another host name: a redirect across origins,
+                // on which reqwest drops the Authorization header.
+                let host = headers
+                    .get("host")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                let port = host.rsplit(':').next().unwrap_or("");
+                (
+                    StatusCode::FOUND,
+                    [("location", format!("http://localhost:{port}/resource"))],
+                )
+                    .into_response()
+            }),
+        )
+        .route(
             "/busy",
             get(|| async { (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "120")], "") }),
         )
@@ -228,4 +245,22 @@ async fn an_oversized_response_is_a_bad_response() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::BadResponse { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_refusal_after_a_redirect_to_another_host_keeps_the_token() {
+    let (base, _) = resource_server(0).await;
+    let mut mock = mock_provider();
+    mock.expect_refresh().never();
+    let fx = fixture(Arc::new(mock));
+    fx.seed(&tokens("new-access", Some("rt-1"), fx.now() + 600 * MINUTE))
+        .await;
+    let client = fx.manager.authorized_client(reqwest::Client::new(), key());
+    let response = client
+        .send(client.http().get(format!("{base}/moved")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401, "the refusal is returned as it is");
+    let stored = fx.store.get(&key()).await.unwrap().unwrap();
+    assert_eq!(stored.value.access_token.expose_secret(), "new-access");
 }

@@ -582,3 +582,186 @@ async fn a_peer_rotation_that_is_also_expired_is_refreshed_once_more() {
     assert_eq!(tokens.access_token.expose_secret(), "final-access");
     assert_eq!(provider.refresh_count(), 2);
 }
+
+#[tokio::test]
+async fn a_token_that_lives_shorter_than_the_margin_is_not_refreshed_without_end() {
+    let mut mock = mock_provider();
+    mock.expect_refresh().returning(|_| {
+        let now = std::time::SystemTime::now();
+        Ok(tokens("short", Some("rt"), now).expiring_in(now, Duration::from_secs(20)))
+    });
+    let provider = Arc::new(Wrapped::new(mock));
+    let fx = fixture(provider.clone());
+    fx.seed(&tokens("old", Some("rt"), fx.now() - MINUTE)).await;
+    fx.manager.access_token(&key()).await.unwrap();
+    assert_eq!(provider.refresh_count(), 1);
+    // A 20-second token with a one-minute margin: due only half-way through its life.
+    for _ in 0..50 {
+        fx.manager.access_token(&key()).await.unwrap();
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        provider.refresh_count(),
+        1,
+        "a fresh short-lived token was refreshed again"
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_with_an_unknown_outcome_is_never_replayed_automatically() {
+    // The provider rotates refresh tokens: a refresh that may have been committed without
+    // its answer arriving is not sent again by the manager; the current token is served
+    // until it expires, then the caller must decide.
+    let mut mock = mock_provider();
+    let mut calls = 0;
+    let later = std::time::SystemTime::now() + 600 * MINUTE;
+    mock.expect_refresh().returning(move |_| {
+        calls += 1;
+        if calls == 1 {
+            Err(Error::Timeout {
+                what: "refresh".into(),
+            })
+        } else {
+            Ok(tokens("new-access", Some("rt-2"), later))
+        }
+    });
+    let provider = Arc::new(Wrapped::new(mock));
+    let fx = fixture(provider.clone());
+    fx.seed(&tokens(
+        "old-access",
+        Some("rt-1"),
+        fx.now() + 30 * Duration::from_secs(1),
+    ))
+    .await;
+
+    let served = fx.manager.access_token(&key()).await.unwrap();
+    assert_eq!(served.access_token.expose_secret(), "old-access");
+    eventually("the refresh ran", || async {
+        provider.refresh_count() == 1
+    })
+    .await;
+    fx.clock.advance(Duration::from_secs(20));
+    for _ in 0..10 {
+        let served = fx.manager.access_token(&key()).await.unwrap();
+        assert_eq!(served.access_token.expose_secret(), "old-access");
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(provider.refresh_count(), 1, "the refresh was replayed");
+    let stored = fx.store.get(&key()).await.unwrap().unwrap();
+    assert!(
+        stored
+            .value
+            .extras
+            .contains_key(grantkit_core::REFRESH_OUTCOME_UNKNOWN)
+    );
+
+    fx.clock.advance(Duration::from_secs(20));
+    let err = fx.manager.access_token(&key()).await.unwrap_err();
+    assert!(err.is_reauthorization_required(), "{err}");
+    assert_eq!(provider.refresh_count(), 1);
+    assert!(
+        fx.store.get(&key()).await.unwrap().is_some(),
+        "the grant is kept"
+    );
+
+    // The caller may choose to try once more.
+    let tokens = fx.manager.refresh(&key()).await.unwrap();
+    assert_eq!(tokens.access_token.expose_secret(), "new-access");
+    let stored = fx.store.get(&key()).await.unwrap().unwrap();
+    assert!(
+        !stored
+            .value
+            .extras
+            .contains_key(grantkit_core::REFRESH_OUTCOME_UNKNOWN)
+    );
+}
+
+#[tokio::test]
+async fn a_panicking_refresh_neither_blocks_the_key_nor_keeps_the_lease() {
+    let mut mock = mock_provider();
+    let later = std::time::SystemTime::now() + 600 * MINUTE;
+    mock.expect_refresh()
+        .times(1)
+        .returning(move |_| Ok(tokens("new-access", Some("rt-2"), later)));
+    // The panic comes from a hook in front of the mock, so the mock itself stays usable.
+    let panicked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = panicked.clone();
+    let mock = Wrapped::new(mock).with_hook(move || {
+        let first = !flag.swap(true, std::sync::atomic::Ordering::SeqCst);
+        async move {
+            assert!(!first, "a provider bug");
+            None
+        }
+    });
+    let fx = fixture(Arc::new(mock));
+    fx.seed(&tokens("old-access", Some("rt-1"), fx.now() - MINUTE))
+        .await;
+    let err = fx.manager.access_token(&key()).await.unwrap_err();
+    assert!(matches!(err, Error::Internal { .. }), "{err}");
+    assert!(!err.to_string().contains("a provider bug"));
+    eventually("the lease is released", || async {
+        match fx
+            .store
+            .try_lease(&key(), Duration::from_secs(1))
+            .await
+            .unwrap()
+        {
+            Some(lease) => {
+                fx.store.release_lease(&lease).await.unwrap();
+                true
+            }
+            None => false,
+        }
+    })
+    .await;
+    let tokens = fx.manager.access_token(&key()).await.unwrap();
+    assert_eq!(tokens.access_token.expose_secret(), "new-access");
+}
+
+#[tokio::test]
+async fn a_refreshed_token_the_store_never_took_is_refreshed_from_memory_not_from_the_store() {
+    // The store keeps refusing writes; the stored record still has the spent refresh token.
+    // When the kept token expires, the next refresh must use the live refresh token.
+    let now = std::time::SystemTime::now();
+    let stored = Versioned {
+        value: tokens("old-access", Some("rt-1"), now - MINUTE),
+        version: Version::from_u64(1),
+    };
+    let mut store = MockTokenStore::new();
+    store
+        .expect_get()
+        .returning(move |_| Ok(Some(stored.clone())));
+    store
+        .expect_try_lease()
+        .returning(|key, _| Ok(Some(Lease::new_holder(key.clone()))));
+    store.expect_renew_lease().returning(|_, _| Ok(()));
+    store.expect_release_lease().returning(|_| Ok(()));
+    store.expect_put().returning(|_, _, _| {
+        Err(Error::Store {
+            message: "read-only".into(),
+            retryable: false,
+            source: None,
+        })
+    });
+    let mut provider = mock_provider();
+    provider
+        .expect_refresh()
+        .withf(|t| t.refresh_token.as_ref().unwrap().expose_secret() == "rt-1")
+        .times(1)
+        .returning(move |_| Ok(tokens("access-2", Some("rt-2"), now + MINUTE * 10)));
+    provider
+        .expect_refresh()
+        .withf(|t| t.refresh_token.as_ref().unwrap().expose_secret() == "rt-2")
+        .times(1)
+        .returning(move |_| Ok(tokens("access-3", Some("rt-3"), now + MINUTE * 60)));
+    let clock = Arc::new(grantkit_core::ManualClock::new(now));
+    let manager = TokenManager::builder(Arc::new(provider), Arc::new(store))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let first = manager.access_token(&key()).await.unwrap();
+    assert_eq!(first.access_token.expose_secret(), "access-2");
+    clock.advance(MINUTE * 11);
+    let second = manager.access_token(&key()).await.unwrap();
+    assert_eq!(second.access_token.expose_secret(), "access-3");
+}

@@ -507,7 +507,7 @@ fn token_error(response: &HttpResponse, refresh: bool) -> Error {
     let description = body
         .error_description
         .filter(|d| !d.trim().is_empty())
-        .map(|d| printable(&d, 300));
+        .map(|d| printable(&grantkit_core::http::redact_token_like(&d), 300));
     let status = response.status.as_u16();
     match code.as_str() {
         "invalid_authorization_code" => Error::oauth(
@@ -935,7 +935,7 @@ mod tests {
         let Renewal::Renew(url) = provider.renewal(&implicit) else {
             panic!("implicit tokens are renewed");
         };
-        let parsed = url.parse().unwrap();
+        let parsed = url.expose_url().unwrap();
         assert_eq!(parsed.path(), "/api/public/v1/auth/renewauthorization");
         let pairs: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
         assert_eq!(

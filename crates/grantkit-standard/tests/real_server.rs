@@ -161,7 +161,7 @@ async fn code_flow_with_pkce_through_the_loopback_helper() {
     let Authorization::Redirect(url) = manager.begin(&flow).await.unwrap() else {
         panic!("a redirect");
     };
-    let parsed = url.parse().unwrap();
+    let parsed = url.expose_url().unwrap();
     let param = |name: &str| {
         parsed
             .query_pairs()

@@ -74,7 +74,7 @@ async fn secrets_never_reach_errors_debug_output_or_logs() {
     let Authorization::Redirect(url) = manager.begin(&flow).await.unwrap() else {
         panic!("a redirect");
     };
-    let parsed = url.parse().unwrap();
+    let parsed = url.expose_url().unwrap();
     let state = parsed
         .query_pairs()
         .find(|(k, _)| k == "state")

@@ -192,7 +192,7 @@ fn pending_stem(hash: &StateHash) -> Result<&str> {
 /// What is stored under a key, as read under its lock.
 enum Stored {
     Absent,
-    Present(TokenRecord),
+    Present(Box<TokenRecord>),
     Unreadable(String),
 }
 
@@ -233,7 +233,7 @@ impl Inner {
         Ok(match fsio::read_capped(&path) {
             Ok(None) => Stored::Absent,
             Ok(Some(bytes)) => match record::decode_token(&bytes) {
-                Ok(record) if record.key == *key => Stored::Present(record),
+                Ok(record) if record.key == *key => Stored::Present(Box::new(record)),
                 Ok(_) => Stored::Unreadable(
                     "the file holds the record of another key (a foreign file)".to_owned(),
                 ),
