@@ -44,24 +44,34 @@ pub(crate) fn caller(body: &[u8]) -> Caller {
     let Ok(document) = serde_json::from_slice::<Value>(body) else {
         return Caller::Unknown;
     };
-    let uri = match &document {
-        Value::Object(map) => map
-            .get("meta")
-            .and_then(|meta| meta.get("user_uri"))
-            .or_else(|| map.get("user_uri")),
-        // An identified user's list gains a `meta` key, which makes it a JSON object: a
-        // bare list means the server saw no user.
-        Value::Array(_) => return Caller::Anonymous,
-        _ => return Caller::Unknown,
+    let Value::Object(map) = &document else {
+        // A bare list or a scalar is no Joind.in document: nothing can be said.
+        return Caller::Unknown;
     };
+    let uri = map
+        .get("meta")
+        .and_then(|meta| meta.get("user_uri"))
+        .or_else(|| map.get("user_uri"));
     match uri.and_then(text_of) {
-        None => Caller::Anonymous,
+        // Absence means "anonymous" only in a document Joind.in would have given the user
+        // to: one with `meta` (every list), or the root (its links, and no `meta` when
+        // anonymous). Any other object — `{}` from a proxy, say — says nothing, so it
+        // never costs a grant.
+        None if map.get("meta").is_some_and(Value::is_object) || is_root(map) => Caller::Anonymous,
+        None => Caller::Unknown,
         Some(uri) => match id_from_uri(&uri) {
             Some(0) => Caller::UserZero,
             Some(id) => Caller::User { uri, id },
             None => Caller::Unknown,
         },
     }
+}
+
+/// Whether a document is the API root (`GET /v2.1/`): its links are strings.
+fn is_root(map: &serde_json::Map<String, Value>) -> bool {
+    ["events", "hot-events", "upcoming-events"]
+        .iter()
+        .all(|link| map.get(*link).is_some_and(Value::is_string))
 }
 
 /// Whether a refusal message says the request was anonymous ("You must be logged in…",
@@ -145,12 +155,12 @@ mod tests {
         assert_eq!(class(200, user), ResponseClass::Ok);
         let zero = r#"{"meta":{"count":0,"user_uri":"https://api.joind.in/v2.1/users/0"}}"#;
         assert_eq!(class(200, zero), ResponseClass::TokenInvalid);
-        assert_eq!(class(200, r#"{"events":"x"}"#), ResponseClass::TokenInvalid);
+        let anonymous_root = r#"{"events":"e","hot-events":"h","upcoming-events":"u"}"#;
+        assert_eq!(class(200, anonymous_root), ResponseClass::TokenInvalid);
         assert_eq!(
             class(200, r#"{"events":[],"meta":{"count":0}}"#),
             ResponseClass::TokenInvalid
         );
-        assert_eq!(class(200, "[]"), ResponseClass::TokenInvalid);
         let top = r#"{"is_attending":true,"user_uri":"https://api.joind.in/v2.1/users/3"}"#;
         assert_eq!(class(200, top), ResponseClass::Ok);
     }
@@ -166,6 +176,11 @@ mod tests {
         assert_eq!(class(401, ""), ResponseClass::Permanent);
         let odd = r#"{"meta":{"user_uri":"https://api.joind.in/v2.1/users/me"}}"#;
         assert_eq!(class(200, odd), ResponseClass::Ok);
+        // Objects Joind.in would not send (a proxy's `{}`, a document without `meta`) and
+        // bare lists say nothing about the token.
+        for body in ["{}", r#"{"events":"x"}"#, r#"{"status":"ok"}"#, "[]"] {
+            assert_eq!(class(200, body), ResponseClass::Ok, "{body}");
+        }
     }
 
     #[test]
