@@ -747,6 +747,11 @@ impl Provider for StandardProvider {
                     Revocation::NotSupported
                 })
             }
+            Err(err) if revoked_grant => {
+                // The grant is already gone; the access token merely lives out its time.
+                tracing::warn!(error = %err, "revoking the access token failed after the grant was revoked");
+                Ok(Revocation::Revoked)
+            }
             Err(err) => Err(err),
         }
     }
