@@ -57,7 +57,7 @@ pub(crate) fn run(
         )?;
     }
 
-    let figures = collect(&root().join("target/criterion"), started)?;
+    let figures = collect(&target_directory()?.join("criterion"), started)?;
     if figures.is_empty() {
         return Err("no benchmark with a baseline ran".to_owned());
     }
@@ -82,8 +82,7 @@ pub(crate) fn run(
     Ok(())
 }
 
-/// The `(package, bench target)` pairs of the workspace, or of one package.
-fn bench_targets(package: Option<&str>) -> Result<Vec<(String, String)>, String> {
+fn metadata() -> Result<serde_json::Value, String> {
     let output = std::process::Command::new("cargo")
         .args(["metadata", "--no-deps", "--format-version", "1"])
         .current_dir(root())
@@ -95,8 +94,20 @@ fn bench_targets(package: Option<&str>) -> Result<Vec<(String, String)>, String>
             String::from_utf8_lossy(&output.stderr)
         ));
     }
-    let metadata: serde_json::Value =
-        serde_json::from_slice(&output.stdout).map_err(|e| format!("cargo metadata: {e}"))?;
+    serde_json::from_slice(&output.stdout).map_err(|e| format!("cargo metadata: {e}"))
+}
+
+/// Where cargo builds (and criterion writes): `CARGO_TARGET_DIR` and config included.
+fn target_directory() -> Result<PathBuf, String> {
+    metadata()?["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .ok_or_else(|| "cargo metadata names no target directory".to_owned())
+}
+
+/// The `(package, bench target)` pairs of the workspace, or of one package.
+fn bench_targets(package: Option<&str>) -> Result<Vec<(String, String)>, String> {
+    let metadata = metadata()?;
     let mut targets = Vec::new();
     for pkg in metadata["packages"].as_array().into_iter().flatten() {
         let name = pkg["name"].as_str().unwrap_or_default();

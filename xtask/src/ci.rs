@@ -2,7 +2,7 @@
 
 use crate::run_command;
 
-/// Tidy, fmt, clippy, docs, then (unless skipped) the tests.
+/// Tidy, fmt, clippy, docs, then (unless skipped) the tests and the conformance matrix.
 pub(crate) fn run(with_tests: bool) -> Result<(), String> {
     crate::tidy::run()?;
     run_command("cargo", &["fmt", "--all", "--", "--check"], &[])?;
@@ -26,6 +26,7 @@ pub(crate) fn run(with_tests: bool) -> Result<(), String> {
     )?;
     if with_tests {
         run_command("cargo", &["test", "--workspace"], &[])?;
+        run_command("cargo", &["xtask", "conformance"], &[])?;
     }
     eprintln!("ci: all gates passed");
     Ok(())

@@ -11,6 +11,7 @@ use grantkit_core::FlowKind;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,12 +40,20 @@ struct Report {
     cells: Vec<Cell>,
 }
 
-/// Panic messages with their location, captured instead of printed, so a failing cell
-/// shows where it failed and the progress output stays readable.
+/// Panic messages with their location, captured while a cell runs instead of printed, so a
+/// failing cell shows where it failed and the progress output stays readable.
 static PANICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
+/// Whether a cell is running: panics outside cells (starting a backend, say) go to the
+/// default hook and are printed as usual.
+static IN_CELL: AtomicBool = AtomicBool::new(false);
+
 fn capture_panics() {
-    std::panic::set_hook(Box::new(|info| {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !IN_CELL.load(Ordering::SeqCst) {
+            return default(info);
+        }
         let message = info
             .payload()
             .downcast_ref::<&str>()
@@ -258,19 +267,39 @@ async fn run_matrix(
     Ok((cells, errors))
 }
 
+/// How long opening a store or cleaning up after a cell may take.
+const HOUSEKEEPING: Duration = Duration::from_secs(30);
+
 async fn run_planned(planned: &Planned<'_>, timeout: Duration) -> (Outcome, Duration) {
     let target = match planned {
         Planned::Store { target, .. } | Planned::Provider { target, .. } => target,
     };
-    let store = match (target.make)().await {
-        Ok(store) => store,
-        Err(reason) => {
+    let store = match tokio::time::timeout(HOUSEKEEPING, (target.make)()).await {
+        Ok(Ok(store)) => store,
+        Ok(Err(reason)) => {
             return (
                 Outcome::Failed(format!("could not open the store: {reason}")),
                 Duration::ZERO,
             );
         }
+        Err(_) => {
+            return (
+                Outcome::Failed("opening the store timed out".to_owned()),
+                Duration::ZERO,
+            );
+        }
     };
+    IN_CELL.store(true, Ordering::SeqCst);
+    let outcome = run_in_cell(planned, store, timeout).await;
+    IN_CELL.store(false, Ordering::SeqCst);
+    outcome
+}
+
+async fn run_in_cell(
+    planned: &Planned<'_>,
+    store: Arc<dyn grantkit_core::TokenStore>,
+    timeout: Duration,
+) -> (Outcome, Duration) {
     let result = match planned {
         Planned::Store { behaviour, .. } => {
             if let Some(reason) = behaviour.skip_reason(store.as_ref()) {
@@ -279,7 +308,7 @@ async fn run_planned(planned: &Planned<'_>, timeout: Duration) -> (Outcome, Dura
             let fixture = StoreFixture::new(store);
             let cleanup = fixture.clone();
             let result = run_cell((behaviour.run)(fixture), timeout).await;
-            cleanup.cleanup().await;
+            let _ = tokio::time::timeout(HOUSEKEEPING, cleanup.cleanup()).await;
             result
         }
         Planned::Provider {
@@ -296,7 +325,10 @@ async fn run_planned(planned: &Planned<'_>, timeout: Duration) -> (Outcome, Dura
             if let Some(reason) = behaviour.skip_reason(&fixture) {
                 return (Outcome::Skipped(reason), Duration::ZERO);
             }
-            run_cell((behaviour.run)(fixture), timeout).await
+            let result = run_cell((behaviour.run)(fixture), timeout).await;
+            // A cell that failed half-way must not leave its faults to the next one.
+            let _ = tokio::time::timeout(HOUSEKEEPING, harness.clear_faults()).await;
+            result
         }
     };
     let outcome = match result.outcome {

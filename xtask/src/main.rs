@@ -18,9 +18,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
-    /// The CI gates: tidy, fmt, clippy, docs, tests.
+    /// The CI gates: tidy, fmt, clippy, docs, tests, conformance.
     Ci {
-        /// Skip `cargo test --workspace` (the gates only).
+        /// Skip the tests and the conformance matrix (the quick gates only).
         #[arg(long)]
         no_test: bool,
     },

@@ -114,8 +114,15 @@ pub async fn run_store_test(name: &str, store: Arc<dyn TokenStore>) {
         return;
     }
     let fixture = StoreFixture::new(store);
-    (behaviour.run)(fixture.clone()).await;
+    // In its own task, so this run's keys are cleaned up even when the behaviour fails.
+    let outcome = tokio::spawn((behaviour.run)(fixture.clone())).await;
     fixture.cleanup().await;
+    if let Err(err) = outcome {
+        match err.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(err) => panic!("the behaviour's task ended: {err}"),
+        }
+    }
 }
 
 /// The list of store behaviours, written once: expanded into [`STORE_SUITE`] here and into
@@ -279,17 +286,26 @@ async fn stored_access(fixture: &StoreFixture, key: &TokenKey) -> Option<String>
         .map(|v| v.value.access_token.expose_secret().to_owned())
 }
 
-/// Polls `check` every 20 ms until it holds; fails after `limit` of real time.
-async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while !check().await {
+/// Polls until the lease on `key` is free, takes it (for 30 s) and returns it; fails after
+/// ten seconds of real time.
+async fn take_when_free(
+    fixture: &StoreFixture,
+    key: &TokenKey,
+    what: &str,
+) -> grantkit_core::Lease {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(lease) = fixture
+            .store
+            .try_lease(key, Duration::from_secs(30))
+            .await
+            .unwrap()
+        {
+            return lease;
+        }
         assert!(
             Instant::now() < deadline,
-            "never happened within {limit:?}: {what}"
+            "never happened within 10s: {what}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -798,7 +814,8 @@ pub async fn lease_is_exclusive(fixture: StoreFixture) {
 /// A lease renewed before it expires stays held beyond its first TTL.
 pub async fn lease_renewal_keeps_it(fixture: StoreFixture) {
     let key = fixture.key("lease-renewal");
-    let ttl = Duration::from_millis(1000);
+    // Renewed every 250 ms with a 2 s TTL: a stall of up to 1.75 s goes unnoticed.
+    let ttl = Duration::from_millis(2000);
     let lease = fixture
         .store
         .try_lease(&key, ttl)
@@ -816,7 +833,7 @@ pub async fn lease_renewal_keeps_it(fixture: StoreFixture) {
             fixture.store.try_lease(&key, ttl).await.unwrap().is_none(),
             "a renewed lease was taken by someone else"
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     fixture.store.release_lease(&lease).await.unwrap();
 }
@@ -825,41 +842,15 @@ pub async fn lease_renewal_keeps_it(fixture: StoreFixture) {
 /// holder never blocks the key for good.
 pub async fn lease_expires_without_renewal(fixture: StoreFixture) {
     let key = fixture.key("lease-expiry");
-    let ttl = Duration::from_millis(300);
+    // The short lease is only ever polled for its end, so a stalled machine cannot make
+    // the behaviour fail: exclusivity is `lease_is_exclusive`'s to show.
     let dead = fixture
         .store
-        .try_lease(&key, ttl)
+        .try_lease(&key, Duration::from_millis(300))
         .await
         .unwrap()
         .expect("lease");
-    assert!(fixture.store.try_lease(&key, ttl).await.unwrap().is_none());
-    let store = fixture.store.clone();
-    let taken = Arc::new(tokio::sync::Mutex::new(None));
-    let slot = taken.clone();
-    eventually(
-        "the unrenewed lease expires",
-        Duration::from_secs(10),
-        move || {
-            let store = store.clone();
-            let key = key.clone();
-            let slot = slot.clone();
-            async move {
-                match store
-                    .try_lease(&key, Duration::from_secs(30))
-                    .await
-                    .unwrap()
-                {
-                    Some(lease) => {
-                        *slot.lock().await = Some(lease);
-                        true
-                    }
-                    None => false,
-                }
-            }
-        },
-    )
-    .await;
-    let successor = taken.lock().await.take().unwrap();
+    let successor = take_when_free(&fixture, &key, "the unrenewed lease expires").await;
     assert_ne!(successor.holder, dead.holder);
     fixture.store.release_lease(&successor).await.unwrap();
 }
@@ -875,34 +866,7 @@ pub async fn lease_release_only_by_holder(fixture: StoreFixture) {
         .await
         .unwrap()
         .expect("lease");
-    let store = fixture.store.clone();
-    let successor = Arc::new(tokio::sync::Mutex::new(None));
-    let slot = successor.clone();
-    let k = key.clone();
-    eventually(
-        "the old lease expires",
-        Duration::from_secs(10),
-        move || {
-            let store = store.clone();
-            let key = k.clone();
-            let slot = slot.clone();
-            async move {
-                match store
-                    .try_lease(&key, Duration::from_secs(30))
-                    .await
-                    .unwrap()
-                {
-                    Some(lease) => {
-                        *slot.lock().await = Some(lease);
-                        true
-                    }
-                    None => false,
-                }
-            }
-        },
-    )
-    .await;
-    let successor = successor.lock().await.take().unwrap();
+    let successor = take_when_free(&fixture, &key, "the old lease expires").await;
     // The old holder wakes up and releases: the successor's lease must survive.
     fixture
         .store
@@ -964,38 +928,11 @@ pub async fn renewing_a_lost_lease_fails(fixture: StoreFixture) {
         .await
         .unwrap()
         .expect("lease");
-    let store = fixture.store.clone();
-    let successor = Arc::new(tokio::sync::Mutex::new(None));
-    let slot = successor.clone();
-    let k = key.clone();
-    eventually(
-        "the old lease expires",
-        Duration::from_secs(10),
-        move || {
-            let store = store.clone();
-            let key = k.clone();
-            let slot = slot.clone();
-            async move {
-                match store
-                    .try_lease(&key, Duration::from_secs(30))
-                    .await
-                    .unwrap()
-                {
-                    Some(lease) => {
-                        *slot.lock().await = Some(lease);
-                        true
-                    }
-                    None => false,
-                }
-            }
-        },
-    )
-    .await;
+    let successor = take_when_free(&fixture, &key, "the old lease expires").await;
     match fixture.store.renew_lease(&old, ttl).await {
         Err(Error::LeaseLost { .. }) => {}
         other => panic!("renewing a lease taken by another: expected LeaseLost, got {other:?}"),
     }
-    let successor = successor.lock().await.take().unwrap();
     fixture.store.release_lease(&successor).await.unwrap();
 }
 
