@@ -300,8 +300,11 @@ async function control(provider, req, res, path) {
 }
 
 function stop() {
-  server.close();
+  // Exit once the server has closed, and in any case soon: nothing must keep the test
+  // server alive after its owner let go of it.
+  server.close(() => process.exit(0));
   server.closeAllConnections();
+  setTimeout(() => process.exit(0), 1000).unref();
 }
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);

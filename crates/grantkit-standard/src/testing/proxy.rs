@@ -131,6 +131,8 @@ impl FaultProxy {
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
+                    // Out of file descriptors, say: wait instead of spinning.
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                     continue;
                 };
                 let state = serving.clone();
