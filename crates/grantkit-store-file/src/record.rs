@@ -5,6 +5,7 @@
 //! another name is recognised as foreign), the store version, and the token set as written by
 //! the codec, byte for byte. Errors describe what is wrong without quoting the file.
 
+use grantkit_core::codec::describe_json_error;
 use grantkit_core::{
     Error, PendingAuthorization, Result, StateHash, TokenKey, TokenSet, Version, codec,
 };
@@ -89,24 +90,11 @@ struct PendingEnvelope<'a> {
     pending: &'a RawValue,
 }
 
-/// Describes a serde_json error by category and position: its `Display` may quote a
-/// value from the file, which may be a token.
-fn describe(err: &serde_json::Error) -> String {
-    use serde_json::error::Category;
-    let what = match err.classify() {
-        Category::Io => "unreadable",
-        Category::Syntax => "not valid JSON",
-        Category::Data => "JSON of the wrong shape",
-        Category::Eof => "truncated JSON",
-    };
-    format!("{what} (line {}, column {})", err.line(), err.column())
-}
-
 fn check_header(bytes: &[u8], expected: &str) -> std::result::Result<(), Unreadable> {
     let header: Header<'_> = serde_json::from_slice(bytes).map_err(|e| {
         Unreadable(format!(
             "not a grantkit file store record: {}",
-            describe(&e)
+            describe_json_error(&e)
         ))
     })?;
     if header.format != expected {
@@ -200,7 +188,7 @@ fn decode_token_envelope(
 ) -> std::result::Result<(TokenKey, Version, &RawValue), Unreadable> {
     check_header(bytes, TOKEN_FORMAT)?;
     let envelope: TokenEnvelope<'_> = serde_json::from_slice(bytes)
-        .map_err(|e| Unreadable(format!("token record is {}", describe(&e))))?;
+        .map_err(|e| Unreadable(format!("token record is {}", describe_json_error(&e))))?;
     let version = parse_version(&envelope.store_version)?;
     Ok((envelope.key.to_key(), version, envelope.tokens))
 }
@@ -241,7 +229,7 @@ pub(crate) fn encode_lease(
 pub(crate) fn decode_lease(bytes: &[u8]) -> std::result::Result<LeaseRecord, Unreadable> {
     check_header(bytes, LEASE_FORMAT)?;
     let envelope: LeaseEnvelope<'_> = serde_json::from_slice(bytes)
-        .map_err(|e| Unreadable(format!("lease record is {}", describe(&e))))?;
+        .map_err(|e| Unreadable(format!("lease record is {}", describe_json_error(&e))))?;
     Ok(LeaseRecord {
         key: envelope.key.to_key(),
         holder: envelope.holder.into_owned(),
@@ -271,7 +259,7 @@ pub(crate) fn decode_pending(
 ) -> std::result::Result<PendingAuthorization, Unreadable> {
     check_header(bytes, PENDING_FORMAT)?;
     let envelope: PendingEnvelope<'_> = serde_json::from_slice(bytes)
-        .map_err(|e| Unreadable(format!("pending record is {}", describe(&e))))?;
+        .map_err(|e| Unreadable(format!("pending record is {}", describe_json_error(&e))))?;
     let pending = codec::decode_pending(envelope.pending.get().as_bytes())
         .map_err(|e| Unreadable(format!("the pending authorization {e}")))?;
     if envelope.state_hash != hash.as_str() || pending.state_hash() != *hash {
@@ -286,7 +274,7 @@ pub(crate) fn decode_pending(
 pub(crate) fn pending_expiry(bytes: &[u8]) -> std::result::Result<u64, Unreadable> {
     check_header(bytes, PENDING_FORMAT)?;
     let envelope: PendingEnvelope<'_> = serde_json::from_slice(bytes)
-        .map_err(|e| Unreadable(format!("pending record is {}", describe(&e))))?;
+        .map_err(|e| Unreadable(format!("pending record is {}", describe_json_error(&e))))?;
     Ok(envelope.expires_at_ms)
 }
 
