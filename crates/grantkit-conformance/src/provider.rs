@@ -306,6 +306,7 @@ macro_rules! __provider_suite {
             flow_round_trip_stores_the_identified_grant [],
             identify_returns_the_account [],
             changed_state_is_rejected_before_any_token_request [RedirectFlow],
+            finish_checks_the_callback_before_any_token_request [RedirectFlow],
             replayed_callback_is_rejected_and_the_code_not_resent [RedirectFlow],
             expired_pending_authorization_is_rejected [RedirectFlow],
             denied_authorization_is_a_typed_error [RedirectFlow, DenyRedirects],
@@ -561,6 +562,13 @@ pub async fn authorization_url_carries_the_request(fixture: ProviderFixture) {
         "the authorization URL does not carry the state"
     );
     assert_eq!(pending.redirect_uri, fixture.harness.redirect_uri());
+    for scope in fixture.harness.scopes() {
+        assert!(
+            url.query_pairs()
+                .any(|(_, v)| v.split(' ').any(|asked| asked == scope)),
+            "the authorization URL does not ask for the scope `{scope}`"
+        );
+    }
     match &pending.pkce_verifier {
         Some(verifier) => {
             assert_eq!(
@@ -656,6 +664,87 @@ pub async fn changed_state_is_rejected_before_any_token_request(fixture: Provide
         .complete_authorization(&flow, &genuine)
         .await
         .expect("the genuine callback still completes");
+}
+
+/// `Flow::finish` itself refuses, before any token request: a pending authorization of
+/// another client, a callback whose state differs (compared in constant time), and — where
+/// the provider advertises RFC 9207 — a missing or foreign `iss`. Direct flows have no
+/// callback to finish.
+pub async fn finish_checks_the_callback_before_any_token_request(fixture: ProviderFixture) {
+    let flow = redirect_flow(&fixture);
+    let FlowStart::Redirect { url, pending } = flow.start(SystemTime::now()).await.expect("start")
+    else {
+        panic!("a redirect flow must redirect");
+    };
+    let callback = fixture
+        .harness
+        .authorize(url.expose_secret(), Decision::Approve)
+        .await
+        .expect("the harness plays the browser");
+    let location = fixture.harness.provider().callback_location(fixture.flow);
+    let before = token_calls(&fixture).await;
+    let expect_refused =
+        |outcome: grantkit_core::Result<TokenSet>, reason: CallbackError| match outcome {
+            Err(Error::InvalidCallback { reason: got }) => assert_eq!(got, reason),
+            other => panic!("expected {reason:?}, got {other:?}"),
+        };
+
+    let mut foreign = pending.clone();
+    foreign.client = format!("{}-other", foreign.client);
+    let genuine = Callback::parse(&callback).unwrap();
+    expect_refused(
+        flow.finish(foreign, &genuine, SystemTime::now()).await,
+        CallbackError::WrongFlow,
+    );
+
+    let mut other_state = pending.clone();
+    other_state.state = grantkit_core::StateToken::generate();
+    expect_refused(
+        flow.finish(other_state, &genuine, SystemTime::now()).await,
+        CallbackError::StateMismatch,
+    );
+
+    if let Some(issuer) = fixture.harness.provider().callback_issuer() {
+        let params = genuine.params(location);
+        let iss = params
+            .get("iss")
+            .expect("an advertised issuer is in the callback")
+            .to_owned();
+        assert_eq!(iss, issuer);
+        let encoded: String = url::form_urlencoded::byte_serialize(iss.as_bytes()).collect();
+        let foreign_iss = callback.replacen(&encoded, "https%3A%2F%2Fevil.example", 1);
+        expect_refused(
+            flow.finish(
+                pending.clone(),
+                &Callback::parse(&foreign_iss).unwrap(),
+                SystemTime::now(),
+            )
+            .await,
+            CallbackError::IssuerMismatch,
+        );
+    }
+    assert_eq!(
+        token_calls(&fixture).await,
+        before,
+        "a refused callback reached the token endpoint"
+    );
+
+    let direct = PasswordFlow::new(
+        fixture.harness.provider(),
+        "nobody",
+        grantkit_core::Password::new("unused"),
+    );
+    assert!(matches!(
+        direct
+            .finish(pending.clone(), &genuine, SystemTime::now())
+            .await,
+        Err(Error::Unsupported { .. })
+    ));
+
+    // The genuine callback still completes.
+    flow.finish(pending, &genuine, SystemTime::now())
+        .await
+        .expect("the genuine callback completes");
 }
 
 /// A callback used twice is refused the second time, and the code is not sent again.

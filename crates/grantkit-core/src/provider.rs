@@ -367,9 +367,10 @@ pub trait Provider: Send + Sync + fmt::Debug {
     /// Classifies an API response to a request sent with a token.
     ///
     /// # Behavior
-    /// - Defaults to RFC 6750: 401 → token expired; 403 with
-    ///   `error="insufficient_scope"` → forbidden; 429 → rate limited with `Retry-After`;
-    ///   5xx → transient; other 4xx → permanent; anything else → ok.
+    /// - Defaults to RFC 6750: 401 → token expired; 403 → forbidden, with the scope named
+    ///   in `WWW-Authenticate` (`error="insufficient_scope", scope="…"`) when given; 429 →
+    ///   rate limited with `Retry-After`; 5xx → transient; other 4xx → permanent; anything
+    ///   else → ok.
     fn classify<'a>(&self, response: &ApiResponse<'a>) -> ResponseClass {
         classify_rfc6750(response)
     }
