@@ -286,6 +286,21 @@ async fn stored_access(fixture: &StoreFixture, key: &TokenKey) -> Option<String>
         .map(|v| v.value.access_token.expose_secret().to_owned())
 }
 
+/// Takes the lease on `key`, which must be free.
+async fn take(
+    fixture: &StoreFixture,
+    key: &TokenKey,
+    ttl: Duration,
+    what: &str,
+) -> grantkit_core::Lease {
+    fixture
+        .store
+        .try_lease(key, ttl)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{what}: the lease was not granted"))
+}
+
 /// Polls until the lease on `key` is free, takes it (for 30 s) and returns it; fails after
 /// ten seconds of real time.
 async fn take_when_free(
@@ -816,12 +831,7 @@ pub async fn lease_renewal_keeps_it(fixture: StoreFixture) {
     let key = fixture.key("lease-renewal");
     // Renewed every 250 ms with a 2 s TTL: a stall of up to 1.75 s goes unnoticed.
     let ttl = Duration::from_millis(2000);
-    let lease = fixture
-        .store
-        .try_lease(&key, ttl)
-        .await
-        .unwrap()
-        .expect("lease");
+    let lease = take(&fixture, &key, ttl, "lease").await;
     let until = Instant::now() + Duration::from_millis(3000);
     while Instant::now() < until {
         fixture
@@ -860,12 +870,7 @@ pub async fn lease_expires_without_renewal(fixture: StoreFixture) {
 pub async fn lease_release_only_by_holder(fixture: StoreFixture) {
     let key = fixture.key("lease-release");
     let ttl = Duration::from_millis(300);
-    let old = fixture
-        .store
-        .try_lease(&key, ttl)
-        .await
-        .unwrap()
-        .expect("lease");
+    let old = take(&fixture, &key, ttl, "lease").await;
     let successor = take_when_free(&fixture, &key, "the old lease expires").await;
     // The old holder wakes up and releases: the successor's lease must survive.
     fixture
@@ -890,18 +895,8 @@ pub async fn leases_on_distinct_keys_are_independent(fixture: StoreFixture) {
     let a = fixture.key("lease-a");
     let b = fixture.key("lease-b");
     let ttl = Duration::from_secs(30);
-    let la = fixture
-        .store
-        .try_lease(&a, ttl)
-        .await
-        .unwrap()
-        .expect("lease a");
-    let lb = fixture
-        .store
-        .try_lease(&b, ttl)
-        .await
-        .unwrap()
-        .expect("lease b");
+    let la = take(&fixture, &a, ttl, "lease a").await;
+    let lb = take(&fixture, &b, ttl, "lease b").await;
     fixture.store.release_lease(&la).await.unwrap();
     assert!(fixture.store.try_lease(&b, ttl).await.unwrap().is_none());
     fixture.store.release_lease(&lb).await.unwrap();
@@ -911,23 +906,13 @@ pub async fn leases_on_distinct_keys_are_independent(fixture: StoreFixture) {
 pub async fn renewing_a_lost_lease_fails(fixture: StoreFixture) {
     let key = fixture.key("lease-lost");
     let ttl = Duration::from_millis(300);
-    let released = fixture
-        .store
-        .try_lease(&key, ttl)
-        .await
-        .unwrap()
-        .expect("lease");
+    let released = take(&fixture, &key, ttl, "lease").await;
     fixture.store.release_lease(&released).await.unwrap();
     match fixture.store.renew_lease(&released, ttl).await {
         Err(Error::LeaseLost { .. }) => {}
         other => panic!("renewing a released lease: expected LeaseLost, got {other:?}"),
     }
-    let old = fixture
-        .store
-        .try_lease(&key, ttl)
-        .await
-        .unwrap()
-        .expect("lease");
+    let old = take(&fixture, &key, ttl, "lease").await;
     let successor = take_when_free(&fixture, &key, "the old lease expires").await;
     match fixture.store.renew_lease(&old, ttl).await {
         Err(Error::LeaseLost { .. }) => {}
