@@ -449,7 +449,7 @@ async fn missing_things_are_none_on_old_and_new_servers() {
             .await
             .unwrap_err();
         assert!(
-            matches!(&err, Error::Api { status: 403, message } if message.contains("permission")),
+            matches!(&err, Error::Api { status: 403, message, .. } if message.contains("permission")),
             "{err:?}"
         );
         joindin.whoami().await.expect("the token still works");

@@ -243,7 +243,7 @@ async fn code_flow_through_the_manager_and_every_api_call() {
     assert_eq!(jm.emulator.meeting_count(), 0);
     let err = joinme.meeting(meeting.meeting_id).await.unwrap_err();
     assert!(
-        matches!(&err, Error::Api { status: 404, message } if message.contains("not found")),
+        matches!(&err, Error::Api { status: 404, message, .. } if message.contains("not found")),
         "{err:?}"
     );
 

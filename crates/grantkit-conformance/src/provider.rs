@@ -667,9 +667,10 @@ pub async fn changed_state_is_rejected_before_any_token_request(fixture: Provide
 }
 
 /// `Flow::finish` itself refuses, before any token request: a pending authorization of
-/// another client, a callback whose state differs (compared in constant time), and — where
-/// the provider advertises RFC 9207 — a missing or foreign `iss`. Direct flows have no
-/// callback to finish.
+/// another client, a callback whose state differs (compared in constant time), an `iss`
+/// naming another issuer (RFC 9207 §2.4, advertised or not) or missing where the server
+/// promises it, and a callback that arrived at another scheme, host, port or path than the
+/// redirect URI. Direct flows have no callback to finish.
 pub async fn finish_checks_the_callback_before_any_token_request(fixture: ProviderFixture) {
     let flow = redirect_flow(&fixture);
     let FlowStart::Redirect { url, pending } = flow.start(SystemTime::now()).await.expect("start")
@@ -704,23 +705,49 @@ pub async fn finish_checks_the_callback_before_any_token_request(fixture: Provid
         CallbackError::StateMismatch,
     );
 
-    if let Some(issuer) = fixture.harness.provider().callback_issuer() {
-        let params = genuine.params(location);
-        let iss = params
-            .get("iss")
-            .expect("an advertised issuer is in the callback")
-            .to_owned();
-        assert_eq!(iss, issuer);
-        let encoded: String = url::form_urlencoded::byte_serialize(iss.as_bytes()).collect();
-        let foreign_iss = callback.replacen(&encoded, "https%3A%2F%2Fevil.example", 1);
+    // RFC 9207 §2.4: an `iss` that is present must name the provider's issuer, whether
+    // or not the server advertises it; where it promises `iss`, the genuine one is there.
+    let issuer = fixture.harness.provider().issuer();
+    if let Some(issuer) = issuer.as_ref().filter(|issuer| issuer.always_sent) {
+        assert_eq!(
+            genuine.params(location).get("iss"),
+            Some(issuer.identifier.as_str()),
+            "a server that promises `iss` sends its issuer"
+        );
+    }
+    let foreign_iss = with_param(&callback, location, "iss", "https://evil.example");
+    expect_refused(
+        flow.finish(
+            pending.clone(),
+            &Callback::parse(&foreign_iss).unwrap(),
+            SystemTime::now(),
+        )
+        .await,
+        CallbackError::IssuerMismatch,
+    );
+    if issuer.is_some_and(|issuer| issuer.always_sent) {
+        let without_iss = without_param(&callback, location, "iss");
         expect_refused(
             flow.finish(
                 pending.clone(),
-                &Callback::parse(&foreign_iss).unwrap(),
+                &Callback::parse(&without_iss).unwrap(),
                 SystemTime::now(),
             )
             .await,
             CallbackError::IssuerMismatch,
+        );
+    }
+
+    // A callback that arrived anywhere but the redirect URI was not meant for this client.
+    for elsewhere in elsewhere(&callback) {
+        expect_refused(
+            flow.finish(
+                pending.clone(),
+                &Callback::parse(&elsewhere).unwrap(),
+                SystemTime::now(),
+            )
+            .await,
+            CallbackError::WrongAddress,
         );
     }
     assert_eq!(
@@ -1342,4 +1369,88 @@ pub async fn run_provider_test(name: &str, fixture: ProviderFixture) {
         return;
     }
     (behaviour.run)(fixture).await;
+}
+
+/// `callback` with the parameter `name` set to `value` (replacing any) where the provider
+/// delivers its parameters.
+fn with_param(
+    callback: &str,
+    location: grantkit_core::ParamLocation,
+    name: &str,
+    value: &str,
+) -> String {
+    edit_params(callback, location, |params| {
+        params.retain(|(k, _)| k != name);
+        params.push((name.to_owned(), value.to_owned()));
+    })
+}
+
+/// `callback` without the parameter `name`.
+fn without_param(callback: &str, location: grantkit_core::ParamLocation, name: &str) -> String {
+    edit_params(callback, location, |params| {
+        params.retain(|(k, _)| k != name)
+    })
+}
+
+fn edit_params(
+    callback: &str,
+    location: grantkit_core::ParamLocation,
+    edit: impl FnOnce(&mut Vec<(String, String)>),
+) -> String {
+    let mut url = url::Url::parse(callback).expect("the harness returns an absolute callback");
+    let part = match location {
+        grantkit_core::ParamLocation::Query => url.query(),
+        grantkit_core::ParamLocation::Fragment => url.fragment(),
+    };
+    let mut params: Vec<(String, String)> =
+        url::form_urlencoded::parse(part.unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    edit(&mut params);
+    let encoded = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&params)
+        .finish();
+    match location {
+        grantkit_core::ParamLocation::Query => url.set_query(Some(&encoded)),
+        grantkit_core::ParamLocation::Fragment => url.set_fragment(Some(&encoded)),
+    }
+    url.into()
+}
+
+/// `callback` with the same parameters at other addresses: another host, port, path and
+/// scheme, and a `javascript:` URL.
+fn elsewhere(callback: &str) -> Vec<String> {
+    let url = url::Url::parse(callback).expect("the harness returns an absolute callback");
+    let mut other_host = url.clone();
+    other_host
+        .set_host(Some("evil.example"))
+        .expect("an http(s) URL has a host");
+    let mut other_port = url.clone();
+    let port = url.port_or_known_default().unwrap_or(80);
+    other_port
+        .set_port(Some(if port == 1 { 2 } else { port - 1 }))
+        .expect("an http(s) URL has a port");
+    let mut other_path = url.clone();
+    other_path.set_path(&format!("{}/elsewhere", url.path().trim_end_matches('/')));
+    let mut other_scheme = url.clone();
+    other_scheme
+        .set_scheme(if url.scheme() == "https" {
+            "http"
+        } else {
+            "https"
+        })
+        .expect("http and https swap");
+    let params = match (url.query(), url.fragment()) {
+        (Some(query), Some(fragment)) => format!("?{query}#{fragment}"),
+        (Some(query), None) => format!("?{query}"),
+        (None, Some(fragment)) => format!("#{fragment}"),
+        (None, None) => String::new(),
+    };
+    vec![
+        other_host.into(),
+        other_port.into(),
+        other_path.into(),
+        other_scheme.into(),
+        format!("javascript:alert(1){params}"),
+    ]
 }

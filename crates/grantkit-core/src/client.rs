@@ -167,9 +167,9 @@ impl AuthorizedClient {
                     }
                 }
                 other => {
-                    return Err(other.to_error(status).unwrap_or(Error::Unavailable {
-                        status: status.as_u16(),
-                    }));
+                    return Err(other
+                        .to_error(status)
+                        .unwrap_or(Error::unavailable(status.as_u16(), None)));
                 }
             }
         }

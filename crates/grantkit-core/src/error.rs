@@ -5,9 +5,13 @@
 //! description written here, and the renew URL (which carries a token) a [`SecretUrl`].
 
 use crate::secret::SecretUrl;
+use crate::text;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The longest OAuth error code kept: RFC 6749 codes are a few words.
+const MAX_CODE_LEN: usize = 64;
 
 /// `Result` with grantkit's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -28,8 +32,11 @@ pub enum CallbackError {
     Expired,
     /// A parameter the flow needs is missing.
     MissingParameter(&'static str),
-    /// The `iss` parameter (RFC 9207) is missing or names another issuer.
+    /// The `iss` parameter (RFC 9207) names another issuer, or is missing where the server
+    /// promises it.
     IssuerMismatch,
+    /// The callback arrived at another scheme, host, port or path than the redirect URI.
+    WrongAddress,
     /// The pending authorization belongs to another provider, client or flow.
     WrongFlow,
     /// The callback could not be parsed.
@@ -48,8 +55,12 @@ impl fmt::Display for CallbackError {
             Self::Expired => f.write_str("the pending authorization has expired"),
             Self::MissingParameter(name) => write!(f, "the callback has no `{name}` parameter"),
             Self::IssuerMismatch => {
-                f.write_str("the callback's `iss` does not name the expected issuer")
+                f.write_str("the callback's `iss` is missing or does not name the expected issuer")
             }
+            Self::WrongAddress => f.write_str(
+                "the callback arrived at another address than the redirect URI (scheme, host, \
+                 port or path differ)",
+            ),
             Self::WrongFlow => {
                 f.write_str("the pending authorization belongs to another provider, client or flow")
             }
@@ -65,7 +76,10 @@ pub enum Error {
     /// The provider answered with an OAuth error: RFC 6749 §5.2 from a token endpoint, or an
     /// error redirect such as `access_denied`. Refresh failures that mean the grant is gone
     /// are normalised to `invalid_grant`.
+    ///
+    /// Built with [`Error::oauth`], which caps and escapes the server's text.
     #[error("OAuth error `{code}`{}", description.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    #[non_exhaustive]
     OAuth {
         /// The error code, e.g. `invalid_grant`, `access_denied`.
         code: String,
@@ -87,6 +101,17 @@ pub enum Error {
     RenewRequired {
         /// Where to send the user; it carries the access token, so it is never printed.
         renew_url: SecretUrl,
+    },
+
+    /// The user of a new grant could not be identified, so the grant could not be stored
+    /// under a key. A grant nobody can use must not stay live at the provider: it was
+    /// revoked where the provider could (`revocation` says what happened).
+    #[error("the user of the new grant could not be identified: {reason}; {revocation}")]
+    Unidentified {
+        /// What each source of identity said (every endpoint tried).
+        reason: String,
+        /// What became of the grant at the provider.
+        revocation: String,
     },
 
     /// A store write's precondition did not hold: the record changed since it was read.
@@ -166,14 +191,20 @@ pub enum Error {
     },
 
     /// The provider failed (5xx, gateway errors): worth retrying later.
-    #[error("provider unavailable (HTTP {status})")]
+    #[error("provider unavailable (HTTP {status}){}", retry_after.map(|d| format!("; retry after {}s", d.as_secs())).unwrap_or_default())]
+    #[non_exhaustive]
     Unavailable {
         /// The HTTP status.
         status: u16,
+        /// How long the provider asked to wait (`Retry-After`), if it said.
+        retry_after: Option<Duration>,
     },
 
     /// The provider refused the request itself (validation, not found, …).
+    ///
+    /// Built with [`Error::api`], which caps and escapes the server's message.
     #[error("provider API error (HTTP {status}): {message}")]
+    #[non_exhaustive]
     Api {
         /// The HTTP status.
         status: u16,
@@ -261,11 +292,42 @@ impl Error {
         matches!(self, Self::ReauthorizationRequired { .. })
     }
 
-    /// An OAuth error from its code and optional description.
-    pub fn oauth(code: impl Into<String>, description: Option<String>) -> Self {
+    /// An OAuth error from its code and optional description, as a server or a callback
+    /// wrote them: both are capped and escaped ([`text::untrusted`]), the description is
+    /// cleared of anything that looks like a token.
+    pub fn oauth(code: impl AsRef<str>, description: Option<String>) -> Self {
         Self::OAuth {
-            code: code.into(),
-            description: description.filter(|d| !d.is_empty()),
+            code: text::untrusted(code.as_ref(), MAX_CODE_LEN),
+            description: description
+                .map(|d| text::untrusted(d.trim(), text::MAX_UNTRUSTED_LEN))
+                .filter(|d| !d.is_empty()),
+        }
+    }
+
+    /// A refused API request, with the provider's message capped and escaped.
+    pub fn api(status: u16, message: impl AsRef<str>) -> Self {
+        Self::Api {
+            status,
+            message: text::untrusted(message.as_ref(), text::MAX_UNTRUSTED_LEN),
+        }
+    }
+
+    /// The provider failed with `status`; `retry_after` is its `Retry-After`, if any.
+    pub fn unavailable(status: u16, retry_after: Option<Duration>) -> Self {
+        Self::Unavailable {
+            status,
+            retry_after,
+        }
+    }
+
+    /// How long the provider asked to wait before trying again: the `Retry-After` of a
+    /// rate-limited or unavailable answer.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after } | Self::Unavailable { retry_after, .. } => {
+                *retry_after
+            }
+            _ => None,
         }
     }
 

@@ -7,7 +7,7 @@
 
 use crate::error::{CallbackError, Error, Result};
 use crate::pending::PendingAuthorization;
-use crate::provider::{AuthorizationRequest, Grant, Provider};
+use crate::provider::{AuthorizationRequest, Grant, Issuer, Provider};
 use crate::secret::{AuthorizationCode, Password, PkceVerifier, SecretUrl, StateToken};
 use crate::token::TokenSet;
 use async_trait::async_trait;
@@ -128,51 +128,67 @@ impl fmt::Debug for CallbackParams {
     }
 }
 
-/// A redirect back to the client: the parameters of its query and of its fragment.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// A redirect back to the client: where it arrived, and the parameters of its query and
+/// of its fragment.
+///
+/// Where it arrived (scheme, host, port and path) is checked against the redirect URI of
+/// the pending authorization before anything else is read: a callback that names another
+/// address was not sent to this client.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Callback {
     /// The query parameters.
     pub query: CallbackParams,
     /// The fragment parameters.
     pub fragment: CallbackParams,
+    /// Where the redirect arrived.
+    received_at: ReceivedAt,
+}
+
+/// Where a callback arrived: a whole URL, or only the path (a server handling the request
+/// knows its own scheme, host and port).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum ReceivedAt {
+    /// Scheme, host, port and path; query and fragment removed.
+    Url(Url),
+    /// The path alone.
+    Path(String),
 }
 
 /// Callbacks longer than this are refused unparsed.
 pub const MAX_CALLBACK_LEN: usize = 16 * 1024;
 
+fn too_long() -> Error {
+    Error::callback(CallbackError::Malformed("longer than 16 KiB"))
+}
+
 impl Callback {
-    /// Parses the URL the browser was redirected to: absolute, or a path with query and
-    /// fragment (`/callback?code=…`).
+    /// Parses the URL the browser was redirected to: absolute, or the path with query and
+    /// fragment that a server received (`/callback?code=…`).
     pub fn parse(url: &str) -> Result<Self> {
         if url.len() > MAX_CALLBACK_LEN {
-            return Err(Error::callback(CallbackError::Malformed(
-                "longer than 16 KiB",
-            )));
+            return Err(too_long());
         }
-        let base = Url::parse("http://callback.invalid/").expect("static URL");
-        let parsed = Url::options()
-            .base_url(Some(&base))
-            .parse(url)
-            .map_err(|_| Error::callback(CallbackError::Malformed("not a URL")))?;
+        let (received_at, parsed) = received_at(url)?;
         Ok(Self {
             query: CallbackParams::parse(parsed.query().unwrap_or("")).map_err(Error::callback)?,
             fragment: CallbackParams::parse(parsed.fragment().unwrap_or(""))
                 .map_err(Error::callback)?,
+            received_at,
         })
     }
 
-    /// A callback whose fragment was relayed by a page (see the loopback helper): the
-    /// relayed string is parsed as the fragment.
-    pub fn from_fragment(fragment: &str) -> Result<Self> {
-        if fragment.len() > MAX_CALLBACK_LEN {
-            return Err(Error::callback(CallbackError::Malformed(
-                "longer than 16 KiB",
-            )));
+    /// A callback whose fragment was relayed by the page at `page` (see the loopback
+    /// helper): the relayed string is parsed as the fragment, `page` (absolute, or a path)
+    /// is where the redirect arrived.
+    pub fn from_fragment(page: &str, fragment: &str) -> Result<Self> {
+        if fragment.len() > MAX_CALLBACK_LEN || page.len() > MAX_CALLBACK_LEN {
+            return Err(too_long());
         }
         Ok(Self {
             query: CallbackParams::default(),
             fragment: CallbackParams::parse(fragment.trim_start_matches('#'))
                 .map_err(Error::callback)?,
+            received_at: received_at(page)?.0,
         })
     }
 
@@ -182,6 +198,47 @@ impl Callback {
             ParamLocation::Query => &self.query,
             ParamLocation::Fragment => &self.fragment,
         }
+    }
+
+    /// Whether the callback arrived at `redirect_uri`: same scheme, host, port and path
+    /// (only the path when the callback was given as one). The redirect URI's own query,
+    /// which the server appends to, is not compared.
+    pub fn arrived_at(&self, redirect_uri: &str) -> bool {
+        let Ok(expected) = Url::parse(redirect_uri) else {
+            return false;
+        };
+        match &self.received_at {
+            ReceivedAt::Url(url) => {
+                url.scheme() == expected.scheme()
+                    && url.host() == expected.host()
+                    && url.port_or_known_default() == expected.port_or_known_default()
+                    && url.path() == expected.path()
+            }
+            ReceivedAt::Path(path) => *path == expected.path(),
+        }
+    }
+}
+
+/// Where `url` (absolute, or a path) points, and the parsed URL.
+fn received_at(url: &str) -> Result<(ReceivedAt, Url)> {
+    let malformed = || Error::callback(CallbackError::Malformed("not a URL"));
+    match Url::parse(url) {
+        Ok(parsed) => {
+            let mut at = parsed.clone();
+            at.set_query(None);
+            at.set_fragment(None);
+            Ok((ReceivedAt::Url(at), parsed))
+        }
+        Err(url::ParseError::RelativeUrlWithoutBase) if url.starts_with('/') => {
+            let base = Url::parse("http://callback.invalid/").expect("static URL");
+            let parsed = base.join(url).map_err(|_| malformed())?;
+            // `//host/path` is a network-path reference, not a path.
+            if parsed.host_str() != Some("callback.invalid") {
+                return Err(malformed());
+            }
+            Ok((ReceivedAt::Path(parsed.path().to_owned()), parsed))
+        }
+        Err(_) => Err(malformed()),
     }
 }
 
@@ -229,8 +286,11 @@ pub trait Flow: Send + Sync + fmt::Debug {
     ///   expired at `now`.
     /// - Refuses a missing or different `state` (compared in constant time) before
     ///   anything else is read.
+    /// - Refuses a callback that arrived at another scheme, host, port or path than the
+    ///   pending authorization's redirect URI.
+    /// - Refuses an `iss` that does not name the provider's issuer, and a missing `iss`
+    ///   where the server promises one (RFC 9207).
     /// - Turns an error redirect (`error=access_denied`, …) into [`Error::OAuth`].
-    /// - Checks `iss` where the provider advertises it (RFC 9207).
     /// - Then calls the provider's exchange, once.
     /// - Direct flows fail with [`Error::Unsupported`].
     async fn finish(
@@ -258,6 +318,23 @@ fn check_redirect_uri(redirect_uri: &str) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// RFC 9207 §2.4: an `iss` that is present must name the provider's issuer, whatever the
+/// server's metadata says (a provider without an issuer identifier cannot have sent one);
+/// a server that promises `iss` must send it.
+fn check_issuer(iss: Option<&str>, issuer: Option<Issuer>) -> Result<()> {
+    let matches = match (iss, &issuer) {
+        (Some(iss), Some(issuer)) => iss == issuer.identifier,
+        (Some(_), None) => false,
+        (None, Some(issuer)) => !issuer.always_sent,
+        (None, None) => true,
+    };
+    if matches {
+        Ok(())
+    } else {
+        Err(Error::callback(CallbackError::IssuerMismatch))
+    }
 }
 
 /// How long a redirect flow waits for its callback, by default.
@@ -404,16 +481,15 @@ impl Flow for RedirectFlow {
         if StateToken::new(state) != pending.state {
             return Err(Error::callback(CallbackError::StateMismatch));
         }
+        if !callback.arrived_at(&pending.redirect_uri) {
+            return Err(Error::callback(CallbackError::WrongAddress));
+        }
+        check_issuer(params.get("iss"), self.provider.issuer())?;
         if let Some(code) = params.get("error") {
             return Err(Error::oauth(
                 code,
                 params.get("error_description").map(str::to_owned),
             ));
-        }
-        if let Some(issuer) = self.provider.callback_issuer()
-            && params.get("iss") != Some(issuer.as_str())
-        {
-            return Err(Error::callback(CallbackError::IssuerMismatch));
         }
         let grant = match self.kind {
             FlowKind::AuthorizationCode => Grant::AuthorizationCode {

@@ -161,34 +161,41 @@ impl HttpResponse {
     }
 }
 
-/// The error for a token endpoint's failed answer: an RFC 6749 §5.2 body becomes
-/// [`Error::OAuth`]; 429 rate limited; 5xx unavailable; anything else a bad response.
+/// The error for a token endpoint's failed answer. The status decides first: 429, and a
+/// 503 with `Retry-After`, are rate limits with their delay whatever the body says (a
+/// server's `{"error":"slow_down"}` included); then an RFC 6749 §5.2 body becomes
+/// [`Error::OAuth`]; any other 5xx is unavailable; anything else a bad response.
 pub fn token_endpoint_error(response: &HttpResponse) -> Error {
     #[derive(Deserialize)]
     struct OAuthError {
         error: String,
         error_description: Option<String>,
     }
+    if let Some(err) = throttled(response.status, &response.headers) {
+        return err;
+    }
     if let Ok(body) = serde_json::from_slice::<OAuthError>(&response.body)
         && !body.error.is_empty()
         && body.error.len() <= 128
     {
-        return Error::oauth(
-            body.error,
-            body.error_description
-                .map(|d| redact_token_like(&d).chars().take(512).collect()),
-        );
+        return Error::oauth(body.error, body.error_description);
     }
     match response.status.as_u16() {
-        429 => Error::RateLimited {
-            retry_after: retry_after(&response.headers),
-        },
-        500..=599 => Error::Unavailable {
-            status: response.status.as_u16(),
-        },
+        status @ 500..=599 => Error::unavailable(status, retry_after(&response.headers)),
         status => Error::bad_response(format!(
             "the token endpoint answered HTTP {status} without an OAuth error"
         )),
+    }
+}
+
+/// The error for an answer whose status alone says "slow down": 429, or 503 with
+/// `Retry-After` (RFC 9110 §10.2.3). Its delay comes with it.
+pub fn throttled(status: StatusCode, headers: &HeaderMap) -> Option<Error> {
+    let delay = retry_after(headers);
+    match status.as_u16() {
+        429 => Some(Error::RateLimited { retry_after: delay }),
+        503 if delay.is_some() => Some(Error::unavailable(503, delay)),
+        _ => None,
     }
 }
 
@@ -205,16 +212,58 @@ struct RawTokenResponse {
     scope: Option<serde_json::Value>,
 }
 
-/// Seconds from a number or a numeric string; `None` for anything else.
-fn seconds(value: &serde_json::Value) -> Option<Duration> {
-    let number = match value {
-        serde_json::Value::Number(n) => n.as_f64()?,
-        serde_json::Value::String(text) => text.trim().parse().ok()?,
-        _ => return None,
-    };
-    (0.0..1e12)
-        .contains(&number)
-        .then(|| Duration::from_secs(number as u64))
+/// The longest lifetime grantkit believes a token has. A server that says a token lives
+/// longer (`1e30`, `2^64-1` seconds) is believed for this long, and the cap is logged:
+/// the token is then refreshed (or re-checked) within a year instead of never.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(366 * 24 * 60 * 60);
+
+/// A token's lifetime from an `expires_in` (or `refresh_token_expires_in`) value, a JSON
+/// number or a numeric string:
+///
+/// - zero or negative: already expired (`Duration::ZERO`);
+/// - longer than [`MAX_TOKEN_LIFETIME`]: that maximum, logged;
+/// - anything else that is not a number (`"soon"`, `null`, `true`): `None`, so that the
+///   provider's documented default applies, as when the field is missing.
+pub fn lifetime(value: &serde_json::Value) -> Option<Duration> {
+    match value {
+        serde_json::Value::Number(n) => lifetime_of(n.as_f64()?),
+        serde_json::Value::String(text) => lifetime_from_text(text),
+        _ => None,
+    }
+}
+
+/// [`lifetime`] of a value that arrived as text (a redirect's fragment).
+pub fn lifetime_from_text(text: &str) -> Option<Duration> {
+    lifetime_of(text.trim().parse::<f64>().ok()?)
+}
+
+fn lifetime_of(seconds: f64) -> Option<Duration> {
+    if !seconds.is_finite() {
+        return None;
+    }
+    if seconds <= 0.0 {
+        return Some(Duration::ZERO);
+    }
+    if seconds > MAX_TOKEN_LIFETIME.as_secs_f64() {
+        tracing::warn!(
+            max_seconds = MAX_TOKEN_LIFETIME.as_secs(),
+            "the server gave a token a lifetime beyond the maximum; using the maximum"
+        );
+        return Some(MAX_TOKEN_LIFETIME);
+    }
+    Some(Duration::from_secs(seconds as u64))
+}
+
+/// Checks an access token as it is received: it must be non-empty, without whitespace or
+/// control characters. Such a token could never be sent in a header, and taking it would
+/// replace a working token with a useless one.
+pub fn check_access_token(token: &str) -> Result<()> {
+    if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::bad_response(
+            "the access token is empty or contains whitespace or control characters",
+        ));
+    }
+    Ok(())
 }
 
 fn text(value: Option<serde_json::Value>) -> Option<String> {
@@ -236,38 +285,6 @@ fn scopes(value: Option<serde_json::Value>) -> Vec<String> {
             .collect(),
         _ => Vec::new(),
     }
-}
-
-/// Replaces every run of 20 or more token-like characters that mixes letters and digits
-/// with `[redacted]`: servers sometimes echo the token they refused in an error's
-/// description.
-pub fn redact_token_like(text: &str) -> String {
-    fn token_char(c: char) -> bool {
-        c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~' | '+' | '/' | '=')
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut run = String::new();
-    let flush = |run: &mut String, out: &mut String| {
-        let looks_like_token = run.len() >= 20
-            && run.chars().any(|c| c.is_ascii_digit())
-            && run.chars().any(|c| c.is_ascii_alphabetic());
-        out.push_str(if looks_like_token {
-            crate::REDACTED
-        } else {
-            run
-        });
-        run.clear();
-    };
-    for c in text.chars() {
-        if token_char(c) {
-            run.push(c);
-        } else {
-            flush(&mut run, &mut out);
-            out.push(c);
-        }
-    }
-    flush(&mut run, &mut out);
-    out
 }
 
 /// How to read a token response.
@@ -305,11 +322,7 @@ pub fn parse_token_response(body: &[u8], rules: TokenResponseRules) -> Result<To
             ));
         }
     };
-    if access.is_empty() || access.chars().any(char::is_whitespace) {
-        return Err(Error::bad_response(
-            "the token response's access_token is empty or has whitespace",
-        ));
-    }
+    check_access_token(&access)?;
     let token_type = text(raw.token_type)
         .unwrap_or_else(|| "bearer".to_owned())
         .to_ascii_lowercase();
@@ -320,14 +333,14 @@ pub fn parse_token_response(body: &[u8], rules: TokenResponseRules) -> Result<To
         )));
     }
     // An `expires_in` that is not a number of seconds counts as absent.
-    let lifetime = raw
+    let access_lifetime = raw
         .expires_in
         .as_ref()
-        .and_then(seconds)
+        .and_then(lifetime)
         .or(rules.default_lifetime);
     let mut tokens = TokenSet::new(AccessToken::new(access), rules.grant);
     tokens.token_type = token_type;
-    tokens.expires_at = lifetime.map(|l| rules.now + l);
+    tokens.expires_at = access_lifetime.map(|l| rules.now + l);
     tokens.obtained_at = Some(rules.now);
     tokens.refresh_token = text(raw.refresh_token)
         .filter(|t| !t.is_empty())
@@ -335,7 +348,7 @@ pub fn parse_token_response(body: &[u8], rules: TokenResponseRules) -> Result<To
     tokens.refresh_expires_at = raw
         .refresh_token_expires_in
         .as_ref()
-        .and_then(seconds)
+        .and_then(lifetime)
         .map(|l| rules.now + l);
     tokens.scopes = scopes(raw.scope);
     Ok(tokens)
@@ -407,6 +420,44 @@ mod tests {
     }
 
     #[test]
+    fn out_of_range_lifetimes_expire_at_once_are_capped_or_take_the_default() {
+        let day = Duration::from_secs(86_400);
+        for (expires_in, lifetime) in [
+            ("-5", Duration::ZERO),
+            ("0", Duration::ZERO),
+            (r#""-5""#, Duration::ZERO),
+            ("1e30", MAX_TOKEN_LIFETIME),
+            ("18446744073709551615", MAX_TOKEN_LIFETIME),
+            (r#""1e30""#, MAX_TOKEN_LIFETIME),
+            (r#""soon""#, day),
+            ("null", day),
+            ("true", day),
+            (r#""NaN""#, day),
+            ("3600", Duration::from_secs(3600)),
+        ] {
+            let body = format!(r#"{{"access_token":"a","expires_in":{expires_in}}}"#);
+            let tokens = parse_token_response(body.as_bytes(), rules()).unwrap();
+            assert_eq!(
+                tokens.expires_at,
+                Some(rules().now + lifetime),
+                "expires_in {expires_in}"
+            );
+        }
+        let expired =
+            parse_token_response(br#"{"access_token":"a","expires_in":-5}"#, rules()).unwrap();
+        assert!(expired.is_expired(rules().now));
+    }
+
+    #[test]
+    fn access_tokens_with_control_characters_are_refused_on_receipt() {
+        for token in [r"a\u0001b", r"a\u007fb", r"a\u2028b", r"a\u00a0b", r"a\tb"] {
+            let body = format!(r#"{{"access_token":"{token}"}}"#);
+            let err = parse_token_response(body.as_bytes(), rules()).unwrap_err();
+            assert!(matches!(err, Error::BadResponse { .. }), "{token}: {err}");
+        }
+    }
+
+    #[test]
     fn bad_token_responses_are_typed_and_quote_nothing() {
         for body in [
             &br#"{"access_token":"sec ret"}"#[..],
@@ -428,16 +479,6 @@ mod tests {
     }
 
     #[test]
-    fn token_like_runs_are_redacted_from_descriptions() {
-        assert_eq!(
-            redact_token_like("Invalid refresh token: 8xZ3kPq7Lm2Nc9Vb4Rt6Yw1Q"),
-            "Invalid refresh token: [redacted]"
-        );
-        let plain = "the authorization_code grant is not allowed (ticket d685626822)";
-        assert_eq!(redact_token_like(plain), plain);
-    }
-
-    #[test]
     fn token_endpoint_errors_are_classified() {
         let response = |status: u16, body: &str| HttpResponse {
             status: StatusCode::from_u16(status).unwrap(),
@@ -451,7 +492,7 @@ mod tests {
         assert!(err.is_invalid_grant());
         assert!(matches!(
             token_endpoint_error(&response(503, "<html>down</html>")),
-            Error::Unavailable { status: 503 }
+            Error::Unavailable { status: 503, .. }
         ));
         assert!(matches!(
             token_endpoint_error(&response(429, "")),

@@ -1,5 +1,6 @@
 //! `TokenKey`: which grant a token set belongs to.
 
+use crate::text::escape_controls;
 use std::fmt;
 
 /// Identifies one grant: a provider, an OAuth client (or application namespace) and the
@@ -35,8 +36,34 @@ impl TokenKey {
     }
 }
 
+/// The longest a key part is shown in `Display`: errors and log lines stay readable.
+const MAX_SHOWN_PART: usize = 256;
+
 impl fmt::Display for TokenKey {
+    /// `provider/client/account`, each part with control characters escaped and cut at
+    /// 256 bytes: the account comes from a server, and a key is printed in errors and logs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}/{}", self.provider, self.client, self.account)
+        let shown = |part: &str| escape_controls(part, MAX_SHOWN_PART);
+        write!(
+            f,
+            "{}/{}/{}",
+            shown(&self.provider),
+            shown(&self.client),
+            shown(&self.account)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_print_on_one_line_and_briefly() {
+        let key = TokenKey::new("p", "c", format!("a\n\u{1b}[2J{}", "x".repeat(2000)));
+        let shown = key.to_string();
+        assert!(shown.starts_with(r"p/c/a\u{a}\u{1b}[2J"), "{shown}");
+        assert!(!shown.chars().any(char::is_control));
+        assert!(shown.len() <= 4 + 3 * MAX_SHOWN_PART);
     }
 }

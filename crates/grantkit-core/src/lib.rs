@@ -13,6 +13,7 @@ mod pending;
 mod provider;
 mod secret;
 mod store;
+pub mod text;
 mod token;
 
 #[cfg(feature = "reqwest")]
@@ -41,8 +42,9 @@ pub use memory::MemoryTokenStore;
 pub use net::{ensure_safe_destination, is_loopback};
 pub use pending::PendingAuthorization;
 pub use provider::{
-    ApiResponse, AuthorizationRequest, Capabilities, Grant, Provider, Renewal, ResponseClass,
-    Revocation, bearer_header, classify_rfc6750, retry_after, www_authenticate_param,
+    ApiResponse, AuthorizationRequest, Capabilities, Grant, Issuer, Provider, Renewal,
+    ResponseClass, Revocation, bearer_header, classify_rfc6750, retry_after,
+    www_authenticate_param,
 };
 pub use secret::{
     AccessToken, AuthorizationCode, ClientSecret, Password, PkceVerifier, REDACTED, RefreshToken,

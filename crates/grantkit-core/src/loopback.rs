@@ -94,6 +94,7 @@ impl LoopbackRedirect {
     pub async fn wait(self) -> Result<Callback> {
         let (tx, mut rx) = mpsc::channel::<Result<Callback>>(1);
         let path = self.config.path.clone();
+        let origin = self.redirect_uri[..self.redirect_uri.len() - path.len()].to_owned();
         let serve = async {
             loop {
                 let Ok((stream, _)) = self.listener.accept().await else {
@@ -102,14 +103,16 @@ impl LoopbackRedirect {
                     continue;
                 };
                 let tx = tx.clone();
-                let path = path.clone();
+                let (origin, path) = (origin.clone(), path.clone());
                 // One task per connection: a browser's idle preconnect must not block the
                 // real redirect.
                 tokio::spawn(async move {
-                    if let Ok(Some(callback)) =
-                        tokio::time::timeout(CONNECTION_TIMEOUT, serve_connection(stream, &path))
-                            .await
-                            .unwrap_or(Ok(None))
+                    if let Ok(Some(callback)) = tokio::time::timeout(
+                        CONNECTION_TIMEOUT,
+                        serve_connection(stream, &origin, &path),
+                    )
+                    .await
+                    .unwrap_or(Ok(None))
                     {
                         let _ = tx.send(callback).await;
                     }
@@ -127,8 +130,10 @@ impl LoopbackRedirect {
 }
 
 /// Serves one connection. `Ok(Some(_))` when it carried the callback.
+/// `base` is `http://127.0.0.1:<port>`: where the browser's redirect arrived.
 async fn serve_connection(
     mut stream: TcpStream,
+    base: &str,
     path: &str,
 ) -> std::io::Result<Option<Result<Callback>>> {
     let mut buffer = Vec::with_capacity(2048);
@@ -171,7 +176,7 @@ async fn serve_connection(
             Ok(None)
         }
         "GET" => {
-            let callback = Callback::parse(target);
+            let callback = Callback::parse(&format!("{base}{target}"));
             respond(&mut stream, "200 OK", page_for(&callback)).await?;
             Ok(Some(callback))
         }
@@ -222,7 +227,7 @@ async fn serve_connection(
                         "the relayed fragment is not UTF-8",
                     ))
                 })
-                .and_then(Callback::from_fragment);
+                .and_then(|fragment| Callback::from_fragment(&format!("{base}{path}"), fragment));
             respond(&mut stream, "200 OK", page_for(&callback)).await?;
             Ok(Some(callback))
         }

@@ -204,7 +204,16 @@ impl fmt::Debug for TokenManager {
     }
 }
 
-type Job = Shared<BoxFuture<'static, Result<Arc<TokenSet>>>>;
+type Job = Shared<BoxFuture<'static, Result<Current>>>;
+
+/// A token set as the manager holds it: with the store version it was read or written as.
+/// Whether a token has been replaced is decided by the version (and the token), never by
+/// the token alone: some servers re-issue the very same access token on a refresh.
+#[derive(Clone)]
+struct Current {
+    tokens: Arc<TokenSet>,
+    version: Version,
+}
 
 /// The key of the extra the manager sets on a grant whose last refresh has an unknown
 /// outcome at a provider that rotates refresh tokens. Keys starting with `grantkit.` are
@@ -232,6 +241,8 @@ struct RunningJob {
 #[derive(Clone)]
 struct Entry {
     tokens: Arc<TokenSet>,
+    /// The store version of `tokens`; for a set not yet saved, the version it must replace.
+    version: Version,
     /// Refresh from here on (in the background until the token expires).
     refresh_at: Option<SystemTime>,
     /// Re-read the store from here on.
@@ -245,13 +256,18 @@ struct Entry {
 enum Trigger {
     /// The cached token is missing, old, or due for refresh.
     Due,
-    /// The API refused this access token: as expired, or (`invalid`) as no longer valid.
+    /// The API refused this access token (held as `version`): as expired, or (`invalid`)
+    /// as no longer valid.
     Rejected {
         access_token: AccessToken,
+        version: Version,
         invalid: bool,
     },
-    /// The caller asked for a refresh of this access token.
-    Forced { access_token: AccessToken },
+    /// The caller asked for a refresh of this access token (held as `version`).
+    Forced {
+        access_token: AccessToken,
+        version: Version,
+    },
 }
 
 /// Removes a job from the map when its task ends, however it ends (a panic included), so
@@ -460,7 +476,7 @@ impl TokenManager {
             drop(self.inner.clone().job(key, Trigger::Due));
             return Ok(tokens);
         }
-        self.inner.clone().job(key, Trigger::Due).await
+        Ok(self.inner.clone().job(key, Trigger::Due).await?.tokens)
     }
 
     /// Tells the manager that the API refused `rejected` for `key` as expired (`invalid:
@@ -475,11 +491,15 @@ impl TokenManager {
         rejected: &AccessToken,
         invalid: bool,
     ) -> Result<Arc<TokenSet>> {
+        let Some(base) = self.holding(key, rejected).await? else {
+            return self.access_token(key).await;
+        };
         let trigger = Trigger::Rejected {
             access_token: rejected.clone(),
+            version: base,
             invalid,
         };
-        self.replace(key, rejected, trigger).await
+        self.replace(key, rejected, base, trigger).await
     }
 
     /// Refreshes the token of `key` now, whatever its expiry (one refresh per key at a
@@ -488,42 +508,60 @@ impl TokenManager {
         // The token to replace: what this process serves, else what the store holds. No job
         // runs for this read, so a token that was due is not refreshed twice.
         let current = match self.inner.cached(key) {
-            Some(entry) => entry.tokens,
-            None => Arc::new(
-                self.inner
+            Some(entry) => Current {
+                tokens: entry.tokens,
+                version: entry.version,
+            },
+            None => {
+                let stored = self
+                    .inner
                     .store
                     .get(key)
                     .await?
-                    .ok_or_else(|| Error::reauthorize("no grant is stored for this key"))?
-                    .value,
-            ),
+                    .ok_or_else(|| Error::reauthorize("no grant is stored for this key"))?;
+                Current {
+                    tokens: Arc::new(stored.value),
+                    version: stored.version,
+                }
+            }
         };
+        let old = current.tokens.access_token.clone();
         let trigger = Trigger::Forced {
-            access_token: current.access_token.clone(),
+            access_token: old.clone(),
+            version: current.version,
         };
-        self.replace(key, &current.access_token, trigger).await
+        self.replace(key, &old, current.version, trigger).await
     }
 
-    /// Runs (or joins) the job that replaces the token `old`.
+    /// The version under which `token` is the current token of `key`, or `None` when it
+    /// no longer is (another token has replaced it).
+    async fn holding(&self, key: &TokenKey, token: &AccessToken) -> Result<Option<Version>> {
+        let now = self.inner.clock.now();
+        match self.inner.cached(key) {
+            Some(entry) if entry.tokens.access_token == *token => Ok(Some(entry.version)),
+            Some(entry) if !entry.tokens.is_expired(now) => Ok(None),
+            _ => {
+                let current = self.inner.clone().job(key, Trigger::Due).await?;
+                Ok((current.tokens.access_token == *token).then_some(current.version))
+            }
+        }
+    }
+
+    /// Runs (or joins) the job that replaces the token `old`, held as version `base`.
+    /// Replaced means a new version or another token: a server may re-issue the same token.
     async fn replace(
         &self,
         key: &TokenKey,
         old: &AccessToken,
+        base: Version,
         trigger: Trigger,
     ) -> Result<Arc<TokenSet>> {
         // A job joined may have been started for another reason (a due refresh) and may
         // return the very token to replace; then ours runs after it.
         for _ in 0..3 {
-            let now = self.inner.clock.now();
-            if let Some(entry) = self.inner.cached(key)
-                && entry.tokens.access_token != *old
-                && !entry.tokens.is_expired(now)
-            {
-                return Ok(entry.tokens);
-            }
-            let tokens = self.inner.clone().job(key, trigger.clone()).await?;
-            if tokens.access_token != *old {
-                return Ok(tokens);
+            let current = self.inner.clone().job(key, trigger.clone()).await?;
+            if current.version != base || current.tokens.access_token != *old {
+                return Ok(current.tokens);
             }
         }
         Err(Error::Timeout {
@@ -553,7 +591,10 @@ impl TokenManager {
             .store
             .put(key, &renewed, Precondition::Version(current.version))
             .await?;
-        Ok(self.inner.remember(key, Arc::new(renewed), version, None))
+        Ok(self
+            .inner
+            .remember(key, Arc::new(renewed), version, None)
+            .tokens)
     }
 
     /// Logs out: revokes the grant (or expires the access token) where the provider can,
@@ -663,9 +704,15 @@ impl Inner {
             Trigger::Due => self
                 .refresh_at(key, &current.value, current.version)
                 .is_some_and(|at| now >= at),
-            Trigger::Rejected { access_token, .. } | Trigger::Forced { access_token } => {
-                current.value.access_token == *access_token
+            Trigger::Rejected {
+                access_token,
+                version,
+                ..
             }
+            | Trigger::Forced {
+                access_token,
+                version,
+            } => current.version == *version && current.value.access_token == *access_token,
         }
     }
 
@@ -675,21 +722,17 @@ impl Inner {
         tokens: Arc<TokenSet>,
         version: Version,
         unsaved_base: Option<Version>,
-    ) -> Arc<TokenSet> {
+    ) -> Current {
         let refresh_at = self.refresh_at(key, &tokens, version);
-        self.cache_entry(key, tokens, refresh_at, unsaved_base)
+        self.cache_entry(key, tokens, version, refresh_at, unsaved_base)
     }
 
     /// Caches a token that will not be refreshed ahead of expiry: look at it again only once
     /// it has expired.
-    fn remember_until_expiry(
-        &self,
-        key: &TokenKey,
-        current: &Versioned<TokenSet>,
-    ) -> Arc<TokenSet> {
+    fn remember_until_expiry(&self, key: &TokenKey, current: &Versioned<TokenSet>) -> Current {
         let tokens = Arc::new(current.value.clone());
         let refresh_at = tokens.expires_at;
-        self.cache_entry(key, tokens, refresh_at, None)
+        self.cache_entry(key, tokens, current.version, refresh_at, None)
     }
 
     /// Keeps serving a still-valid token after a failed refresh, and tries again later.
@@ -697,20 +740,22 @@ impl Inner {
         &self,
         key: &TokenKey,
         tokens: Arc<TokenSet>,
+        version: Version,
         unsaved_base: Option<Version>,
-    ) -> Arc<TokenSet> {
+    ) -> Current {
         let retry_at = self.clock.now() + self.config.retry_backoff;
         let refresh_at = Some(tokens.expires_at.map_or(retry_at, |at| at.min(retry_at)));
-        self.cache_entry(key, tokens, refresh_at, unsaved_base)
+        self.cache_entry(key, tokens, version, refresh_at, unsaved_base)
     }
 
     fn cache_entry(
         &self,
         key: &TokenKey,
         tokens: Arc<TokenSet>,
+        version: Version,
         refresh_at: Option<SystemTime>,
         unsaved_base: Option<Version>,
-    ) -> Arc<TokenSet> {
+    ) -> Current {
         let now = self.clock.now();
         // A token the store has not taken yet is offered to the store again soon.
         let reload_after = if unsaved_base.is_some() {
@@ -722,6 +767,7 @@ impl Inner {
             refresh_at,
             reload_at: now + reload_after,
             tokens: tokens.clone(),
+            version,
             unsaved_base,
         };
         let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
@@ -732,7 +778,7 @@ impl Inner {
             self.sweep_at
                 .store((cache.len() * 2).max(SWEEP_MIN), Ordering::Relaxed);
         }
-        tokens
+        Current { tokens, version }
     }
 
     /// Joins the job running for `key`, or starts one in a spawned task that outlives
@@ -789,7 +835,7 @@ impl Inner {
         if let Some(entry) = self.cached(key)
             && !entry.tokens.is_expired(self.clock.now())
         {
-            self.remember_with_backoff(key, entry.tokens, entry.unsaved_base);
+            self.remember_with_backoff(key, entry.tokens, entry.version, entry.unsaved_base);
         }
     }
 
@@ -829,7 +875,7 @@ impl Inner {
         self.store.get(key).await
     }
 
-    async fn run_job(&self, key: &TokenKey, trigger: Trigger) -> Result<Arc<TokenSet>> {
+    async fn run_job(&self, key: &TokenKey, trigger: Trigger) -> Result<Current> {
         let Some(current) = self.current(key).await? else {
             self.forget(key);
             return Err(Error::reauthorize("no grant is stored for this key"));
@@ -851,7 +897,7 @@ impl Inner {
     }
 
     /// Caches what [`current`](Self::current) returned, unsaved or not.
-    fn remember_current(&self, key: &TokenKey, current: Versioned<TokenSet>) -> Arc<TokenSet> {
+    fn remember_current(&self, key: &TokenKey, current: Versioned<TokenSet>) -> Current {
         let unsaved = self
             .cached(key)
             .and_then(|entry| entry.unsaved_base)
@@ -866,7 +912,7 @@ impl Inner {
         current: &Versioned<TokenSet>,
         trigger: &Trigger,
         now: SystemTime,
-    ) -> Option<Result<Arc<TokenSet>>> {
+    ) -> Option<Result<Current>> {
         let forced = matches!(trigger, Trigger::Forced { .. });
         let renewal = self.provider.renewal(&current.value);
         if renewal == Renewal::Refresh && (forced || !outcome_unknown_marked(&current.value)) {
@@ -932,7 +978,7 @@ impl Inner {
         key: &TokenKey,
         current: &Versioned<TokenSet>,
         trigger: &Trigger,
-    ) -> Result<std::result::Result<Lease, Arc<TokenSet>>> {
+    ) -> Result<std::result::Result<Lease, Current>> {
         let deadline = tokio::time::Instant::now() + self.config.lease_wait;
         let mut delay = Duration::from_millis(10);
         loop {
@@ -969,11 +1015,7 @@ impl Inner {
         }
     }
 
-    async fn refresh_holding_lease(
-        &self,
-        key: &TokenKey,
-        trigger: &Trigger,
-    ) -> Result<Arc<TokenSet>> {
+    async fn refresh_holding_lease(&self, key: &TokenKey, trigger: &Trigger) -> Result<Current> {
         // At most two refreshes: a second only when the first refresh token was refused
         // because a peer had rotated it, and the peer's grant needs refreshing too.
         for attempt in 1..=2 {
@@ -1034,7 +1076,7 @@ impl Inner {
                 return Ok(if unknown {
                     self.remember_until_expiry(key, &current)
                 } else {
-                    self.remember_with_backoff(key, Arc::new(current.value), None)
+                    self.remember_with_backoff(key, Arc::new(current.value), current.version, None)
                 });
             }
             tracing::warn!(key = %key, error = %err, "refresh failed");
@@ -1090,12 +1132,7 @@ impl Inner {
     /// Writes a refreshed token set with the version precondition. The provider has already
     /// committed it, so it is never dropped: a write that fails is kept in memory and
     /// offered to the store again by the next job.
-    async fn persist(
-        &self,
-        key: &TokenKey,
-        tokens: TokenSet,
-        base: Version,
-    ) -> Result<Arc<TokenSet>> {
+    async fn persist(&self, key: &TokenKey, tokens: TokenSet, base: Version) -> Result<Current> {
         let tokens = Arc::new(tokens);
         let mut base = base;
         let mut delay = Duration::from_millis(50);

@@ -88,6 +88,16 @@ impl Capabilities {
     }
 }
 
+/// An authorization server's issuer identifier, as RFC 9207 checks it in callbacks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Issuer {
+    /// The issuer identifier (RFC 8414 `issuer`): an `iss` that is present must equal it.
+    pub identifier: String,
+    /// The server promises `iss` in every authorization response
+    /// (`authorization_response_iss_parameter_supported`): a callback without it is refused.
+    pub always_sent: bool,
+}
+
 /// The parameters of an authorization request, built by a redirect flow.
 #[derive(Clone, Debug)]
 pub struct AuthorizationRequest {
@@ -226,9 +236,7 @@ impl ResponseClass {
             Self::Forbidden { scope } => Error::Forbidden {
                 scope: scope.clone(),
             },
-            Self::Transient => Error::Unavailable {
-                status: status.as_u16(),
-            },
+            Self::Transient => Error::unavailable(status.as_u16(), None),
             Self::Ok | Self::Permanent | Self::TokenExpired | Self::TokenInvalid => return None,
         })
     }
@@ -275,9 +283,12 @@ pub trait Provider: Send + Sync + fmt::Debug {
         }
     }
 
-    /// The issuer that must appear as `iss` in callbacks (RFC 9207), when the provider
-    /// advertises it.
-    fn callback_issuer(&self) -> Option<String> {
+    /// The issuer whose identifier an `iss` in a callback must carry (RFC 9207).
+    ///
+    /// # Behavior
+    /// - Defaults to `None`: the provider has no issuer identifier, and a callback that
+    ///   carries an `iss` anyway is refused.
+    fn issuer(&self) -> Option<Issuer> {
         None
     }
 
@@ -368,9 +379,9 @@ pub trait Provider: Send + Sync + fmt::Debug {
     ///
     /// # Behavior
     /// - Defaults to RFC 6750: 401 → token expired; 403 → forbidden, with the scope named
-    ///   in `WWW-Authenticate` (`error="insufficient_scope", scope="…"`) when given; 429 →
-    ///   rate limited with `Retry-After`; 5xx → transient; other 4xx → permanent; anything
-    ///   else → ok.
+    ///   in `WWW-Authenticate` (`error="insufficient_scope", scope="…"`) when given; 429,
+    ///   and 503 with `Retry-After`, → rate limited with its delay; other 5xx →
+    ///   transient; other 4xx → permanent; anything else → ok.
     fn classify<'a>(&self, response: &ApiResponse<'a>) -> ResponseClass {
         classify_rfc6750(response)
     }
@@ -432,6 +443,10 @@ pub fn classify_rfc6750(response: &ApiResponse<'_>) -> ResponseClass {
             scope: www_authenticate_param(response.headers, "scope"),
         },
         429 => ResponseClass::RateLimited {
+            retry_after: retry_after(response.headers),
+        },
+        // A 503 that says when to come back is a rate limit (RFC 9110 §10.2.3).
+        503 if retry_after(response.headers).is_some() => ResponseClass::RateLimited {
             retry_after: retry_after(response.headers),
         },
         500..=599 => ResponseClass::Transient,
@@ -510,6 +525,12 @@ mod tests {
             }
         );
         assert_eq!(class(503, &empty), ResponseClass::Transient);
+        assert_eq!(
+            class(503, &headers(&[("retry-after", "2")])),
+            ResponseClass::RateLimited {
+                retry_after: Some(Duration::from_secs(2))
+            }
+        );
         assert_eq!(class(404, &empty), ResponseClass::Permanent);
     }
 }

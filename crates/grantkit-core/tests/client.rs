@@ -199,7 +199,10 @@ async fn provider_failures_and_permanent_refusals_are_reported() {
         .send(client.http().get(format!("{base}/broken")))
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Unavailable { status: 502 }), "{err}");
+    assert!(
+        matches!(err, Error::Unavailable { status: 502, .. }),
+        "{err}"
+    );
     assert!(err.is_retryable());
     let missing = client
         .send(client.http().get(format!("{base}/missing")))

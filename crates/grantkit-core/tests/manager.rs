@@ -287,7 +287,7 @@ async fn a_transient_failure_keeps_a_still_valid_token() {
     mock.expect_refresh().times(2).returning(move |_| {
         calls += 1;
         if calls == 1 {
-            Err(Error::Unavailable { status: 503 })
+            Err(Error::unavailable(503, None))
         } else {
             Ok(tokens("new-access", Some("rt-1"), later))
         }
@@ -332,7 +332,7 @@ async fn a_transient_failure_keeps_a_still_valid_token() {
 async fn a_transient_failure_on_an_expired_token_is_a_retryable_error_and_keeps_the_grant() {
     let mut mock = mock_provider();
     mock.expect_refresh()
-        .returning(|_| Err(Error::Unavailable { status: 502 }));
+        .returning(|_| Err(Error::unavailable(502, None)));
     let fx = fixture(Arc::new(mock));
     fx.seed(&tokens("old-access", Some("rt-1"), fx.now() - MINUTE))
         .await;
@@ -391,6 +391,51 @@ async fn token_rejected_refreshes_only_the_current_token() {
         .unwrap();
     assert_eq!(late.access_token.expose_secret(), "new-access");
     assert_eq!(provider.refresh_count(), 1);
+}
+
+/// Some servers sign identical tokens within one second, others answer a refresh with the
+/// still-valid access token: "replaced" is the store's new version, not a new string.
+#[tokio::test]
+async fn a_refresh_that_reissues_the_same_access_token_is_made_once() {
+    let mut mock = mock_provider();
+    let later = std::time::SystemTime::now() + 120 * MINUTE;
+    let rotation = std::sync::atomic::AtomicUsize::new(1);
+    mock.expect_refresh().times(2).returning(move |_| {
+        let n = rotation.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        Ok(tokens("same-access", Some(&format!("rt-{n}")), later))
+    });
+    let provider = Arc::new(Wrapped::new(mock));
+    let fx = fixture(provider.clone());
+    fx.seed(&tokens(
+        "same-access",
+        Some("rt-1"),
+        fx.now() + 600 * MINUTE,
+    ))
+    .await;
+
+    let forced = fx
+        .manager
+        .refresh(&key())
+        .await
+        .expect("one forced refresh");
+    assert_eq!(forced.access_token.expose_secret(), "same-access");
+    assert_eq!(provider.refresh_count(), 1, "a forced refresh is made once");
+    let stored = fx.store.get(&key()).await.unwrap().unwrap();
+    assert_eq!(stored.value.refresh_token.unwrap().expose_secret(), "rt-2");
+
+    let rejected = fx
+        .manager
+        .token_rejected(&key(), &forced.access_token, false)
+        .await
+        .expect("one refresh for a rejected token");
+    assert_eq!(rejected.access_token.expose_secret(), "same-access");
+    assert_eq!(
+        provider.refresh_count(),
+        2,
+        "a rejection causes one refresh"
+    );
+    let stored = fx.store.get(&key()).await.unwrap().unwrap();
+    assert_eq!(stored.value.refresh_token.unwrap().expose_secret(), "rt-3");
 }
 
 #[tokio::test]
@@ -503,7 +548,7 @@ async fn logout_revokes_where_possible_and_deletes_locally() {
 async fn logout_deletes_locally_even_when_revocation_fails() {
     let mut mock = mock_provider();
     mock.expect_revoke()
-        .returning(|_| Err(Error::Unavailable { status: 503 }));
+        .returning(|_| Err(Error::unavailable(503, None)));
     let fx = fixture(Arc::new(mock));
     fx.seed(&tokens("access", Some("rt"), fx.now() + 60 * MINUTE))
         .await;

@@ -150,7 +150,7 @@ async fn logs_of_every_manager_path_hold_no_secret() {
         calls += 1;
         match calls {
             1 => Ok(tokens("ACCESS-5ecret-2", Some(SECRETS[1]), soon)),
-            2 => Err(Error::Unavailable { status: 503 }),
+            2 => Err(Error::unavailable(503, None)),
             _ => Err(Error::oauth("invalid_grant", None)),
         }
     });

@@ -223,7 +223,7 @@ pub struct PostedComment {
 /// Whether `error` is Joind.in's refusal of a comment the same user already posted on
 /// the same talk (`400 ["Duplicate comment"]`). Posting it again will not help.
 pub fn is_duplicate_comment(error: &Error) -> bool {
-    matches!(error, Error::Api { status: 400, message } if message == "Duplicate comment")
+    matches!(error, Error::Api { status: 400, message, .. } if message == "Duplicate comment")
 }
 
 /// The Joind.in API v2.1, typed, for one grant: every call goes through an
@@ -810,13 +810,10 @@ mod tests {
 
     #[test]
     fn duplicate_comments_are_recognised() {
-        assert!(is_duplicate_comment(&Error::Api {
-            status: 400,
-            message: "Duplicate comment".into()
-        }));
-        assert!(!is_duplicate_comment(&Error::Api {
-            status: 400,
-            message: "The field \"rating\" is required".into()
-        }));
+        assert!(is_duplicate_comment(&Error::api(400, "Duplicate comment")));
+        assert!(!is_duplicate_comment(&Error::api(
+            400,
+            "The field \"rating\" is required"
+        )));
     }
 }

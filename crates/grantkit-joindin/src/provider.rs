@@ -4,7 +4,7 @@
 use crate::lenient::{id_from_uri, text_of};
 use crate::wire::{self, Caller, error_message};
 use async_trait::async_trait;
-use grantkit_core::http::{HttpResponse, ProviderHttp};
+use grantkit_core::http::{HttpResponse, ProviderHttp, check_access_token, throttled};
 use grantkit_core::{
     AccessToken, ApiResponse, AuthorizationRequest, Capabilities, ClientSecret, Clock, Error,
     FlowKind, Grant, GrantKind, ParamLocation, Password, Provider, ResponseClass, Result,
@@ -481,7 +481,7 @@ impl JoindinProvider {
                 ));
             }
         };
-        check_token_text(&access)?;
+        check_access_token(&access)?;
         let user_uri = document
             .get("user_uri")
             .and_then(text_of)
@@ -501,7 +501,7 @@ impl JoindinProvider {
                 Some("Joind.in returned no access token: the user did not allow access".into()),
             ));
         };
-        check_token_text(access)?;
+        check_access_token(access)?;
         let tokens = TokenSet::new(AccessToken::new(access), GrantKind::Implicit);
         match self.caller(&tokens).await? {
             Caller::User { uri, .. } => {
@@ -533,13 +533,13 @@ impl JoindinProvider {
                     .header(header::ACCEPT, "text/html"),
             )
             .await?;
+        if let Some(err) = throttled(answer.status, &answer.headers) {
+            return Err(err);
+        }
         match answer.status.as_u16() {
             200 if looks_like_oauth_allow(&answer) => Ok(()),
             300..=399 if redirects_to_login(&answer.headers) => Ok(()),
-            429 => Err(Error::RateLimited {
-                retry_after: retry_after(&answer.headers),
-            }),
-            status @ 500..=599 => Err(Error::Unavailable { status }),
+            status @ 500..=599 => Err(Error::unavailable(status, None)),
             status => Err(Error::unsupported(format!(
                 "Joind.in's legacy oauth_allow page is gone ({} answered HTTP {status} \
                  without the page): use the password grant (PasswordFlow) with a trusted \
@@ -572,32 +572,15 @@ fn redirects_to_login(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.contains("/user/login"))
 }
 
-/// A token goes into a header as `Bearer <token>`: no whitespace or control characters.
-fn check_token_text(token: &str) -> Result<()> {
-    if token.is_empty()
-        || token
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-    {
-        return Err(Error::bad_response(
-            "the access token is empty or contains whitespace or control characters",
-        ));
-    }
-    Ok(())
-}
-
 /// The error for a refused password grant: Joind.in's `["message"]` mapped to OAuth codes,
 /// keeping the message as the description.
 fn password_grant_error(answer: &HttpResponse) -> Error {
     let status = answer.status.as_u16();
-    match status {
-        429 => {
-            return Error::RateLimited {
-                retry_after: retry_after(&answer.headers),
-            };
-        }
-        500..=599 => return Error::Unavailable { status },
-        _ => {}
+    if let Some(err) = throttled(answer.status, &answer.headers) {
+        return err;
+    }
+    if answer.status.is_server_error() {
+        return Error::unavailable(status, None);
     }
     let Some(message) = error_message(&answer.body) else {
         return Error::bad_response(format!(
@@ -615,7 +598,7 @@ fn password_grant_error(answer: &HttpResponse) -> Error {
         (400, _) => "invalid_request",
         (401 | 403, _) => "access_denied",
         _ => {
-            return Error::Api { status, message };
+            return Error::api(status, message);
         }
     };
     Error::oauth(code, Some(message))
@@ -806,7 +789,9 @@ mod tests {
 
     fn code_of(err: Error) -> (String, Option<String>) {
         match err {
-            Error::OAuth { code, description } => (code, description),
+            Error::OAuth {
+                code, description, ..
+            } => (code, description),
             other => panic!("expected an OAuth error, got {other:?}"),
         }
     }
@@ -846,7 +831,7 @@ mod tests {
         }
         assert!(matches!(
             password_grant_error(&answer(503, "<html></html>")),
-            Error::Unavailable { status: 503 }
+            Error::Unavailable { status: 503, .. }
         ));
         assert!(matches!(
             password_grant_error(&answer(429, r#"["Rate limit exceeded"]"#)),

@@ -120,14 +120,12 @@ fn refusal(status: u16, body: &[u8]) -> ResponseClass {
 /// The error for a refused API call: the server's message where it sent one.
 pub(crate) fn api_error(status: http::StatusCode, body: &[u8]) -> Error {
     match status.as_u16() {
-        500..=599 => Error::Unavailable {
-            status: status.as_u16(),
-        },
-        code => Error::Api {
-            status: code,
-            message: error_message(body)
+        500..=599 => Error::unavailable(status.as_u16(), None),
+        code => Error::api(
+            code,
+            error_message(body)
                 .unwrap_or_else(|| format!("HTTP {code} without a Joind.in error message")),
-        },
+        ),
     }
 }
 

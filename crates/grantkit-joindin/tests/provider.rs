@@ -275,10 +275,10 @@ async fn token_endpoint_faults_are_typed_errors() {
     type Expected = fn(&Error) -> bool;
     let cases: [(Fault, Expected); 8] = [
         (Fault::ServerError { status: 503 }, |e| {
-            matches!(e, Error::Unavailable { status: 503 })
+            matches!(e, Error::Unavailable { status: 503, .. })
         }),
         (Fault::BackendError, |e| {
-            matches!(e, Error::Unavailable { status: 500 })
+            matches!(e, Error::Unavailable { status: 500, .. })
         }),
         (Fault::MalformedJson, |e| {
             matches!(e, Error::BadResponse { .. })

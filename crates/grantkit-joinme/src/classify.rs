@@ -1,6 +1,7 @@
 //! Reading api.join.me's answers: the Mashery gateway's codes, join.me's own
 //! `{"Message", "ErrorCode"}` errors, and the status.
 
+use grantkit_core::text::untrusted;
 use grantkit_core::{ApiResponse, Error, ResponseClass, retry_after, www_authenticate_param};
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
@@ -49,22 +50,13 @@ impl ErrorBody {
         }
     }
 
-    /// `Message` (or `message`), cut to a printable length.
+    /// `Message` (or `message`), capped and escaped.
     pub(crate) fn message(&self) -> Option<String> {
         match &self.message {
-            Some(serde_json::Value::String(text)) => Some(printable(text, 300)),
+            Some(serde_json::Value::String(text)) => Some(untrusted(text, 300)),
             _ => None,
         }
     }
-}
-
-/// `text` without control characters, cut at `max` characters.
-pub(crate) fn printable(text: &str, max: usize) -> String {
-    let mut out: String = text.chars().filter(|c| !c.is_control()).take(max).collect();
-    if text.chars().count() > max {
-        out.push('…');
-    }
-    out
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -101,7 +93,7 @@ pub fn classify_response(response: &ApiResponse<'_>) -> ResponseClass {
         return ResponseClass::QuotaExceeded {
             reset: header(headers, PLAN_QUOTA_RESET)
                 .filter(|v| !v.is_empty())
-                .map(|v| printable(v, 64)),
+                .map(|v| untrusted(v, 64)),
         };
     }
     if mashery == Some(OVER_QPS) {
@@ -128,7 +120,7 @@ pub fn classify_response(response: &ApiResponse<'_>) -> ResponseClass {
         return ResponseClass::Forbidden {
             scope: www_authenticate_param(headers, "scope")
                 .filter(|s| !s.is_empty())
-                .map(|s| printable(&s, 64)),
+                .map(|s| untrusted(&s, 64)),
         };
     }
     if mashery == Some(INACTIVE)
@@ -162,12 +154,12 @@ pub(crate) fn api_error(status: StatusCode, class: &ResponseClass, body: &[u8]) 
         ResponseClass::TokenInvalid => {
             Error::reauthorize("join.me no longer accepts the token (unknown or revoked)")
         }
-        _ => Error::Api {
-            status: status.as_u16(),
-            message: parsed
+        _ => Error::api(
+            status.as_u16(),
+            parsed
                 .message()
                 .unwrap_or_else(|| format!("join.me answered HTTP {}", status.as_u16())),
-        },
+        ),
     }
 }
 
@@ -403,7 +395,7 @@ mod tests {
             br#"{"Message":"Meeting not found.","secret":"tok3n"}"#,
         );
         assert!(
-            matches!(&err, Error::Api { status: 404, message } if message == "Meeting not found.")
+            matches!(&err, Error::Api { status: 404, message, .. } if message == "Meeting not found.")
         );
         let err = api_error(
             StatusCode::BAD_REQUEST,

@@ -1,11 +1,13 @@
 //! `JoinMeProvider`: join.me's OAuth 2.0 server as a grantkit [`Provider`].
 
-use crate::classify::{api_error, classify_response, printable};
+use crate::classify::{api_error, classify_response};
 use crate::scope::{Scope, Scopes};
 use async_trait::async_trait;
 use grantkit_core::http::{
-    HttpResponse, ProviderHttp, TokenResponseRules, parse_token_response, token_endpoint_error,
+    HttpResponse, ProviderHttp, TokenResponseRules, check_access_token, lifetime_from_text,
+    parse_token_response, throttled, token_endpoint_error,
 };
+use grantkit_core::text::untrusted;
 use grantkit_core::{
     AccessToken, ApiResponse, AuthorizationRequest, Callback, CallbackError, CallbackParams,
     Capabilities, ClientSecret, Clock, Error, FlowKind, Grant, GrantKind, Provider, Renewal,
@@ -429,32 +431,21 @@ impl JoinMeProvider {
                 .ok_or(Error::callback(CallbackError::MissingParameter(
                     "access_token",
                 )))?;
-        if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(Error::callback(CallbackError::Malformed(
-                "the access_token is empty or has whitespace",
-            )));
-        }
+        check_access_token(token)?;
         if let Some(kind) = params.get("token_type")
             && !kind.eq_ignore_ascii_case("bearer")
         {
             return Err(Error::unsupported(format!(
                 "token type `{}` (only bearer tokens are supported)",
-                printable(kind, 32)
+                untrusted(kind, 32)
             )));
         }
-        // join.me's fragment may carry no expiry: its tokens live 24 hours.
-        let lifetime = match params.get("expires_in") {
-            None => DEFAULT_TOKEN_LIFETIME,
-            Some(text) => text
-                .trim()
-                .parse::<u64>()
-                .map(Duration::from_secs)
-                .map_err(|_| {
-                    Error::callback(CallbackError::Malformed(
-                        "expires_in is not a number of seconds",
-                    ))
-                })?,
-        };
+        // join.me's fragment may carry no expiry, or one that is not a number: its tokens
+        // live 24 hours.
+        let lifetime = params
+            .get("expires_in")
+            .and_then(lifetime_from_text)
+            .unwrap_or(DEFAULT_TOKEN_LIFETIME);
         // join.me's fragment names no scope: the grant has the scopes asked for, which
         // are the flow's plus `user_info` (see `scopes_for`).
         let scopes = match params.get("scope") {
@@ -498,6 +489,9 @@ fn token_error(response: &HttpResponse, refresh: bool) -> Error {
         error_description: Option<String>,
         error_ticket_id: Option<String>,
     }
+    if let Some(err) = throttled(response.status, &response.headers) {
+        return err;
+    }
     let Ok(body) = serde_json::from_slice::<OAuthError>(&response.body) else {
         return token_endpoint_error(response);
     };
@@ -507,7 +501,7 @@ fn token_error(response: &HttpResponse, refresh: bool) -> Error {
     let description = body
         .error_description
         .filter(|d| !d.trim().is_empty())
-        .map(|d| printable(&grantkit_core::http::redact_token_like(&d), 300));
+        .map(|d| untrusted(&d, 300));
     let status = response.status.as_u16();
     match code.as_str() {
         "invalid_authorization_code" => Error::oauth(
@@ -552,8 +546,9 @@ fn token_error(response: &HttpResponse, refresh: bool) -> Error {
             )
         }
         _ => {
-            tracing::info!(status, code = %code, "join.me's token endpoint refused the request");
-            Error::oauth(code, description)
+            let err = Error::oauth(code, description);
+            tracing::info!(status, error = %err, "join.me's token endpoint refused the request");
+            err
         }
     }
 }
@@ -585,7 +580,7 @@ impl ExpireAnswer {
 
     fn message(&self) -> String {
         match &self.message {
-            Some(serde_json::Value::String(m)) if !m.trim().is_empty() => printable(m, 200),
+            Some(serde_json::Value::String(m)) if !m.trim().is_empty() => untrusted(m, 200),
             _ => "Expire Access failed".to_owned(),
         }
     }
@@ -718,10 +713,9 @@ impl Provider for JoinMeProvider {
         if status.is_success() {
             return match answer {
                 // A success status is taken at its word unless the body says otherwise.
-                Some(answer) if answer.success() == Some(false) => Err(Error::Api {
-                    status: status.as_u16(),
-                    message: answer.message(),
-                }),
+                Some(answer) if answer.success() == Some(false) => {
+                    Err(Error::api(status.as_u16(), answer.message()))
+                }
                 Some(_) => Ok(Revocation::AccessExpired),
                 None if response.body.iter().all(u8::is_ascii_whitespace) => {
                     Ok(Revocation::AccessExpired)
@@ -732,17 +726,16 @@ impl Provider for JoinMeProvider {
             };
         }
         match answer {
-            Some(answer) if answer.success.is_some() => Err(Error::Api {
-                status: status.as_u16(),
-                message: answer.message(),
-            }),
+            Some(answer) if answer.success.is_some() => {
+                Err(Error::api(status.as_u16(), answer.message()))
+            }
             // An OAuth error (`invalid_client`), 429 or 5xx keeps its type; any other
             // refusal (a 404 page where Expire Access was expected) is the call's failure.
             _ => Err(match token_error(&response, false) {
-                Error::BadResponse { .. } => Error::Api {
-                    status: status.as_u16(),
-                    message: format!("Expire Access answered HTTP {}", status.as_u16()),
-                },
+                Error::BadResponse { .. } => Error::api(
+                    status.as_u16(),
+                    format!("Expire Access answered HTTP {}", status.as_u16()),
+                ),
                 other => other,
             }),
         }
@@ -774,8 +767,8 @@ impl Provider for JoinMeProvider {
         };
         if let Some(code) = params.get("error") {
             return Err(Error::oauth(
-                printable(code, 64),
-                params.get("error_description").map(|d| printable(d, 300)),
+                code,
+                params.get("error_description").map(str::to_owned),
             ));
         }
         let flag =
@@ -1027,7 +1020,7 @@ mod tests {
         assert!(matches!(&err, Error::OAuth { code, .. } if code == "invalid_client"));
         assert!(matches!(
             token_error(&answer(503, "<html>S3cr3tKey9</html>"), true),
-            Error::Unavailable { status: 503 }
+            Error::Unavailable { status: 503, .. }
         ));
         let err = token_error(&answer(400, "S3cr3tKey9"), true);
         assert!(matches!(err, Error::BadResponse { .. }));

@@ -195,7 +195,7 @@ async fn refusals_carry_join_me_s_message() {
     let f = fixture(|_| {}, &["scheduler", "start_meeting", "user_info"]).await;
     let err = f.joinme.meeting(999).await.unwrap_err();
     assert!(
-        matches!(&err, Error::Api { status: 404, message } if message == "Meeting not found."),
+        matches!(&err, Error::Api { status: 404, message, .. } if message == "Meeting not found."),
         "{err:?}"
     );
     let err = f
@@ -227,7 +227,7 @@ async fn refusals_carry_join_me_s_message() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, Error::Api { status: 400, message } if message.contains("meetingName")),
+        matches!(&err, Error::Api { status: 400, message, .. } if message.contains("meetingName")),
         "{err:?}"
     );
 }

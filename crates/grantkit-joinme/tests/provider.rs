@@ -210,7 +210,7 @@ async fn a_backend_failure_keeps_its_error_ticket() {
     let tokens = issued(h.emulator(), JoinMeGrant::Code, &["user_info"]);
     let err = h.joinme_provider().refresh(&tokens).await.unwrap_err();
     assert!(
-        matches!(&err, Error::OAuth { code, description: Some(d) } if code == "server_error" && d.starts_with("join.me error ticket ")),
+        matches!(&err, Error::OAuth { code, description: Some(d), .. } if code == "server_error" && d.starts_with("join.me error ticket ")),
         "{err:?}"
     );
     assert!(err.is_retryable());
@@ -252,7 +252,7 @@ async fn expire_access_expires_the_access_token_and_spares_the_refresh_token() {
         );
         let err = provider.revoke(&unknown).await.unwrap_err();
         assert!(
-            matches!(&err, Error::Api { status: 400, message } if message == "Expire Access Failed"),
+            matches!(&err, Error::Api { status: 400, message, .. } if message == "Expire Access Failed"),
             "{err:?}"
         );
     }

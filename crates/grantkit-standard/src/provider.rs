@@ -8,8 +8,8 @@ use grantkit_core::http::{
 };
 use grantkit_core::{
     AuthorizationRequest, CallbackError, CallbackParams, Capabilities, ClientSecret, Clock, Error,
-    FlowKind, Grant, GrantKind, Provider, Result, Revocation, SystemClock, TokenSet, bearer_header,
-    www_authenticate_param,
+    FlowKind, Grant, GrantKind, Issuer, Provider, Result, Revocation, SystemClock, TokenSet,
+    bearer_header, www_authenticate_param,
 };
 use oauth2::{CsrfToken, PkceCodeVerifier, RedirectUrl, Scope};
 use serde::Deserialize;
@@ -473,10 +473,10 @@ impl StandardProvider {
             let reason = www_authenticate_param(&answer.headers, "error")
                 .map(|code| format!(" ({})", code.chars().take(64).collect::<String>()))
                 .unwrap_or_default();
-            return Err(Error::Api {
-                status: answer.status.as_u16(),
-                message: format!("the userinfo endpoint refused the token{reason}"),
-            });
+            return Err(Error::api(
+                answer.status.as_u16(),
+                format!("the userinfo endpoint refused the token{reason}"),
+            ));
         }
         let is_jwt = answer
             .headers
@@ -588,13 +588,14 @@ impl Provider for StandardProvider {
         self.http.timeout()
     }
 
-    /// The issuer, where the server advertises `iss` in authorization responses (RFC 9207):
-    /// a callback without it, or naming another issuer, is then refused.
-    fn callback_issuer(&self) -> Option<String> {
-        self.metadata
-            .authorization_response_iss_parameter_supported
-            .then(|| self.metadata.issuer.clone())
-            .flatten()
+    /// The issuer of the metadata (RFC 9207): a callback's `iss` naming another issuer is
+    /// refused, and where the server advertises
+    /// `authorization_response_iss_parameter_supported`, a callback without `iss` too.
+    fn issuer(&self) -> Option<Issuer> {
+        Some(Issuer {
+            identifier: self.metadata.issuer.clone()?,
+            always_sent: self.metadata.authorization_response_iss_parameter_supported,
+        })
     }
 
     async fn authorization_url(&self, request: &AuthorizationRequest) -> Result<Url> {
@@ -805,7 +806,14 @@ mod tests {
         );
         assert!(caps.refresh && caps.pkce && caps.may_rotate_refresh_tokens);
         assert!(!caps.revoke_grant, "no revocation endpoint");
-        assert_eq!(provider.callback_issuer(), None, "iss not advertised");
+        assert_eq!(
+            provider.issuer(),
+            Some(Issuer {
+                identifier: "https://as.example".into(),
+                always_sent: false
+            }),
+            "iss not advertised: checked when present"
+        );
 
         let with_implicit = metadata()
             .with_response_types(["code", "token"])
@@ -824,8 +832,11 @@ mod tests {
         );
         assert!(caps.revoke_grant && !caps.may_rotate_refresh_tokens);
         assert_eq!(
-            provider.callback_issuer().as_deref(),
-            Some("https://as.example")
+            provider.issuer(),
+            Some(Issuer {
+                identifier: "https://as.example".into(),
+                always_sent: true
+            })
         );
 
         for flow in [FlowKind::Password, FlowKind::Implicit] {
@@ -1081,7 +1092,10 @@ mod tests {
             .unwrap_err();
         assert!(err.is_invalid_grant(), "{err}");
         let err = read_token_answer(&answer(503, "<html>down</html>"), rules, &[]).unwrap_err();
-        assert!(matches!(err, Error::Unavailable { status: 503 }), "{err}");
+        assert!(
+            matches!(err, Error::Unavailable { status: 503, .. }),
+            "{err}"
+        );
         let err = read_token_answer(
             &answer(200, r#"{"access_token":"tok","token_type":"mac"}"#),
             rules,

@@ -5,8 +5,8 @@ use grantkit_conformance::Decision;
 use grantkit_core::loopback::{LoopbackConfig, LoopbackRedirect};
 use grantkit_core::{
     Authorization, Callback, CallbackError, ClientCredentialsFlow, ClientSecret, Error, Flow as _,
-    FlowKind, FlowStart, Grant, GrantKind, MemoryTokenStore, PkceVerifier, Precondition, Provider,
-    RedirectFlow, Revocation, TokenKey, TokenManager, TokenSet, TokenStore as _,
+    FlowKind, FlowStart, Grant, GrantKind, Issuer, MemoryTokenStore, PkceVerifier, Precondition,
+    Provider, RedirectFlow, Revocation, TokenKey, TokenManager, TokenSet, TokenStore as _,
 };
 use grantkit_standard::testing::{
     AuthServer, AuthServerOptions, BASIC_CLIENT, POST_CLIENT, REDIRECT_URI, SERVICE_CLIENT,
@@ -41,13 +41,13 @@ fn manager(provider: Arc<StandardProvider>, store: Arc<MemoryTokenStore>) -> Tok
         .expect("a valid manager")
 }
 
-/// Runs the code flow through the headless browser; returns the callback URL and the flow.
-async fn callback(
+/// Runs the code flow through the headless browser; returns the flow and the callback URL.
+async fn callback_url(
     server: &AuthServer,
     manager: &TokenManager,
     provider: Arc<StandardProvider>,
     scopes: &[&str],
-) -> (RedirectFlow, Callback) {
+) -> (RedirectFlow, String) {
     let flow =
         RedirectFlow::authorization_code(provider, REDIRECT_URI).with_scopes(scopes.to_vec());
     let Authorization::Redirect(url) = manager.begin(&flow).await.expect("begin") else {
@@ -57,7 +57,27 @@ async fn callback(
         .authorize(url.expose_secret(), Decision::Approve)
         .await
         .expect("the browser step");
-    (flow, Callback::parse(&callback).expect("a callback URL"))
+    (flow, callback)
+}
+
+/// Runs the code flow through the headless browser; returns the flow and the callback.
+async fn callback(
+    server: &AuthServer,
+    manager: &TokenManager,
+    provider: Arc<StandardProvider>,
+    scopes: &[&str],
+) -> (RedirectFlow, Callback) {
+    let (flow, url) = callback_url(server, manager, provider, scopes).await;
+    (flow, Callback::parse(&url).expect("a callback URL"))
+}
+
+/// The callback `url` with its query parameters edited.
+fn forged(url: &str, edit: impl FnOnce(&mut Vec<(String, String)>)) -> Callback {
+    let mut url = url::Url::parse(url).expect("an absolute callback URL");
+    let mut params: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    edit(&mut params);
+    url.query_pairs_mut().clear().extend_pairs(&params);
+    Callback::parse(url.as_str()).expect("a callback URL")
 }
 
 async fn authorize(
@@ -103,7 +123,14 @@ async fn discovery_derives_the_capabilities_from_the_servers_metadata() {
     assert!(caps.pkce && caps.refresh && caps.revoke_grant);
     assert!(caps.may_rotate_refresh_tokens, "assumed unless configured");
     assert!(caps.scopes.iter().any(|s| s == "openid"));
-    assert_eq!(provider.callback_issuer().as_deref(), Some(server.issuer()));
+    assert_eq!(
+        provider.issuer(),
+        Some(Issuer {
+            identifier: server.issuer().to_owned(),
+            always_sent: true
+        }),
+        "oidc-provider advertises RFC 9207"
+    );
     assert_eq!(provider.client_auth(), ClientAuth::ClientSecretBasic);
     assert_eq!(provider.id(), "standard");
 
@@ -387,24 +414,18 @@ async fn a_changed_state_is_rejected_before_any_token_request() {
     let server = start(AuthServerOptions::default()).await;
     let provider = provider(&server, &BASIC_CLIENT).await;
     let manager = manager(provider.clone(), Arc::new(MemoryTokenStore::new()));
-    let (flow, genuine) = callback(&server, &manager, provider.clone(), &SCOPES).await;
+    let (flow, url) = callback_url(&server, &manager, provider.clone(), &SCOPES).await;
+    let genuine = Callback::parse(&url).unwrap();
     let calls = server.proxy().token_requests();
 
     // Through the manager: the forged state names no pending authorization.
-    let mut forged: Vec<(String, String)> = genuine
-        .query
-        .names()
-        .map(|n| (n.to_owned(), genuine.query.get(n).unwrap().to_owned()))
-        .collect();
-    for (name, value) in &mut forged {
-        if name == "state" {
-            value.push('x');
+    let forged = forged(&url, |params| {
+        for (name, value) in params {
+            if name == "state" {
+                value.push('x');
+            }
         }
-    }
-    let forged = Callback {
-        query: forged.into_iter().collect(),
-        fragment: Default::default(),
-    };
+    });
     let err = manager
         .complete_authorization(&flow, &forged)
         .await
@@ -455,19 +476,12 @@ async fn a_changed_or_missing_iss_is_rejected_before_any_token_request() {
     let provider = provider(&server, &BASIC_CLIENT).await;
     let manager = manager(provider.clone(), Arc::new(MemoryTokenStore::new()));
     for forge in [Some("http://127.0.0.1:1"), None] {
-        let (flow, genuine) = callback(&server, &manager, provider.clone(), &SCOPES).await;
+        let (flow, url) = callback_url(&server, &manager, provider.clone(), &SCOPES).await;
         let calls = server.proxy().token_requests();
-        let forged: Vec<(String, String)> = genuine
-            .query
-            .names()
-            .filter(|&n| n != "iss")
-            .map(|n| (n.to_owned(), genuine.query.get(n).unwrap().to_owned()))
-            .chain(forge.map(|iss| ("iss".to_owned(), iss.to_owned())))
-            .collect();
-        let forged = Callback {
-            query: forged.into_iter().collect(),
-            fragment: Default::default(),
-        };
+        let forged = forged(&url, |params| {
+            params.retain(|(name, _)| name != "iss");
+            params.extend(forge.map(|iss| ("iss".to_owned(), iss.to_owned())));
+        });
         let err = manager
             .complete_authorization(&flow, &forged)
             .await
@@ -483,6 +497,62 @@ async fn a_changed_or_missing_iss_is_rejected_before_any_token_request() {
         );
         assert_eq!(server.proxy().token_requests(), calls);
     }
+}
+
+/// RFC 9207 §2.4: an `iss` that is present must name the issuer even where the server does
+/// not advertise `authorization_response_iss_parameter_supported`; without that promise a
+/// callback without `iss` is accepted.
+#[tokio::test]
+async fn a_foreign_iss_is_refused_even_where_the_server_does_not_advertise_iss() {
+    let server = start(AuthServerOptions::default()).await;
+    let discovered = provider(&server, &BASIC_CLIENT).await;
+    let quiet = discovered.metadata().clone().with_iss_parameter(false);
+    let provider = Arc::new(
+        server
+            .provider(&BASIC_CLIENT)
+            .metadata(quiet)
+            .flows([FlowKind::AuthorizationCode])
+            .build()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        provider.issuer().map(|issuer| issuer.always_sent),
+        Some(false)
+    );
+    let manager = manager(provider.clone(), Arc::new(MemoryTokenStore::new()));
+
+    let (flow, url) = callback_url(&server, &manager, provider.clone(), &SCOPES).await;
+    let calls = server.proxy().token_requests();
+    let evil = forged(&url, |params| {
+        params.retain(|(name, _)| name != "iss");
+        params.push(("iss".to_owned(), "http://evil.test".to_owned()));
+    });
+    let err = manager
+        .complete_authorization(&flow, &evil)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidCallback {
+                reason: CallbackError::IssuerMismatch
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        server.proxy().token_requests(),
+        calls,
+        "no code was exchanged"
+    );
+
+    let (flow, url) = callback_url(&server, &manager, provider.clone(), &SCOPES).await;
+    let without_iss = forged(&url, |params| params.retain(|(name, _)| name != "iss"));
+    manager
+        .complete_authorization(&flow, &without_iss)
+        .await
+        .expect("no `iss` is promised, so none is required");
 }
 
 #[tokio::test]

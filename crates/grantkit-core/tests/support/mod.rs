@@ -49,7 +49,7 @@ pub fn mock_provider() -> MockProvider {
             FlowKind::Implicit => ParamLocation::Fragment,
             _ => ParamLocation::Query,
         });
-    mock.expect_callback_issuer().returning(|| None);
+    mock.expect_issuer().returning(|| None);
     mock.expect_renewal().returning(|tokens: &TokenSet| {
         if tokens.refresh_token.is_some() {
             Renewal::Refresh
@@ -154,8 +154,8 @@ impl Provider for Wrapped {
     fn callback_location(&self, flow: FlowKind) -> ParamLocation {
         self.inner.callback_location(flow)
     }
-    fn callback_issuer(&self) -> Option<String> {
-        self.inner.callback_issuer()
+    fn issuer(&self) -> Option<grantkit_core::Issuer> {
+        self.inner.issuer()
     }
     async fn authorization_url(&self, request: &AuthorizationRequest) -> Result<Url> {
         self.inner.authorization_url(request).await
