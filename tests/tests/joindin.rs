@@ -82,8 +82,12 @@ async fn password_flow_through_the_manager() {
     let again = manager.access_token(&key).await.unwrap();
     assert!(again.access_token == stored.access_token);
     let logout = manager.logout(&key).await.unwrap();
-    assert!(matches!(logout.remote, Ok(Revocation::NotSupported)));
-    assert!(logout.deleted);
+    assert!(matches!(
+        logout,
+        grantkit_core::Logout::Deleted {
+            remote: Revocation::NotSupported
+        }
+    ));
     assert!(store.get(&key).await.unwrap().is_none());
 }
 

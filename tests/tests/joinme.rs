@@ -259,8 +259,12 @@ async fn code_flow_through_the_manager_and_every_api_call() {
     );
 
     let logout = jm.manager.logout(&key).await.expect("logout");
-    assert!(matches!(logout.remote, Ok(Revocation::AccessExpired)));
-    assert!(logout.deleted);
+    assert!(matches!(
+        logout,
+        grantkit_core::Logout::Deleted {
+            remote: Revocation::AccessExpired
+        }
+    ));
     assert!(
         jm.manager
             .access_token(&key)

@@ -503,4 +503,36 @@ mod tests {
             Error::BadResponse { .. }
         ));
     }
+
+    #[test]
+    fn the_status_decides_a_rate_limit_whatever_the_body() {
+        let with_retry_after = |status: u16, body: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(http::header::RETRY_AFTER, "7".parse().unwrap());
+            HttpResponse {
+                status: StatusCode::from_u16(status).unwrap(),
+                headers,
+                body: body.as_bytes().to_vec(),
+            }
+        };
+        for body in [
+            r#"{"error":"slow_down"}"#,
+            r#"{"error":"invalid_request","error_description":"too many"}"#,
+            "Too Many Requests",
+        ] {
+            let err = token_endpoint_error(&with_retry_after(429, body));
+            assert!(
+                matches!(err, Error::RateLimited { retry_after: Some(d) } if d.as_secs() == 7),
+                "{body}: {err:?}"
+            );
+            assert!(err.is_retryable());
+            let err = token_endpoint_error(&with_retry_after(503, body));
+            assert!(
+                matches!(err, Error::Unavailable { status: 503, retry_after: Some(d), .. } if d.as_secs() == 7),
+                "{body}: {err:?}"
+            );
+            assert!(err.is_retryable());
+            assert_eq!(err.retry_after(), Some(Duration::from_secs(7)));
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! `TokenKey`: which grant a token set belongs to.
 
+use crate::error::{Error, Result};
 use crate::text::escape_controls;
 use std::fmt;
 
@@ -34,6 +35,23 @@ impl TokenKey {
             account: account.into(),
         }
     }
+}
+
+/// The longest account a provider may name: a key part, not a document.
+const MAX_ACCOUNT_LEN: usize = 1024;
+
+/// Checks an account a provider read from a server before it becomes a key: not empty, at
+/// most [`MAX_ACCOUNT_LEN`] bytes, no control characters (it is printed in errors and logs).
+pub fn check_account(account: &str) -> Result<()> {
+    if account.is_empty()
+        || account.len() > MAX_ACCOUNT_LEN
+        || account.chars().any(char::is_control)
+    {
+        return Err(Error::bad_response(
+            "the account the server named is empty, longer than 1 KiB or has control characters",
+        ));
+    }
+    Ok(())
 }
 
 /// The longest a key part is shown in `Display`: errors and log lines stay readable.

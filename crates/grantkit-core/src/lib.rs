@@ -33,10 +33,10 @@ pub use flow::{
 };
 #[cfg(feature = "reqwest")]
 pub use http::read_capped;
-pub use key::TokenKey;
+pub use key::{TokenKey, check_account};
 pub use manager::{
-    Authorization, Logout, ManagerConfig, REFRESH_OUTCOME_UNKNOWN, TokenManager,
-    TokenManagerBuilder,
+    Authorization, Logout, ManagerConfig, REFRESH_OUTCOME_UNKNOWN, REVOCATION_PENDING,
+    TokenManager, TokenManagerBuilder,
 };
 pub use memory::MemoryTokenStore;
 pub use net::{ensure_safe_destination, is_loopback};

@@ -6,7 +6,7 @@ use crate::flow::{Callback, Flow, FlowStart};
 use crate::key::TokenKey;
 use crate::provider::{Provider, Renewal, Revocation};
 use crate::secret::{AccessToken, SecretUrl, StateToken};
-use crate::store::{Lease, Precondition, TokenStore, Version, Versioned};
+use crate::store::{KeyFilter, Lease, Precondition, TokenStore, Version, Versioned};
 use crate::token::TokenSet;
 use futures::FutureExt as _;
 use futures::future::{BoxFuture, Shared};
@@ -151,14 +151,69 @@ pub enum Authorization {
     Complete(TokenKey),
 }
 
-/// What [`TokenManager::logout`] did.
+/// What [`TokenManager::logout`] did, at the provider and locally.
 #[derive(Debug)]
-pub struct Logout {
-    /// What happened at the provider: revoked, access expired, not supported, or the
-    /// error that prevented it.
-    pub remote: Result<Revocation>,
-    /// Whether a stored grant was deleted.
-    pub deleted: bool,
+#[non_exhaustive]
+pub enum Logout {
+    /// The provider revoked the grant, expired its access token, or cannot revoke (as
+    /// `remote` says); the local copy was deleted.
+    Deleted {
+        /// What happened at the provider.
+        remote: Revocation,
+    },
+    /// Nothing was stored for the key.
+    NotStored,
+    /// Revoking failed, so the local copy is kept — no longer served, marked for
+    /// revocation — to be revoked by the next [`logout`](TokenManager::logout) or
+    /// [`finish_logouts`](TokenManager::finish_logouts), or deleted unrevoked by
+    /// [`force_logout`](TokenManager::force_logout). Deleting it now would leave a live
+    /// grant at the provider with no means to revoke it.
+    RevocationPending {
+        /// Why revoking failed.
+        error: Error,
+    },
+    /// Forced: revoking failed and the local copy was deleted anyway. The grant may stay
+    /// live at the provider until its tokens expire.
+    DeletedUnrevoked {
+        /// Why revoking failed.
+        error: Error,
+    },
+}
+
+impl Logout {
+    /// Whether the grant is gone locally (deleted, or never stored).
+    pub fn is_complete(&self) -> bool {
+        !matches!(self, Self::RevocationPending { .. })
+    }
+}
+
+impl fmt::Display for Logout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Deleted {
+                remote: Revocation::Revoked,
+            } => f.write_str("revoked at the provider and deleted locally"),
+            Self::Deleted {
+                remote: Revocation::AccessExpired,
+            } => f.write_str(
+                "access token expired at the provider (the refresh token survives there) and \
+                 deleted locally",
+            ),
+            Self::Deleted {
+                remote: Revocation::NotSupported,
+            } => f.write_str("deleted locally (the provider cannot revoke it)"),
+            Self::NotStored => f.write_str("nothing was stored"),
+            Self::RevocationPending { error } => write!(
+                f,
+                "revoking failed ({error}); kept locally, unused, until a later logout revokes it"
+            ),
+            Self::DeletedUnrevoked { error } => write!(
+                f,
+                "revoking failed ({error}); deleted locally anyway, the grant may stay live at \
+                 the provider"
+            ),
+        }
+    }
 }
 
 /// Obtains, stores, refreshes and revokes tokens: the part users call every request.
@@ -204,21 +259,16 @@ impl fmt::Debug for TokenManager {
     }
 }
 
-type Job = Shared<BoxFuture<'static, Result<Current>>>;
-
-/// A token set as the manager holds it: with the store version it was read or written as.
-/// Whether a token has been replaced is decided by the version (and the token), never by
-/// the token alone: some servers re-issue the very same access token on a refresh.
-#[derive(Clone)]
-struct Current {
-    tokens: Arc<TokenSet>,
-    version: Version,
-}
+type Job = Shared<BoxFuture<'static, Result<Arc<TokenSet>>>>;
 
 /// The key of the extra the manager sets on a grant whose last refresh has an unknown
 /// outcome at a provider that rotates refresh tokens. Keys starting with `grantkit.` are
 /// the manager's; providers never use them.
 pub const REFRESH_OUTCOME_UNKNOWN: &str = "grantkit.refresh_outcome_unknown";
+
+/// The key of the extra the manager sets on a grant that was logged out but could not be
+/// revoked: it is no longer served, and the next logout tries to revoke it again.
+pub const REVOCATION_PENDING: &str = "grantkit.revocation_pending";
 
 struct Inner {
     provider: Arc<dyn Provider>,
@@ -241,8 +291,6 @@ struct RunningJob {
 #[derive(Clone)]
 struct Entry {
     tokens: Arc<TokenSet>,
-    /// The store version of `tokens`; for a set not yet saved, the version it must replace.
-    version: Version,
     /// Refresh from here on (in the background until the token expires).
     refresh_at: Option<SystemTime>,
     /// Re-read the store from here on.
@@ -256,18 +304,33 @@ struct Entry {
 enum Trigger {
     /// The cached token is missing, old, or due for refresh.
     Due,
-    /// The API refused this access token (held as `version`): as expired, or (`invalid`)
-    /// as no longer valid.
-    Rejected {
-        access_token: AccessToken,
-        version: Version,
-        invalid: bool,
-    },
-    /// The caller asked for a refresh of this access token (held as `version`).
-    Forced {
-        access_token: AccessToken,
-        version: Version,
-    },
+    /// The API refused this token: as expired, or (`invalid`) as no longer valid.
+    Rejected { token: Issued, invalid: bool },
+    /// The caller asked for a refresh of this token.
+    Forced { token: Issued },
+}
+
+/// Which issue of a token a trigger is about: the token and when it was obtained. A refresh
+/// always makes a new issue, even when a server re-issues the very same access token (some
+/// sign identical tokens within one second, others return the still-valid token); a write
+/// that only marks a grant (see [`REFRESH_OUTCOME_UNKNOWN`]) keeps the issue.
+#[derive(Clone)]
+struct Issued {
+    access_token: AccessToken,
+    obtained_at: Option<SystemTime>,
+}
+
+impl Issued {
+    fn of(tokens: &TokenSet) -> Self {
+        Self {
+            access_token: tokens.access_token.clone(),
+            obtained_at: tokens.obtained_at,
+        }
+    }
+
+    fn is(&self, tokens: &TokenSet) -> bool {
+        self.obtained_at == tokens.obtained_at && self.access_token == tokens.access_token
+    }
 }
 
 /// Removes a job from the map when its task ends, however it ends (a panic included), so
@@ -430,14 +493,26 @@ impl TokenManager {
 
     /// Identifies the user of a new grant and stores it, replacing any earlier grant of the
     /// same user. Returns the key.
+    ///
+    /// A grant whose user cannot be identified cannot be stored: it is revoked where the
+    /// provider can (a live grant nobody can use or revoke must not stay behind) and the
+    /// error is [`Error::Unidentified`].
     pub async fn save_grant(&self, mut tokens: TokenSet) -> Result<TokenKey> {
         tokens.obtained_at.get_or_insert(self.inner.clock.now());
-        let account = self.inner.provider.identify(&tokens).await?;
+        let account = match self.inner.provider.identify(&tokens).await {
+            Ok(account) => crate::key::check_account(&account).map(|()| account),
+            Err(err) => Err(err),
+        };
+        let account = match account {
+            Ok(account) => account,
+            Err(err) => return Err(self.inner.abandon_unidentified(&tokens, err).await),
+        };
         let key = TokenKey::new(
             self.inner.provider.id(),
             self.inner.provider.client_id(),
             account,
         );
+        self.inner.revoke_replaced(&key).await;
         let version = self
             .inner
             .store
@@ -476,7 +551,7 @@ impl TokenManager {
             drop(self.inner.clone().job(key, Trigger::Due));
             return Ok(tokens);
         }
-        Ok(self.inner.clone().job(key, Trigger::Due).await?.tokens)
+        self.inner.clone().job(key, Trigger::Due).await
     }
 
     /// Tells the manager that the API refused `rejected` for `key` as expired (`invalid:
@@ -491,15 +566,14 @@ impl TokenManager {
         rejected: &AccessToken,
         invalid: bool,
     ) -> Result<Arc<TokenSet>> {
-        let Some(base) = self.holding(key, rejected).await? else {
+        let Some(held) = self.holding(key, rejected).await? else {
             return self.access_token(key).await;
         };
         let trigger = Trigger::Rejected {
-            access_token: rejected.clone(),
-            version: base,
+            token: Issued::of(&held),
             invalid,
         };
-        self.replace(key, rejected, base, trigger).await
+        self.replace(key, trigger).await
     }
 
     /// Refreshes the token of `key` now, whatever its expiry (one refresh per key at a
@@ -508,60 +582,46 @@ impl TokenManager {
         // The token to replace: what this process serves, else what the store holds. No job
         // runs for this read, so a token that was due is not refreshed twice.
         let current = match self.inner.cached(key) {
-            Some(entry) => Current {
-                tokens: entry.tokens,
-                version: entry.version,
-            },
-            None => {
-                let stored = self
-                    .inner
+            Some(entry) => entry.tokens,
+            None => Arc::new(
+                self.inner
                     .store
                     .get(key)
                     .await?
-                    .ok_or_else(|| Error::reauthorize("no grant is stored for this key"))?;
-                Current {
-                    tokens: Arc::new(stored.value),
-                    version: stored.version,
-                }
-            }
+                    .ok_or_else(|| Error::reauthorize("no grant is stored for this key"))?
+                    .value,
+            ),
         };
-        let old = current.tokens.access_token.clone();
         let trigger = Trigger::Forced {
-            access_token: old.clone(),
-            version: current.version,
+            token: Issued::of(&current),
         };
-        self.replace(key, &old, current.version, trigger).await
+        self.replace(key, trigger).await
     }
 
-    /// The version under which `token` is the current token of `key`, or `None` when it
-    /// no longer is (another token has replaced it).
-    async fn holding(&self, key: &TokenKey, token: &AccessToken) -> Result<Option<Version>> {
+    /// The current token set of `key` while `token` is its access token, or `None` when
+    /// another token has replaced it.
+    async fn holding(&self, key: &TokenKey, token: &AccessToken) -> Result<Option<Arc<TokenSet>>> {
         let now = self.inner.clock.now();
-        match self.inner.cached(key) {
-            Some(entry) if entry.tokens.access_token == *token => Ok(Some(entry.version)),
-            Some(entry) if !entry.tokens.is_expired(now) => Ok(None),
-            _ => {
-                let current = self.inner.clone().job(key, Trigger::Due).await?;
-                Ok((current.tokens.access_token == *token).then_some(current.version))
-            }
-        }
+        let current = match self.inner.cached(key) {
+            Some(entry) if entry.tokens.access_token == *token => return Ok(Some(entry.tokens)),
+            Some(entry) if !entry.tokens.is_expired(now) => return Ok(None),
+            _ => self.inner.clone().job(key, Trigger::Due).await?,
+        };
+        Ok((current.access_token == *token).then_some(current))
     }
 
-    /// Runs (or joins) the job that replaces the token `old`, held as version `base`.
-    /// Replaced means a new version or another token: a server may re-issue the same token.
-    async fn replace(
-        &self,
-        key: &TokenKey,
-        old: &AccessToken,
-        base: Version,
-        trigger: Trigger,
-    ) -> Result<Arc<TokenSet>> {
+    /// Runs (or joins) the job that replaces the token `token`. Replaced means a new issue
+    /// (see [`Issued`]), not a new string: a server may re-issue the same access token.
+    async fn replace(&self, key: &TokenKey, trigger: Trigger) -> Result<Arc<TokenSet>> {
+        let (Trigger::Rejected { token, .. } | Trigger::Forced { token }) = &trigger else {
+            return self.inner.clone().job(key, trigger).await;
+        };
         // A job joined may have been started for another reason (a due refresh) and may
         // return the very token to replace; then ours runs after it.
         for _ in 0..3 {
-            let current = self.inner.clone().job(key, trigger.clone()).await?;
-            if current.version != base || current.tokens.access_token != *old {
-                return Ok(current.tokens);
+            let tokens = self.inner.clone().job(key, trigger.clone()).await?;
+            if !token.is(&tokens) {
+                return Ok(tokens);
             }
         }
         Err(Error::Timeout {
@@ -591,29 +651,95 @@ impl TokenManager {
             .store
             .put(key, &renewed, Precondition::Version(current.version))
             .await?;
-        Ok(self
-            .inner
-            .remember(key, Arc::new(renewed), version, None)
-            .tokens)
+        Ok(self.inner.remember(key, Arc::new(renewed), version, None))
     }
 
     /// Logs out: revokes the grant (or expires the access token) where the provider can,
-    /// deletes the local copy, and says which happened.
+    /// then deletes the local copy, and says which happened.
+    ///
+    /// When revoking fails (the provider is down, a timeout), the local copy is kept,
+    /// marked and no longer served ([`Logout::RevocationPending`]): call `logout` again,
+    /// or [`finish_logouts`](Self::finish_logouts) at start-up, to revoke it; or
+    /// [`force_logout`](Self::force_logout) to delete it unrevoked.
     pub async fn logout(&self, key: &TokenKey) -> Result<Logout> {
-        let Some(current) = self.inner.store.get(key).await? else {
-            self.inner.forget(key);
-            return Ok(Logout {
-                remote: Ok(Revocation::NotSupported),
-                deleted: false,
-            });
-        };
-        let remote = self.inner.provider.revoke(&current.value).await;
-        if let Err(err) = &remote {
-            tracing::warn!(key = %key, error = %err, "revocation failed; deleting the local copy anyway");
+        self.end_grant(key, false).await
+    }
+
+    /// Logs out like [`logout`](Self::logout), but deletes the local copy even when
+    /// revoking fails ([`Logout::DeletedUnrevoked`]).
+    pub async fn force_logout(&self, key: &TokenKey) -> Result<Logout> {
+        self.end_grant(key, true).await
+    }
+
+    /// Tries again to revoke every grant of this provider and client whose logout is
+    /// pending (see [`Logout::RevocationPending`]); returns what became of each.
+    pub async fn finish_logouts(&self) -> Result<Vec<(TokenKey, Logout)>> {
+        let filter = KeyFilter::provider(self.inner.provider.id())
+            .with_client(self.inner.provider.client_id());
+        let mut finished = Vec::new();
+        for key in self.inner.store.list(&filter).await? {
+            let pending = self
+                .inner
+                .store
+                .get(&key)
+                .await?
+                .is_some_and(|stored| revocation_pending(&stored.value));
+            if pending {
+                let logout = self.end_grant(&key, false).await?;
+                finished.push((key, logout));
+            }
         }
-        let deleted = self.inner.store.delete(key, Precondition::Any).await?;
+        Ok(finished)
+    }
+
+    async fn end_grant(&self, key: &TokenKey, force: bool) -> Result<Logout> {
         self.inner.forget(key);
-        Ok(Logout { remote, deleted })
+        // A grant refreshed meanwhile is revoked afresh: at most a few rounds.
+        for _ in 0..3 {
+            let Some(current) = self.inner.store.get(key).await? else {
+                return Ok(Logout::NotStored);
+            };
+            let error = match self.inner.provider.revoke(&current.value).await {
+                Ok(remote) => {
+                    self.inner.store.delete(key, Precondition::Any).await?;
+                    self.inner.forget(key);
+                    tracing::info!(key = %key, ?remote, "logged out");
+                    return Ok(Logout::Deleted { remote });
+                }
+                Err(error) => error,
+            };
+            if force {
+                tracing::warn!(key = %key, error = %error, "revocation failed; deleting the local copy as forced");
+                self.inner.store.delete(key, Precondition::Any).await?;
+                self.inner.forget(key);
+                return Ok(Logout::DeletedUnrevoked { error });
+            }
+            if revocation_pending(&current.value) {
+                return Ok(Logout::RevocationPending { error });
+            }
+            let mut marked = current.value.clone();
+            marked
+                .extras
+                .insert(REVOCATION_PENDING.to_owned(), "1".to_owned());
+            match self
+                .inner
+                .store
+                .put(key, &marked, Precondition::Version(current.version))
+                .await
+            {
+                Ok(_) => {
+                    self.inner.forget(key);
+                    tracing::warn!(key = %key, error = %error, "revocation failed; the grant is kept, unused, until a later logout revokes it");
+                    return Ok(Logout::RevocationPending { error });
+                }
+                // Refreshed or replaced meanwhile: revoke what is stored now.
+                Err(Error::Conflict { .. }) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Err(Error::Timeout {
+            what: format!("logging out {key} while the grant kept changing"),
+        })
     }
 
     /// An HTTP client that sends requests for `key` with its token attached.
@@ -644,7 +770,47 @@ fn outcome_unknown_marked(tokens: &TokenSet) -> bool {
     tokens.extras.contains_key(REFRESH_OUTCOME_UNKNOWN)
 }
 
+fn revocation_pending(tokens: &TokenSet) -> bool {
+    tokens.extras.contains_key(REVOCATION_PENDING)
+}
+
+fn logged_out() -> Error {
+    Error::reauthorize("the grant was logged out (its revocation at the provider is pending)")
+}
+
 impl Inner {
+    /// Revokes a grant whose user could not be identified, and says so in the error.
+    async fn abandon_unidentified(&self, tokens: &TokenSet, err: Error) -> Error {
+        let revocation = match self.provider.revoke(tokens).await {
+            Ok(Revocation::Revoked) => "the grant was revoked at the provider".to_owned(),
+            Ok(Revocation::AccessExpired) => {
+                "its access token was expired at the provider".to_owned()
+            }
+            Ok(Revocation::NotSupported) => {
+                "the provider cannot revoke it; it ends when its tokens expire".to_owned()
+            }
+            Err(revoke) => format!("revoking it failed too: {revoke}"),
+        };
+        tracing::warn!(error = %err, revocation, "the user of a new grant could not be identified");
+        Error::Unidentified {
+            reason: err.to_string(),
+            revocation,
+        }
+    }
+
+    /// Before a new grant replaces the stored one of the same user: a grant whose logout
+    /// is still pending is revoked first, or it would be lost unrevoked.
+    async fn revoke_replaced(&self, key: &TokenKey) {
+        let Ok(Some(stored)) = self.store.get(key).await else {
+            return;
+        };
+        if revocation_pending(&stored.value)
+            && let Err(err) = self.provider.revoke(&stored.value).await
+        {
+            tracing::warn!(key = %key, error = %err, "a grant logged out earlier could still not be revoked; it is replaced unrevoked");
+        }
+    }
+
     fn check_flow(&self, flow: &dyn Flow) -> Result<()> {
         let provider = flow.provider();
         if provider.id() != self.provider.id() || provider.client_id() != self.provider.client_id()
@@ -704,15 +870,7 @@ impl Inner {
             Trigger::Due => self
                 .refresh_at(key, &current.value, current.version)
                 .is_some_and(|at| now >= at),
-            Trigger::Rejected {
-                access_token,
-                version,
-                ..
-            }
-            | Trigger::Forced {
-                access_token,
-                version,
-            } => current.version == *version && current.value.access_token == *access_token,
+            Trigger::Rejected { token, .. } | Trigger::Forced { token } => token.is(&current.value),
         }
     }
 
@@ -722,17 +880,21 @@ impl Inner {
         tokens: Arc<TokenSet>,
         version: Version,
         unsaved_base: Option<Version>,
-    ) -> Current {
+    ) -> Arc<TokenSet> {
         let refresh_at = self.refresh_at(key, &tokens, version);
-        self.cache_entry(key, tokens, version, refresh_at, unsaved_base)
+        self.cache_entry(key, tokens, refresh_at, unsaved_base)
     }
 
     /// Caches a token that will not be refreshed ahead of expiry: look at it again only once
     /// it has expired.
-    fn remember_until_expiry(&self, key: &TokenKey, current: &Versioned<TokenSet>) -> Current {
+    fn remember_until_expiry(
+        &self,
+        key: &TokenKey,
+        current: &Versioned<TokenSet>,
+    ) -> Arc<TokenSet> {
         let tokens = Arc::new(current.value.clone());
         let refresh_at = tokens.expires_at;
-        self.cache_entry(key, tokens, current.version, refresh_at, None)
+        self.cache_entry(key, tokens, refresh_at, None)
     }
 
     /// Keeps serving a still-valid token after a failed refresh, and tries again later.
@@ -740,22 +902,20 @@ impl Inner {
         &self,
         key: &TokenKey,
         tokens: Arc<TokenSet>,
-        version: Version,
         unsaved_base: Option<Version>,
-    ) -> Current {
+    ) -> Arc<TokenSet> {
         let retry_at = self.clock.now() + self.config.retry_backoff;
         let refresh_at = Some(tokens.expires_at.map_or(retry_at, |at| at.min(retry_at)));
-        self.cache_entry(key, tokens, version, refresh_at, unsaved_base)
+        self.cache_entry(key, tokens, refresh_at, unsaved_base)
     }
 
     fn cache_entry(
         &self,
         key: &TokenKey,
         tokens: Arc<TokenSet>,
-        version: Version,
         refresh_at: Option<SystemTime>,
         unsaved_base: Option<Version>,
-    ) -> Current {
+    ) -> Arc<TokenSet> {
         let now = self.clock.now();
         // A token the store has not taken yet is offered to the store again soon.
         let reload_after = if unsaved_base.is_some() {
@@ -767,7 +927,6 @@ impl Inner {
             refresh_at,
             reload_at: now + reload_after,
             tokens: tokens.clone(),
-            version,
             unsaved_base,
         };
         let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
@@ -778,7 +937,7 @@ impl Inner {
             self.sweep_at
                 .store((cache.len() * 2).max(SWEEP_MIN), Ordering::Relaxed);
         }
-        Current { tokens, version }
+        tokens
     }
 
     /// Joins the job running for `key`, or starts one in a spawned task that outlives
@@ -835,7 +994,7 @@ impl Inner {
         if let Some(entry) = self.cached(key)
             && !entry.tokens.is_expired(self.clock.now())
         {
-            self.remember_with_backoff(key, entry.tokens, entry.version, entry.unsaved_base);
+            self.remember_with_backoff(key, entry.tokens, entry.unsaved_base);
         }
     }
 
@@ -872,10 +1031,18 @@ impl Inner {
                 }
             }
         }
-        self.store.get(key).await
+        let stored = self.store.get(key).await?;
+        if stored
+            .as_ref()
+            .is_some_and(|stored| revocation_pending(&stored.value))
+        {
+            self.forget(key);
+            return Err(logged_out());
+        }
+        Ok(stored)
     }
 
-    async fn run_job(&self, key: &TokenKey, trigger: Trigger) -> Result<Current> {
+    async fn run_job(&self, key: &TokenKey, trigger: Trigger) -> Result<Arc<TokenSet>> {
         let Some(current) = self.current(key).await? else {
             self.forget(key);
             return Err(Error::reauthorize("no grant is stored for this key"));
@@ -897,7 +1064,7 @@ impl Inner {
     }
 
     /// Caches what [`current`](Self::current) returned, unsaved or not.
-    fn remember_current(&self, key: &TokenKey, current: Versioned<TokenSet>) -> Current {
+    fn remember_current(&self, key: &TokenKey, current: Versioned<TokenSet>) -> Arc<TokenSet> {
         let unsaved = self
             .cached(key)
             .and_then(|entry| entry.unsaved_base)
@@ -912,7 +1079,7 @@ impl Inner {
         current: &Versioned<TokenSet>,
         trigger: &Trigger,
         now: SystemTime,
-    ) -> Option<Result<Current>> {
+    ) -> Option<Result<Arc<TokenSet>>> {
         let forced = matches!(trigger, Trigger::Forced { .. });
         let renewal = self.provider.renewal(&current.value);
         if renewal == Renewal::Refresh && (forced || !outcome_unknown_marked(&current.value)) {
@@ -944,13 +1111,11 @@ impl Inner {
                     // Kept: the user's renewal makes this very token valid again.
                     return Some(Err(Error::RenewRequired { renew_url }));
                 }
-                if matches!(trigger, Trigger::Rejected { .. }) {
-                    // The provider refused it: the grant is gone. (An expired token that was
-                    // merely not used is kept: only the provider can say it is dead.)
-                    self.delete_grant(key, current.version).await;
-                }
+                // Expired, and nothing can renew it: the grant can never be used again.
+                // Deleted, unless a peer has replaced it meanwhile.
+                self.delete_grant(key, current.version).await;
                 Some(Err(Error::reauthorize(
-                    "the token has expired and cannot be refreshed",
+                    "the token has expired and cannot be refreshed: authorize again",
                 )))
             }
             Trigger::Rejected { invalid: true, .. } => {
@@ -978,7 +1143,7 @@ impl Inner {
         key: &TokenKey,
         current: &Versioned<TokenSet>,
         trigger: &Trigger,
-    ) -> Result<std::result::Result<Lease, Current>> {
+    ) -> Result<std::result::Result<Lease, Arc<TokenSet>>> {
         let deadline = tokio::time::Instant::now() + self.config.lease_wait;
         let mut delay = Duration::from_millis(10);
         loop {
@@ -993,6 +1158,10 @@ impl Inner {
                     return Err(Error::reauthorize(
                         "the grant was deleted while waiting to refresh it",
                     ));
+                }
+                Some(stored) if revocation_pending(&stored.value) => {
+                    self.forget(key);
+                    return Err(logged_out());
                 }
                 Some(stored)
                     if stored.version != current.version
@@ -1015,7 +1184,11 @@ impl Inner {
         }
     }
 
-    async fn refresh_holding_lease(&self, key: &TokenKey, trigger: &Trigger) -> Result<Current> {
+    async fn refresh_holding_lease(
+        &self,
+        key: &TokenKey,
+        trigger: &Trigger,
+    ) -> Result<Arc<TokenSet>> {
         // At most two refreshes: a second only when the first refresh token was refused
         // because a peer had rotated it, and the peer's grant needs refreshing too.
         for attempt in 1..=2 {
@@ -1076,7 +1249,7 @@ impl Inner {
                 return Ok(if unknown {
                     self.remember_until_expiry(key, &current)
                 } else {
-                    self.remember_with_backoff(key, Arc::new(current.value), current.version, None)
+                    self.remember_with_backoff(key, Arc::new(current.value), None)
                 });
             }
             tracing::warn!(key = %key, error = %err, "refresh failed");
@@ -1132,7 +1305,12 @@ impl Inner {
     /// Writes a refreshed token set with the version precondition. The provider has already
     /// committed it, so it is never dropped: a write that fails is kept in memory and
     /// offered to the store again by the next job.
-    async fn persist(&self, key: &TokenKey, tokens: TokenSet, base: Version) -> Result<Current> {
+    async fn persist(
+        &self,
+        key: &TokenKey,
+        tokens: TokenSet,
+        base: Version,
+    ) -> Result<Arc<TokenSet>> {
         let tokens = Arc::new(tokens);
         let mut base = base;
         let mut delay = Duration::from_millis(50);

@@ -4,8 +4,8 @@ mod support;
 
 use grantkit_core::mock::MockTokenStore;
 use grantkit_core::{
-    Error, Lease, MemoryTokenStore, Precondition, Renewal, SecretUrl, TokenManager, TokenStore,
-    Version, Versioned,
+    Error, Lease, Logout, MemoryTokenStore, Precondition, REVOCATION_PENDING, Renewal, Revocation,
+    SecretUrl, TokenManager, TokenStore, Version, Versioned,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -423,6 +423,7 @@ async fn a_refresh_that_reissues_the_same_access_token_is_made_once() {
     let stored = fx.store.get(&key()).await.unwrap().unwrap();
     assert_eq!(stored.value.refresh_token.unwrap().expose_secret(), "rt-2");
 
+    fx.clock.advance(Duration::from_secs(1));
     let rejected = fx
         .manager
         .token_rejected(&key(), &forced.access_token, false)
@@ -533,8 +534,16 @@ async fn logout_revokes_where_possible_and_deletes_locally() {
         .await;
     fx.manager.access_token(&key()).await.unwrap();
     let logout = fx.manager.logout(&key()).await.unwrap();
-    assert_eq!(logout.remote.unwrap(), grantkit_core::Revocation::Revoked);
-    assert!(logout.deleted);
+    assert!(
+        matches!(
+            logout,
+            Logout::Deleted {
+                remote: Revocation::Revoked
+            }
+        ),
+        "{logout}"
+    );
+    assert!(fx.store.get(&key()).await.unwrap().is_none());
     assert!(
         fx.manager
             .access_token(&key())
@@ -545,16 +554,83 @@ async fn logout_revokes_where_possible_and_deletes_locally() {
 }
 
 #[tokio::test]
-async fn logout_deletes_locally_even_when_revocation_fails() {
+async fn logout_keeps_an_unrevoked_grant_unused_until_a_later_logout_revokes_it() {
+    let mut mock = mock_provider();
+    let attempts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = attempts.clone();
+    mock.expect_revoke().returning(move |_| {
+        match seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+            0 => Err(Error::unavailable(503, None)),
+            1 => Err(Error::Timeout {
+                what: "revocation".into(),
+            }),
+            _ => Ok(Revocation::Revoked),
+        }
+    });
+    mock.expect_refresh().never();
+    let fx = fixture(Arc::new(mock));
+    fx.seed(&tokens("access", Some("rt"), fx.now() + 60 * MINUTE))
+        .await;
+    fx.manager.access_token(&key()).await.unwrap();
+
+    let logout = fx.manager.logout(&key()).await.unwrap();
+    assert!(
+        matches!(logout, Logout::RevocationPending { .. }),
+        "{logout}"
+    );
+    assert!(!logout.is_complete());
+    let kept = fx
+        .store
+        .get(&key())
+        .await
+        .unwrap()
+        .expect("kept for revocation");
+    assert!(kept.value.extras.contains_key(REVOCATION_PENDING));
+    let err = fx.manager.access_token(&key()).await.unwrap_err();
+    assert!(err.is_reauthorization_required(), "no longer served: {err}");
+    let err = fx.manager.refresh(&key()).await.unwrap_err();
+    assert!(err.is_reauthorization_required(), "never refreshed: {err}");
+
+    // A manager starting later finishes the logout.
+    let later = TokenManager::builder(fx.manager.provider().clone(), fx.store.clone())
+        .build()
+        .unwrap();
+    let finished = later.finish_logouts().await.unwrap();
+    assert_eq!(finished.len(), 1);
+    assert!(matches!(finished[0].1, Logout::RevocationPending { .. }));
+    let finished = later.finish_logouts().await.unwrap();
+    assert!(matches!(
+        finished.as_slice(),
+        [(
+            _,
+            Logout::Deleted {
+                remote: Revocation::Revoked
+            }
+        )]
+    ));
+    assert!(fx.store.get(&key()).await.unwrap().is_none());
+    assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_forced_logout_deletes_an_unrevoked_grant_and_says_so() {
     let mut mock = mock_provider();
     mock.expect_revoke()
         .returning(|_| Err(Error::unavailable(503, None)));
     let fx = fixture(Arc::new(mock));
     fx.seed(&tokens("access", Some("rt"), fx.now() + 60 * MINUTE))
         .await;
-    let logout = fx.manager.logout(&key()).await.unwrap();
-    assert!(logout.remote.is_err());
-    assert!(logout.deleted);
+    let logout = fx.manager.force_logout(&key()).await.unwrap();
+    assert!(
+        matches!(logout, Logout::DeletedUnrevoked { .. }),
+        "{logout}"
+    );
+    assert!(logout.to_string().contains("may stay live"), "{logout}");
+    assert!(fx.store.get(&key()).await.unwrap().is_none());
+    assert!(matches!(
+        fx.manager.logout(&key()).await.unwrap(),
+        Logout::NotStored
+    ));
 }
 
 #[test]

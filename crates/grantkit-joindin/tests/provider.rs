@@ -546,8 +546,12 @@ async fn logout_cannot_revoke_and_says_so() {
         .expose_secret()
         .to_owned();
     let logout = manager.logout(&key).await.unwrap();
-    assert!(matches!(logout.remote, Ok(Revocation::NotSupported)));
-    assert!(logout.deleted);
+    assert!(matches!(
+        logout,
+        grantkit_core::Logout::Deleted {
+            remote: Revocation::NotSupported
+        }
+    ));
     assert!(
         h.emulator().token_exists(&token),
         "Joind.in still holds the token"

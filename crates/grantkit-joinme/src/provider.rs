@@ -431,7 +431,11 @@ impl JoinMeProvider {
                 .ok_or(Error::callback(CallbackError::MissingParameter(
                     "access_token",
                 )))?;
-        check_access_token(token)?;
+        check_access_token(token).map_err(|_| {
+            Error::callback(CallbackError::Malformed(
+                "the access_token is empty or has whitespace or control characters",
+            ))
+        })?;
         if let Some(kind) = params.get("token_type")
             && !kind.eq_ignore_ascii_case("bearer")
         {
@@ -966,11 +970,30 @@ mod tests {
             .unwrap();
         assert!(tokens.expires_at.unwrap() <= SystemTime::now() + Duration::from_secs(60));
 
+        // An expiry that is not a number is join.me's documented default; one at or below
+        // zero is already past.
+        let tokens = provider
+            .implicit_tokens(
+                &fragment("access_token=t0k&expires_in=soon"),
+                scopes.clone(),
+            )
+            .unwrap();
+        let lifetime = tokens
+            .expires_at
+            .unwrap()
+            .duration_since(SystemTime::now())
+            .unwrap();
+        assert!(lifetime > Duration::from_secs(86_000));
+        let tokens = provider
+            .implicit_tokens(&fragment("access_token=t0k&expires_in=-5"), scopes.clone())
+            .unwrap();
+        assert!(tokens.is_expired(SystemTime::now()));
+
         for bad in [
             "state=s",
             "access_token=",
             "access_token=a+b",
-            "access_token=t0k&expires_in=soon",
+            "access_token=t%01k",
         ] {
             let err = provider
                 .implicit_tokens(&fragment(bad), scopes.clone())

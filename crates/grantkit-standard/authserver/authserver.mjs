@@ -66,8 +66,9 @@ const accessTokenTtl = seconds('access-token-ttl');
 const refreshTokenTtl = seconds('refresh-token-ttl');
 const controlKey = process.env.GRANTKIT_AUTHSERVER_CONTROL_KEY ?? '';
 
-// The one user every authorization signs in as.
+// The one user every authorization signs in as, and the user name introspection gives.
 const ACCOUNT_ID = 'grantkit-test-user';
+const TEST_USERNAME = 'grantkit-tester';
 
 // Native clients may redirect to a loopback URI on any port (RFC 8252 §7.3), so a test
 // can listen wherever it finds a free port: http://127.0.0.1:<port>/callback.
@@ -112,6 +113,11 @@ const CONFIGURATION = {
   scopes: ['openid', 'offline_access', 'read', 'write'],
   async findAccount(ctx, sub) {
     return { accountId: sub, async claims() { return { sub }; } };
+  },
+  // Introspection answers carry these beside `sub`: a client may name its users by a
+  // claim other than `sub` (RFC 7662 `username`).
+  async extraTokenClaims(ctx, token) {
+    return token.accountId ? { username: TEST_USERNAME } : undefined;
   },
   features: {
     // The built-in login pages are for development; the consent step is below.

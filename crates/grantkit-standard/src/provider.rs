@@ -1,10 +1,12 @@
 //! `StandardProvider`: the provider for any authorization server that follows RFC 6749.
 
+use crate::account::AccountClaims;
 use crate::metadata::{ServerMetadata, check_secure};
 use crate::oauth::{self, ClientEndpoints, OAuthClient, prepare, prepared};
 use async_trait::async_trait;
 use grantkit_core::http::{
-    HttpResponse, ProviderHttp, TokenResponseRules, parse_token_response, token_endpoint_error,
+    HttpResponse, ProviderHttp, TokenResponseRules, parse_token_response, throttled,
+    token_endpoint_error,
 };
 use grantkit_core::{
     AuthorizationRequest, CallbackError, CallbackParams, Capabilities, ClientSecret, Clock, Error,
@@ -12,7 +14,6 @@ use grantkit_core::{
     bearer_header, www_authenticate_param,
 };
 use oauth2::{CsrfToken, PkceCodeVerifier, RedirectUrl, Scope};
-use serde::Deserialize;
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
@@ -86,6 +87,7 @@ pub struct StandardProviderBuilder {
     flows: Option<Vec<FlowKind>>,
     rotation: bool,
     default_lifetime: Option<Duration>,
+    account: AccountClaims,
 }
 
 impl StandardProviderBuilder {
@@ -160,8 +162,40 @@ impl StandardProviderBuilder {
         self
     }
 
+    /// The claims that name the user in a userinfo or introspection answer, tried in this
+    /// order (default [`DEFAULT_ACCOUNT_CLAIMS`](crate::DEFAULT_ACCOUNT_CLAIMS): `sub`,
+    /// then `username`, then `email`). The first one the answer carries as a non-empty
+    /// string is the account of the grant's [`TokenKey`](grantkit_core::TokenKey).
+    pub fn account_claims<I, S>(mut self, claims: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.account = AccountClaims::First(claims.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Names the account with a function of the userinfo (or introspection) answer's JSON
+    /// object, for a server whose identity is not one claim; `None` when the answer cannot
+    /// name the user.
+    pub fn account_with<F>(mut self, pick: F) -> Self
+    where
+        F: Fn(&serde_json::Map<String, serde_json::Value>) -> Option<String>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.account = AccountClaims::Custom(Arc::new(pick));
+        self
+    }
+
     /// Discovers the server if needed, and checks the configuration against its metadata.
     pub async fn build(self) -> Result<StandardProvider> {
+        if matches!(&self.account, AccountClaims::First(claims) if claims.is_empty()) {
+            return Err(Error::configuration(
+                "account_claims needs at least one claim to name the user",
+            ));
+        }
         if self.client_id.is_empty() || self.id.is_empty() {
             return Err(Error::configuration(
                 "the client id and the provider id must not be empty",
@@ -272,6 +306,7 @@ impl StandardProviderBuilder {
             revocation_auth,
             introspection_auth,
             default_lifetime: self.default_lifetime,
+            account: self.account,
         })
     }
 }
@@ -308,6 +343,7 @@ pub struct StandardProvider {
     revocation_auth: Option<ClientAuth>,
     introspection_auth: Option<ClientAuth>,
     default_lifetime: Option<Duration>,
+    account: AccountClaims,
 }
 
 impl fmt::Debug for StandardProvider {
@@ -320,19 +356,6 @@ impl fmt::Debug for StandardProvider {
             .field("capabilities", &self.capabilities)
             .finish_non_exhaustive()
     }
-}
-
-/// The part of an introspection answer (RFC 7662 §2.2) that identifies the user.
-#[derive(Deserialize)]
-struct Introspection {
-    active: bool,
-    sub: Option<String>,
-}
-
-/// The part of a userinfo answer that identifies the user.
-#[derive(Deserialize)]
-struct UserInfo {
-    sub: String,
 }
 
 impl StandardProvider {
@@ -353,6 +376,7 @@ impl StandardProvider {
             flows: None,
             rotation: true,
             default_lifetime: None,
+            account: AccountClaims::default(),
         }
     }
 
@@ -457,8 +481,8 @@ impl StandardProvider {
         Ok(tokens)
     }
 
-    /// `sub` from the userinfo endpoint.
-    async fn userinfo_subject(&self, endpoint: &Url, tokens: &TokenSet) -> Result<String> {
+    /// The account from the userinfo endpoint, or why it named none.
+    async fn userinfo_account(&self, endpoint: &Url, tokens: &TokenSet) -> Result<String> {
         let request = self
             .http
             .client()
@@ -469,9 +493,15 @@ impl StandardProvider {
             )
             .header(http::header::ACCEPT, "application/json");
         let answer = self.http.send(request).await?;
+        if let Some(err) = throttled(answer.status, &answer.headers) {
+            return Err(err);
+        }
+        if answer.status.is_server_error() {
+            return Err(Error::unavailable(answer.status.as_u16(), None));
+        }
         if !answer.status.is_success() {
             let reason = www_authenticate_param(&answer.headers, "error")
-                .map(|code| format!(" ({})", code.chars().take(64).collect::<String>()))
+                .map(|code| format!(" ({code})"))
                 .unwrap_or_default();
             return Err(Error::api(
                 answer.status.as_u16(),
@@ -486,15 +516,14 @@ impl StandardProvider {
         if is_jwt {
             // A signed userinfo answer is an unverified JWT here: not a source of identity.
             return Err(Error::unsupported(
-                "a signed (JWT) userinfo answer; use introspection instead",
+                "a signed (JWT) userinfo answer, which is not verified here",
             ));
         }
-        let info: UserInfo = answer.json()?;
-        checked_subject(info.sub)
+        self.account_of(&answer.json()?)
     }
 
-    /// `sub` from the introspection endpoint (RFC 7662).
-    async fn introspected_subject(&self, auth: ClientAuth, tokens: &TokenSet) -> Result<String> {
+    /// The account from the introspection endpoint (RFC 7662), or why it named none.
+    async fn introspected_account(&self, auth: ClientAuth, tokens: &TokenSet) -> Result<String> {
         let client = self.oauth_client(auth);
         let access = oauth2::AccessToken::new(tokens.access_token.expose_secret().to_owned());
         let request = client
@@ -505,15 +534,20 @@ impl StandardProvider {
         if !answer.status.is_success() {
             return Err(token_endpoint_error(&answer));
         }
-        let introspection: Introspection = answer.json()?;
-        if !introspection.active {
-            return Err(Error::reauthorize(
-                "the introspection endpoint says the access token is not active",
-            ));
+        let introspection: serde_json::Map<String, serde_json::Value> = answer.json()?;
+        if introspection.get("active") != Some(&serde_json::Value::Bool(true)) {
+            return Err(Error::reauthorize("the access token is not active"));
         }
-        checked_subject(introspection.sub.ok_or_else(|| {
-            Error::bad_response("the introspection answer has no `sub` for this token")
-        })?)
+        self.account_of(&introspection)
+    }
+
+    /// The account an answer names, by the configured claims.
+    fn account_of(&self, answer: &serde_json::Map<String, serde_json::Value>) -> Result<String> {
+        let account = self.account.pick(answer).ok_or_else(|| {
+            Error::bad_response(format!("the answer has {}", self.account.describe()))
+        })?;
+        grantkit_core::check_account(&account)?;
+        Ok(account)
     }
 
     /// Revokes one token (RFC 7009 §2.1).
@@ -558,16 +592,6 @@ fn read_token_answer(
         tokens.scopes = requested_scopes.to_vec();
     }
     Ok(tokens)
-}
-
-/// A `sub` fit to be a [`TokenKey`](grantkit_core::TokenKey) account.
-fn checked_subject(sub: String) -> Result<String> {
-    if sub.is_empty() || sub.len() > 1024 || sub.chars().any(char::is_control) {
-        return Err(Error::bad_response(
-            "the server's `sub` is empty, too long or has control characters",
-        ));
-    }
-    Ok(sub)
 }
 
 #[async_trait]
@@ -696,29 +720,35 @@ impl Provider for StandardProvider {
     }
 
     /// The account: the client id for client credentials (the client acts for itself);
-    /// otherwise `sub` from the userinfo endpoint, or from introspection when there is no
-    /// userinfo endpoint or it refuses the token (e.g. without the `openid` scope). Never
-    /// from the ID token, which is not verified here.
+    /// otherwise the configured claims ([`account_claims`](StandardProviderBuilder::account_claims))
+    /// from the userinfo endpoint, or from introspection when there is no userinfo endpoint
+    /// or it names no one (e.g. without the `openid` scope). Never from the ID token, which
+    /// is not verified here. When neither names the user, the error says what each said.
     async fn identify(&self, tokens: &TokenSet) -> Result<String> {
         if tokens.grant == GrantKind::ClientCredentials {
             return Ok(self.client_id.clone());
         }
-        let mut refused = None;
-        if let Some(endpoint) = &self.metadata.userinfo_endpoint {
-            match self.userinfo_subject(endpoint, tokens).await {
-                Ok(sub) => return Ok(sub),
-                Err(err) => refused = Some(err),
+        let mut said = Vec::new();
+        match &self.metadata.userinfo_endpoint {
+            Some(endpoint) => match self.userinfo_account(endpoint, tokens).await {
+                Ok(account) => return Ok(account),
+                Err(err) => said.push(format!("userinfo endpoint: {err}")),
+            },
+            None => said.push("no userinfo endpoint".to_owned()),
+        }
+        match self.introspection_auth {
+            Some(auth) => match self.introspected_account(auth, tokens).await {
+                Ok(account) => return Ok(account),
+                Err(err) => said.push(format!("introspection endpoint: {err}")),
+            },
+            None => {
+                said.push("no introspection endpoint this client can authenticate at".to_owned())
             }
         }
-        if let Some(auth) = self.introspection_auth {
-            return self.introspected_subject(auth, tokens).await;
-        }
-        Err(refused.unwrap_or_else(|| {
-            Error::unsupported(
-                "identifying the user: the server has neither a userinfo nor an introspection \
-                 endpoint",
-            )
-        }))
+        Err(Error::bad_response(format!(
+            "no endpoint named the user ({})",
+            said.join("; ")
+        )))
     }
 
     /// RFC 7009: revokes the refresh token (which ends the grant at RFC-following servers),

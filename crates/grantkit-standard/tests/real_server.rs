@@ -5,8 +5,9 @@ use grantkit_conformance::Decision;
 use grantkit_core::loopback::{LoopbackConfig, LoopbackRedirect};
 use grantkit_core::{
     Authorization, Callback, CallbackError, ClientCredentialsFlow, ClientSecret, Error, Flow as _,
-    FlowKind, FlowStart, Grant, GrantKind, Issuer, MemoryTokenStore, PkceVerifier, Precondition,
-    Provider, RedirectFlow, Revocation, TokenKey, TokenManager, TokenSet, TokenStore as _,
+    FlowKind, FlowStart, Grant, GrantKind, Issuer, Logout, MemoryTokenStore, PkceVerifier,
+    Precondition, Provider, RedirectFlow, Revocation, TokenKey, TokenManager, TokenSet,
+    TokenStore as _,
 };
 use grantkit_standard::testing::{
     AuthServer, AuthServerOptions, BASIC_CLIENT, POST_CLIENT, REDIRECT_URI, SERVICE_CLIENT,
@@ -297,11 +298,14 @@ async fn revocation_ends_the_grant_and_the_manager_asks_for_reauthorization() {
 
     let logout = manager.logout(&key).await.unwrap();
     assert!(
-        matches!(logout.remote, Ok(Revocation::Revoked)),
-        "{:?}",
-        logout.remote
+        matches!(
+            logout,
+            Logout::Deleted {
+                remote: Revocation::Revoked
+            }
+        ),
+        "{logout}"
     );
-    assert!(logout.deleted);
     assert_eq!(
         api_status(&server, "/me", &old).await,
         401,

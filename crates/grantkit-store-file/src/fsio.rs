@@ -4,7 +4,7 @@ use crate::error::FileStoreError;
 use rand::RngCore as _;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read as _, Write as _};
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
 use std::path::Path;
 
 /// The largest record the store writes or reads: token sets are a few KiB at most, and a
@@ -37,19 +37,51 @@ pub(crate) enum ReadError {
     },
     /// Not a regular file (a directory or a device where a record should be).
     NotAFile,
+    /// A symbolic link: it could lead to a record outside the store, so it is not followed.
+    Symlink,
+    /// Writable by group or others (the mode): anyone could have changed the record.
+    WritableByOthers(u32),
     Io(io::Error),
 }
 
-/// Reads a whole record file, or `None` when it does not exist.
+impl ReadError {
+    /// Why the file is not a record the store trusts, when that is the failure.
+    pub(crate) fn untrusted(&self) -> Option<String> {
+        match self {
+            Self::Symlink => Some(
+                "the record file is a symbolic link, which the store never follows (it could \
+                 lead outside the store): remove it"
+                    .to_owned(),
+            ),
+            Self::WritableByOthers(mode) => Some(format!(
+                "the record file is writable by group or others (mode {mode:04o}), so anyone \
+                 could have changed it: check it and `chmod 600` it, or remove it"
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Reads a whole record file, or `None` when it does not exist. A symbolic link is never
+/// followed, and a file writable by group or others is refused.
 pub(crate) fn read_capped(path: &Path) -> Result<Option<Vec<u8>>, ReadError> {
-    let file = match File::open(path) {
+    let opened = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path);
+    let file = match opened {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(ReadError::Symlink),
         Err(e) => return Err(ReadError::Io(e)),
     };
     let meta = file.metadata().map_err(ReadError::Io)?;
     if !meta.is_file() {
         return Err(ReadError::NotAFile);
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(ReadError::WritableByOthers(mode));
     }
     let limit = MAX_RECORD_BYTES as u64;
     if meta.len() > limit {

@@ -334,6 +334,12 @@ fn ensure_marker(
             fsio::replace_file(root, root_handle, &tmp, MARKER_FILE, &bytes, durability)?;
             Ok(true)
         }
+        Err(err @ (fsio::ReadError::Symlink | fsio::ReadError::WritableByOthers(_))) => {
+            Err(FileStoreError::UnsupportedLayout {
+                path,
+                reason: err.untrusted().unwrap_or_default(),
+            })
+        }
         Err(fsio::ReadError::TooLarge { .. } | fsio::ReadError::NotAFile) => {
             Err(FileStoreError::UnsupportedLayout {
                 path,

@@ -194,21 +194,35 @@ enum Stored {
     Absent,
     Present(Box<TokenRecord>),
     Unreadable(String),
+    /// A file the store must not trust (a symbolic link, writable by others): refused until
+    /// an operator looks at it, never silently replaced.
+    Untrusted(String),
+}
+
+/// What a precondition is checked for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Put,
+    Delete,
 }
 
 impl Stored {
     fn version(&self) -> Option<Version> {
         match self {
             Self::Present(record) => Some(record.version),
-            Self::Absent | Self::Unreadable(_) => None,
+            Self::Absent | Self::Unreadable(_) | Self::Untrusted(_) => None,
         }
     }
 }
 
 /// Whether `precondition` admits a write over `stored`. A record that cannot be read only
 /// admits `Any` (so a new authorization repairs it); otherwise its corruption is the error.
-fn admit(stored: &Stored, precondition: Precondition, key: &TokenKey) -> Result<()> {
+/// An untrusted file admits no write (replacing it would hide that someone tampered), only
+/// its removal with `Any` (unlinking a link never touches what it points to).
+fn admit(stored: &Stored, precondition: Precondition, key: &TokenKey, op: Op) -> Result<()> {
     match (precondition, stored) {
+        (Precondition::Any, Stored::Untrusted(_)) if op == Op::Delete => Ok(()),
+        (_, Stored::Untrusted(reason)) => Err(corrupt(key, reason.clone())),
         (Precondition::Any, _) | (Precondition::Absent, Stored::Absent) => Ok(()),
         (Precondition::Version(v), Stored::Present(record)) if record.version == v => Ok(()),
         (_, Stored::Unreadable(reason)) => Err(corrupt(key, reason.clone())),
@@ -243,6 +257,9 @@ impl Inner {
                 "the file is {size} bytes, more than a record may have ({MAX_RECORD_BYTES})"
             )),
             Err(ReadError::NotAFile) => Stored::Unreadable("not a regular file".to_owned()),
+            Err(err @ (ReadError::Symlink | ReadError::WritableByOthers(_))) => {
+                Stored::Untrusted(err.untrusted().unwrap_or_default())
+            }
             Err(ReadError::Io(e)) => return Err(FileStoreError::io("read", path, e).into()),
         })
     }
@@ -266,8 +283,14 @@ impl Inner {
                 }
             },
             Err(ReadError::Io(e)) => Err(FileStoreError::io("read", path, e).into()),
-            Err(ReadError::TooLarge { .. } | ReadError::NotAFile) => {
-                tracing::warn!(file = %name.lease_file(), "lease file is not a lease; treating the lease as free");
+            Err(
+                ReadError::TooLarge { .. }
+                | ReadError::NotAFile
+                | ReadError::Symlink
+                | ReadError::WritableByOthers(_),
+            ) => {
+                // The next lease write replaces it (by rename, which never follows a link).
+                tracing::warn!(file = %name.lease_file(), "lease file is not a lease the store trusts; treating the lease as free");
                 Ok(None)
             }
         }
@@ -318,7 +341,7 @@ impl Inner {
         precondition: Precondition,
     ) -> Result<Version> {
         let stored = self.read_token(name, key)?;
-        admit(&stored, precondition, key)?;
+        admit(&stored, precondition, key, Op::Put)?;
         let (version, bytes) = if stored.version() == Some(proposed) {
             // The random version drawn before locking equals the stored one (a 1-in-2^64
             // event): draw again, so no two writes of a key share a version.
@@ -361,7 +384,7 @@ impl Inner {
         precondition: Precondition,
     ) -> Result<bool> {
         let stored = self.read_token(name, key)?;
-        admit(&stored, precondition, key)?;
+        admit(&stored, precondition, key, Op::Delete)?;
         if matches!(stored, Stored::Absent) {
             return Ok(false);
         }
@@ -399,6 +422,15 @@ impl Inner {
                 }
                 Err(ReadError::TooLarge { .. } | ReadError::NotAFile) => {
                     tracing::warn!(file, "skipping a file that is not a token record");
+                    continue;
+                }
+                Err(err @ (ReadError::Symlink | ReadError::WritableByOthers(_))) => {
+                    // Its key cannot be trusted either; `get` of the key reports it.
+                    tracing::warn!(
+                        file,
+                        reason = err.untrusted().unwrap_or_default(),
+                        "skipping an untrusted record file"
+                    );
                     continue;
                 }
             };
@@ -477,6 +509,12 @@ impl Inner {
                 return Err(Error::CorruptRecord {
                     key: key(),
                     reason: "not a pending authorization record".to_owned(),
+                });
+            }
+            Err(err @ (ReadError::Symlink | ReadError::WritableByOthers(_))) => {
+                return Err(Error::CorruptRecord {
+                    key: key(),
+                    reason: err.untrusted().unwrap_or_default(),
                 });
             }
         };
@@ -649,7 +687,9 @@ impl TokenStore for FileTokenStore {
                     value: record.tokens,
                     version: record.version,
                 })),
-                Stored::Unreadable(reason) => Err(corrupt(&key, reason)),
+                Stored::Unreadable(reason) | Stored::Untrusted(reason) => {
+                    Err(corrupt(&key, reason))
+                }
             }
         })
         .await

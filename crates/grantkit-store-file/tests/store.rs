@@ -300,6 +300,91 @@ async fn a_record_copied_under_another_keys_name_is_foreign() {
 }
 
 #[tokio::test]
+async fn a_symlinked_record_file_is_never_followed() {
+    let dir = test_dir("symlink");
+    let root = store_path(dir.path());
+    let store = FileTokenStore::open(&root).await.unwrap();
+    let alice = key("alice");
+    store
+        .put(&alice, &tokens("alice's own"), Precondition::Any)
+        .await
+        .unwrap();
+    let record = only_record(&root);
+    // A valid record of the very key, planted outside the store, linked in its place.
+    let outside = dir.path().join("planted.json");
+    fs::copy(&record, &outside).unwrap();
+    fs::remove_file(&record).unwrap();
+    std::os::unix::fs::symlink(&outside, &record).unwrap();
+    let planted = fs::read(&outside).unwrap();
+
+    match store.get(&alice).await {
+        Err(Error::CorruptRecord { key, reason }) => {
+            assert_eq!(key, alice.to_string());
+            assert!(reason.contains("symbolic link"), "{reason}");
+        }
+        other => panic!("a symlinked record must not be read: {other:?}"),
+    }
+    let err = store
+        .put(&alice, &tokens("new"), Precondition::Any)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::CorruptRecord { .. }), "{err}");
+    assert!(
+        store
+            .list(&KeyFilter::provider("joindin"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "an untrusted file is not listed"
+    );
+    assert_eq!(
+        fs::read(&outside).unwrap(),
+        planted,
+        "nothing was written through the link"
+    );
+    // Deleting removes the link itself, never what it points to.
+    assert!(store.delete(&alice, Precondition::Any).await.unwrap());
+    assert!(fs::symlink_metadata(&record).is_err());
+    assert_eq!(fs::read(&outside).unwrap(), planted);
+}
+
+#[tokio::test]
+async fn a_record_file_writable_by_others_is_refused_not_silently_repaired() {
+    let dir = test_dir("writable");
+    let root = store_path(dir.path());
+    let store = FileTokenStore::open(&root).await.unwrap();
+    let alice = key("alice");
+    let version = store
+        .put(&alice, &tokens("alice's"), Precondition::Any)
+        .await
+        .unwrap();
+    let record = only_record(&root);
+    for loose in [0o666, 0o620, 0o602] {
+        chmod(&record, loose);
+        match store.get(&alice).await {
+            Err(Error::CorruptRecord { key, reason }) => {
+                assert_eq!(key, alice.to_string());
+                assert!(reason.contains("writable by group or others"), "{reason}");
+            }
+            other => panic!("mode {loose:o}: {other:?}"),
+        }
+        for precondition in [Precondition::Any, Precondition::Version(version)] {
+            let err = store
+                .put(&alice, &tokens("over it"), precondition)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, Error::CorruptRecord { .. }), "{err}");
+        }
+        assert_eq!(mode(&record), loose, "the mode is not silently reset");
+    }
+    // Once an operator has looked and made it private again, it is read as it was.
+    chmod(&record, 0o600);
+    let stored = store.get(&alice).await.unwrap().unwrap();
+    assert_eq!(stored.version, version);
+    assert_eq!(stored.value.access_token.expose_secret(), "alice's");
+}
+
+#[tokio::test]
 async fn a_writer_stuck_holding_a_lock_times_out_the_others_and_their_writes_never_happen_later() {
     let dir = test_dir("lock-timeout");
     let root = store_path(dir.path());

@@ -31,7 +31,9 @@ pub use harness::{
     HARNESS_TIMEOUT, HarnessVariant, StandardHarness, harness, harnesses, try_harnesses,
 };
 pub use install::{MIN_NODE_VERSION, OIDC_PROVIDER_VERSION, authserver_dir, ensure_installed};
-pub use proxy::{API_PATHS, FaultProxy, Route, TOKEN_PATH, TokenRequest};
+pub use proxy::{
+    API_PATHS, CannedAnswer, FaultProxy, REVOCATION_PATH, Route, TOKEN_PATH, TokenRequest,
+};
 pub use server::{AuthServer, AuthServerOptions};
 
 use std::fmt;
@@ -75,6 +77,8 @@ pub const SERVICE_CLIENT: TestClient = TestClient {
 
 /// The `sub` of the one test user every authorization signs in as.
 pub const TEST_ACCOUNT: &str = "grantkit-test-user";
+/// The `username` the test server's introspection answers carry for the test user.
+pub const TEST_USERNAME: &str = "grantkit-tester";
 
 /// A redirect URI the code-flow clients may use. The server accepts any port on
 /// `http://127.0.0.1/callback` (RFC 8252 §7.3), so a loopback listener's URI works too.

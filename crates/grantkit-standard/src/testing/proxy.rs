@@ -9,7 +9,8 @@
 //! sends them.
 
 use grantkit_conformance::ServerFault;
-use std::collections::VecDeque;
+use grantkit_core::AccessToken;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -22,6 +23,8 @@ use tokio::sync::{Notify, OwnedMutexGuard};
 pub const TOKEN_PATH: &str = "/token";
 /// The API paths: the userinfo endpoint and the launcher's protected resource.
 pub const API_PATHS: [&str; 2] = ["/me", "/grantkit/resource"];
+/// The revocation endpoint's path at the test server (RFC 7009).
+pub const REVOCATION_PATH: &str = "/token/revocation";
 
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_BODY: usize = 1024 * 1024;
@@ -37,7 +40,9 @@ pub enum Route {
     Token,
     /// The userinfo endpoint or the protected resource.
     Api,
-    /// Anything else (discovery, authorization, revocation, introspection, control).
+    /// The revocation endpoint.
+    Revocation,
+    /// Anything else (discovery, authorization, introspection, control).
     Other,
 }
 
@@ -47,6 +52,8 @@ impl Route {
             Self::Token
         } else if API_PATHS.contains(&path) {
             Self::Api
+        } else if path == REVOCATION_PATH {
+            Self::Revocation
         } else {
             Self::Other
         }
@@ -65,11 +72,48 @@ pub struct TokenRequest {
     pub secret_in_body: bool,
 }
 
-/// A fault armed for the next requests of a route.
+/// What the proxy answers in the server's place.
+#[derive(Clone, Debug)]
+enum Reply {
+    /// One of the suite's faults.
+    Fault(ServerFault),
+    /// A whole answer given by the test.
+    Canned(CannedAnswer),
+}
+
+/// An answer the proxy gives in the server's place, as the test wrote it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CannedAnswer {
+    /// The status, e.g. 429.
+    pub status: u16,
+    /// Headers besides `Content-Length` and `Connection`.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: String,
+}
+
+impl CannedAnswer {
+    /// An answer with a JSON body.
+    pub fn json(status: u16, body: impl Into<String>) -> Self {
+        Self {
+            status,
+            headers: vec![("Content-Type".to_owned(), "application/json".to_owned())],
+            body: body.into(),
+        }
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// A reply armed for the next requests of a route.
 #[derive(Debug)]
 struct ArmedFault {
     route: Route,
-    fault: ServerFault,
+    reply: Reply,
     remaining: u32,
 }
 
@@ -92,6 +136,10 @@ struct State {
     faults: Mutex<VecDeque<ArmedFault>>,
     hidden_paths: Mutex<Vec<String>>,
     pairing: Mutex<Option<Pairing>>,
+    /// Requests per path, all routes.
+    path_counts: Mutex<HashMap<String, u64>>,
+    /// The access token the next refresh answer carries instead of the server's.
+    reissue: Mutex<Option<String>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -126,6 +174,8 @@ impl FaultProxy {
             faults: Mutex::new(VecDeque::new()),
             hidden_paths: Mutex::new(Vec::new()),
             pairing: Mutex::new(None),
+            path_counts: Mutex::new(HashMap::new()),
+            reissue: Mutex::new(None),
         });
         let serving = state.clone();
         let task = tokio::spawn(async move {
@@ -169,9 +219,34 @@ impl FaultProxy {
     pub fn inject(&self, route: Route, fault: ServerFault, count: u32) {
         lock(&self.state.faults).push_back(ArmedFault {
             route,
-            fault,
+            reply: Reply::Fault(fault),
             remaining: count,
         });
+    }
+
+    /// Answers the next `count` requests of `route` with `answer` instead of forwarding
+    /// them.
+    pub fn inject_answer(&self, route: Route, answer: CannedAnswer, count: u32) {
+        lock(&self.state.faults).push_back(ArmedFault {
+            route,
+            reply: Reply::Canned(answer),
+            remaining: count,
+        });
+    }
+
+    /// How many requests reached `path` (any route, faulted ones included).
+    pub fn requests_to(&self, path: &str) -> u64 {
+        lock(&self.state.path_counts)
+            .get(path)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The next refresh reaches the server as usual, but its answer carries `access_token`
+    /// instead of the new one: what a server does that re-issues the same access token
+    /// (identical tokens signed within one second, or the still-valid token returned).
+    pub fn reissue_on_next_refresh(&self, access_token: &AccessToken) {
+        *lock(&self.state.reissue) = Some(access_token.expose_secret().to_owned());
     }
 
     /// Removes every armed fault.
@@ -212,23 +287,37 @@ async fn serve(mut client: TcpStream, state: Arc<State>) -> std::io::Result<()> 
         return Ok(());
     };
     let route = Route::of(&request.path);
+    *lock(&state.path_counts)
+        .entry(request.path.clone())
+        .or_default() += 1;
     if lock(&state.hidden_paths).contains(&request.path) {
         return respond(&mut client, "404 Not Found", "text/plain", b"not found\n").await;
     }
     if route == Route::Token {
         record(&state, &request);
     }
-    if let Some(fault) = take_fault(&state, route) {
-        return answer_fault(client, fault, state.slow_delay).await;
+    match take_fault(&state, route) {
+        Some(Reply::Fault(fault)) => return answer_fault(client, fault, state.slow_delay).await,
+        Some(Reply::Canned(answer)) => return answer_canned(&mut client, &answer).await,
+        None => {}
     }
     let turn = match route {
         Route::Token => take_turn(&state).await,
         _ => None,
     };
-    let relayed = tokio::time::timeout(
-        RELAY_TIMEOUT,
-        relay(&mut client, &request, state.upstream.get().copied()),
-    )
+    let reissue =
+        if route == Route::Token && grant_type(&request).as_deref() == Some("refresh_token") {
+            lock(&state.reissue).take()
+        } else {
+            None
+        };
+    let upstream = state.upstream.get().copied();
+    let relayed = tokio::time::timeout(RELAY_TIMEOUT, async {
+        match reissue {
+            Some(token) => relay_reissuing(&mut client, &request, upstream, &token).await,
+            None => relay(&mut client, &request, upstream).await,
+        }
+    })
     .await;
     drop(turn);
     match relayed {
@@ -240,17 +329,19 @@ async fn serve(mut client: TcpStream, state: Arc<State>) -> std::io::Result<()> 
 /// Counts a token request and notes how the client authenticated.
 fn record(state: &State, request: &Request) {
     state.token_requests.fetch_add(1, Ordering::SeqCst);
-    let form: Vec<(String, String)> = url::form_urlencoded::parse(&request.body)
-        .into_owned()
-        .collect();
     lock(&state.token_log).push(TokenRequest {
-        grant_type: form
-            .iter()
-            .find(|(k, _)| k == "grant_type")
-            .map(|(_, v)| v.clone()),
+        grant_type: grant_type(request),
         basic_auth: request.basic_auth,
-        secret_in_body: form.iter().any(|(k, _)| k == "client_secret"),
+        secret_in_body: url::form_urlencoded::parse(&request.body)
+            .any(|(k, _)| k == "client_secret"),
     });
+}
+
+/// The `grant_type` of a form body.
+fn grant_type(request: &Request) -> Option<String> {
+    url::form_urlencoded::parse(&request.body)
+        .find(|(k, _)| k == "grant_type")
+        .map(|(_, v)| v.into_owned())
 }
 
 /// Waits for this request's turn when a pairing is armed; the guard is its turn.
@@ -284,11 +375,11 @@ async fn take_turn(state: &State) -> Option<OwnedMutexGuard<()>> {
     }
 }
 
-fn take_fault(state: &State, route: Route) -> Option<ServerFault> {
+fn take_fault(state: &State, route: Route) -> Option<Reply> {
     let mut faults = lock(&state.faults);
     let index = faults.iter().position(|f| f.route == route)?;
     let armed = &mut faults[index];
-    let fault = armed.fault;
+    let fault = armed.reply.clone();
     armed.remaining = armed.remaining.saturating_sub(1);
     if armed.remaining == 0 {
         faults.remove(index);
@@ -407,6 +498,77 @@ async fn relay(
     server.write_all(&request.body).await?;
     server.flush().await?;
     tokio::io::copy(&mut server, client).await?;
+    client.shutdown().await
+}
+
+/// Forwards a refresh like [`relay`], but reads the server's whole answer and hands the
+/// client the same answer with `access_token` in place of the server's new access token.
+async fn relay_reissuing(
+    client: &mut TcpStream,
+    request: &Request,
+    upstream: Option<SocketAddr>,
+    access_token: &str,
+) -> std::io::Result<()> {
+    let Some(mut server) = connect(upstream).await else {
+        return respond(client, "502 Bad Gateway", "text/plain", b"unreachable\n").await;
+    };
+    let mut head = request.head.join("\r\n");
+    head.push_str("\r\nConnection: close\r\n\r\n");
+    server.write_all(head.as_bytes()).await?;
+    server.write_all(&request.body).await?;
+    let mut answer = Vec::new();
+    server.read_to_end(&mut answer).await?;
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut parsed = httparse::Response::new(&mut headers);
+    let Ok(httparse::Status::Complete(head_len)) = parsed.parse(&answer) else {
+        return respond(
+            client,
+            "502 Bad Gateway",
+            "text/plain",
+            b"unreadable answer\n",
+        )
+        .await;
+    };
+    let status = parsed.code.unwrap_or(502);
+    let mut body: serde_json::Value = match serde_json::from_slice(&answer[head_len..]) {
+        Ok(body) => body,
+        // Not a token answer (an error page, chunked): passed on untouched.
+        Err(_) => {
+            client.write_all(&answer).await?;
+            return client.shutdown().await;
+        }
+    };
+    if let Some(token) = body.get_mut("access_token") {
+        *token = serde_json::Value::String(access_token.to_owned());
+    }
+    let body = body.to_string();
+    answer_canned(
+        client,
+        &CannedAnswer::json(status, body).with_header("Cache-Control", "no-store"),
+    )
+    .await
+}
+
+async fn connect(upstream: Option<SocketAddr>) -> Option<TcpStream> {
+    TcpStream::connect(upstream?).await.ok()
+}
+
+/// Writes a canned answer.
+async fn answer_canned(client: &mut TcpStream, answer: &CannedAnswer) -> std::io::Result<()> {
+    let reason = http::StatusCode::from_u16(answer.status)
+        .ok()
+        .and_then(|status| status.canonical_reason())
+        .unwrap_or("Status");
+    let mut head = format!("HTTP/1.1 {} {reason}\r\n", answer.status);
+    for (name, value) in &answer.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        answer.body.len()
+    ));
+    client.write_all(head.as_bytes()).await?;
+    client.write_all(answer.body.as_bytes()).await?;
     client.shutdown().await
 }
 
