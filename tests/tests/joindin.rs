@@ -4,8 +4,8 @@
 use futures::TryStreamExt as _;
 use grantkit_conformance::Decision;
 use grantkit_core::{
-    Authorization, Callback, Error, MemoryTokenStore, Password, PasswordFlow, Precondition,
-    RedirectFlow, Revocation, TokenKey, TokenManager, TokenStore,
+    Callback, Error, MemoryTokenStore, Password, RedirectFlow, Revocation, TokenKey, TokenManager,
+    TokenStore, store::Precondition,
 };
 use grantkit_emulator::{CommentRateLimit, JoindinEndpoint, JoindinEvent, JoindinQuirks};
 use grantkit_joindin::testing::JoindinHarness;
@@ -30,15 +30,10 @@ fn manager(h: &JoindinHarness) -> (TokenManager, Arc<MemoryTokenStore>) {
 
 async fn log_in(h: &JoindinHarness, manager: &TokenManager) -> TokenKey {
     let fx = h.emulator().fixtures().clone();
-    let flow = PasswordFlow::new(
-        h.joindin_provider(),
-        fx.username,
-        Password::new(fx.password),
-    );
-    match manager.begin(&flow).await.expect("the password grant") {
-        Authorization::Complete(key) => key,
-        Authorization::Redirect(_) => panic!("the password flow redirected"),
-    }
+    manager
+        .sign_in_with_password(fx.username, Password::new(fx.password))
+        .await
+        .expect("the password grant")
 }
 
 fn client(h: &JoindinHarness, manager: &TokenManager, key: &TokenKey) -> JoindinClient {
@@ -96,10 +91,8 @@ async fn oauth_allow_flow_through_the_manager() {
     let h = start(|_| {});
     let fx = h.emulator().fixtures().clone();
     let (manager, store) = manager(&h);
-    let flow = RedirectFlow::implicit(h.joindin_provider(), fx.redirect_uri.clone());
-    let Authorization::Redirect(url) = manager.begin(&flow).await.unwrap() else {
-        panic!("oauth_allow redirects");
-    };
+    let flow = RedirectFlow::implicit(fx.redirect_uri.clone());
+    let url = manager.start_authorization(&flow).await.unwrap();
     let callback = h
         .browse_as(
             url.expose_secret(),
@@ -110,7 +103,7 @@ async fn oauth_allow_flow_through_the_manager() {
         .await
         .unwrap();
     let key = manager
-        .complete_authorization(&flow, &Callback::parse(&callback).unwrap())
+        .complete_authorization(&Callback::parse(&callback).unwrap())
         .await
         .unwrap();
     assert_eq!(key.account, h.joindin_provider().account_of(fx.user_id));
@@ -125,9 +118,7 @@ async fn oauth_allow_flow_through_the_manager() {
     );
 
     // A user who says no: the page links back without a token.
-    let Authorization::Redirect(url) = manager.begin(&flow).await.unwrap() else {
-        panic!("oauth_allow redirects");
-    };
+    let url = manager.start_authorization(&flow).await.unwrap();
     let callback = h
         .browse_as(
             url.expose_secret(),
@@ -138,7 +129,7 @@ async fn oauth_allow_flow_through_the_manager() {
         .await
         .unwrap();
     let err = manager
-        .complete_authorization(&flow, &Callback::parse(&callback).unwrap())
+        .complete_authorization(&Callback::parse(&callback).unwrap())
         .await
         .unwrap_err();
     assert!(
@@ -151,11 +142,8 @@ async fn oauth_allow_flow_through_the_manager() {
 async fn without_oauth_allow_only_the_password_grant_works() {
     let h = start(|q| q.legacy_oauth_allow = false);
     let (manager, _) = manager(&h);
-    let flow = RedirectFlow::implicit(
-        h.joindin_provider(),
-        h.emulator().fixtures().redirect_uri.clone(),
-    );
-    let err = manager.begin(&flow).await.unwrap_err();
+    let flow = RedirectFlow::implicit(h.emulator().fixtures().redirect_uri.clone());
+    let err = manager.start_authorization(&flow).await.unwrap_err();
     assert!(
         matches!(&err, Error::Unsupported { what } if what.contains("password grant")),
         "{err:?}"
@@ -563,19 +551,15 @@ async fn numeric_tokens_fail_the_password_grant_but_not_oauth_allow() {
     let h = start(|q| q.numeric_tokens = true);
     let fx = h.emulator().fixtures().clone();
     let (manager, store) = manager(&h);
-    let flow = PasswordFlow::new(
-        h.joindin_provider(),
-        fx.username.clone(),
-        Password::new(fx.password.clone()),
-    );
-    let err = manager.begin(&flow).await.unwrap_err();
+    let err = manager
+        .sign_in_with_password(fx.username.clone(), Password::new(fx.password.clone()))
+        .await
+        .unwrap_err();
     assert!(err.is_reauthorization_required(), "{err:?}");
     assert!(err.to_string().contains("log in again"), "{err}");
 
-    let flow = RedirectFlow::implicit(h.joindin_provider(), fx.redirect_uri.clone());
-    let Authorization::Redirect(url) = manager.begin(&flow).await.unwrap() else {
-        panic!("oauth_allow redirects");
-    };
+    let flow = RedirectFlow::implicit(fx.redirect_uri.clone());
+    let url = manager.start_authorization(&flow).await.unwrap();
     let callback = h
         .browse_as(
             url.expose_secret(),
@@ -586,7 +570,7 @@ async fn numeric_tokens_fail_the_password_grant_but_not_oauth_allow() {
         .await
         .unwrap();
     let key = manager
-        .complete_authorization(&flow, &Callback::parse(&callback).unwrap())
+        .complete_authorization(&Callback::parse(&callback).unwrap())
         .await
         .unwrap();
     let token = stored_token(&store, &key).await;

@@ -7,8 +7,10 @@ use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use grantkit_conformance::Decision;
 use grantkit_core::{
-    Authorization, Callback, Clock, Error, FlowKind, GrantKind, ManagerConfig, ManualClock,
-    MemoryTokenStore, Provider, RedirectFlow, Revocation, TokenKey, TokenManager, TokenSet,
+    Callback, Error, GrantKind, ManagerConfig, MemoryTokenStore, Provider, RedirectFlow,
+    Revocation, TokenKey, TokenManager, TokenSet,
+    clock::{Clock, ManualClock},
+    flow::FlowKind,
 };
 use grantkit_emulator::{EmulatorClock, JoinMeEmulator, JoinMeEndpoint, JoinMeQuirks};
 use grantkit_joinme::testing::{consent, provider_for};
@@ -48,15 +50,14 @@ impl JoinMe {
         let timeout = Duration::from_secs(10);
         let provider = Arc::new(
             provider_for(&emulator, |b| {
-                b.clock(clock.clone() as Arc<dyn Clock>)
-                    .request_timeout(timeout)
+                b.clock(clock.clone() as Arc<dyn Clock>).timeout(timeout)
             })
             .build()
             .expect("a valid provider"),
         );
         let manager = TokenManager::builder(provider.clone(), Arc::new(MemoryTokenStore::new()))
             .clock(clock.clone())
-            .config(ManagerConfig::for_timeout(timeout).with_refresh_jitter(Duration::ZERO))
+            .config(ManagerConfig::default().with_refresh_jitter(Duration::ZERO))
             .build()
             .expect("a valid manager");
         let browser = reqwest::Client::builder()
@@ -90,10 +91,9 @@ impl JoinMe {
 
     fn flow(&self, kind: FlowKind) -> RedirectFlow {
         let redirect_uri = self.emulator.fixtures().redirect_uri.clone();
-        let provider: Arc<dyn Provider> = self.provider.clone();
         let flow = match kind {
-            FlowKind::Implicit => RedirectFlow::implicit(provider, redirect_uri),
-            _ => RedirectFlow::authorization_code(provider, redirect_uri),
+            FlowKind::Implicit => RedirectFlow::implicit(redirect_uri),
+            _ => RedirectFlow::authorization_code(redirect_uri),
         };
         flow.with_scopes([Scope::UserInfo, Scope::Scheduler, Scope::StartMeeting])
     }
@@ -101,9 +101,11 @@ impl JoinMe {
     /// The whole flow: begin, the user's consent in the browser, the callback.
     async fn authorize(&self, kind: FlowKind) -> TokenKey {
         let flow = self.flow(kind);
-        let Authorization::Redirect(url) = self.manager.begin(&flow).await.expect("begin") else {
-            panic!("a redirect flow redirects");
-        };
+        let url = self
+            .manager
+            .start_authorization(&flow)
+            .await
+            .expect("begin");
         let callback = consent(
             &self.emulator,
             &self.browser,
@@ -113,7 +115,7 @@ impl JoinMe {
         .await
         .expect("the user consents");
         self.manager
-            .complete_authorization(&flow, &Callback::parse(&callback).unwrap())
+            .complete_authorization(&Callback::parse(&callback).unwrap())
             .await
             .expect("the flow completes")
     }
@@ -513,9 +515,7 @@ async fn no_secret_reaches_an_error_or_debug_output() {
 
     // A replayed code, a refused refresh token, a renew prompt, refusals by the API.
     let flow = jm.flow(FlowKind::AuthorizationCode);
-    let Authorization::Redirect(url) = jm.manager.begin(&flow).await.unwrap() else {
-        panic!("a redirect");
-    };
+    let url = jm.manager.start_authorization(&flow).await.unwrap();
     let callback = consent(
         &jm.emulator,
         &jm.browser,
@@ -527,13 +527,13 @@ async fn no_secret_reaches_an_error_or_debug_output() {
     let code = Callback::parse(&callback).unwrap();
     let code = code.query.get("code").unwrap().to_owned();
     jm.manager
-        .complete_authorization(&flow, &Callback::parse(&callback).unwrap())
+        .complete_authorization(&Callback::parse(&callback).unwrap())
         .await
         .unwrap();
     let replay = jm
         .provider
-        .exchange(grantkit_core::Grant::AuthorizationCode {
-            code: grantkit_core::AuthorizationCode::new(code.clone()),
+        .exchange(grantkit_core::provider::Grant::AuthorizationCode {
+            code: grantkit_core::provider::AuthorizationCode::new(code.clone()),
             redirect_uri: fixtures.redirect_uri.clone(),
             pkce_verifier: None,
         })
@@ -542,7 +542,7 @@ async fn no_secret_reaches_an_error_or_debug_output() {
     assert!(replay.is_invalid_grant(), "{replay}");
     show(replay);
     let implicit = TokenSet::new(tokens.access_token.clone(), GrantKind::Implicit);
-    if let grantkit_core::Renewal::Renew(renew_url) = jm.provider.renewal(&implicit) {
+    if let grantkit_core::provider::Renewal::Renew(renew_url) = jm.provider.renewal(&implicit) {
         show(Error::RenewRequired { renew_url });
     }
     jm.emulator.revoke_refresh_token(&refresh);

@@ -7,7 +7,7 @@ use grantkit_conformance::{
     Outcome, PROVIDER_SUITE, ProviderBehavior, ProviderFixture, ProviderHarness, STORE_SUITE,
     StoreBehavior, StoreFixture, run_cell,
 };
-use grantkit_core::FlowKind;
+use grantkit_core::flow::FlowKind;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;

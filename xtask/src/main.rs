@@ -3,6 +3,7 @@
 mod bench;
 mod ci;
 mod conformance;
+mod surface;
 mod tidy;
 
 use clap::{Parser, Subcommand};

@@ -9,11 +9,12 @@
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
+use grantkit_core::flow::{Flow as _, FlowKind, FlowStart, finish};
+use grantkit_core::provider::{ApiResponse, Renewal, ResponseClass};
 use grantkit_core::{
-    AccessToken, ApiResponse, Authorization, Callback, CallbackError, ClientCredentialsFlow, Error,
-    Flow as _, FlowKind, FlowStart, Logout, ManagerConfig, ManualClock, Password, PasswordFlow,
-    Precondition, Provider, RedirectFlow, Renewal, ResponseClass, TokenKey, TokenManager, TokenSet,
-    TokenStore,
+    AccessToken, Callback, CallbackError, Error, Logout, ManagerConfig, Password, Provider,
+    RedirectFlow, TokenKey, TokenManager, TokenSet, TokenStore, clock::ManualClock,
+    store::Precondition,
 };
 use std::fmt;
 use std::sync::Arc;
@@ -219,7 +220,7 @@ impl ProviderRequirement {
 
 /// Whether `flow` yields tokens the provider can refresh (client credentials "refresh" by
 /// repeating the grant).
-fn refreshable(flow: FlowKind, caps: &grantkit_core::Capabilities) -> bool {
+fn refreshable(flow: FlowKind, caps: &grantkit_core::provider::Capabilities) -> bool {
     match flow {
         FlowKind::AuthorizationCode => caps.refresh,
         FlowKind::ClientCredentials => true,
@@ -372,8 +373,7 @@ crate::__provider_suite!(@list registry []);
 /// A manager for the fixture, with the given clock (or the system clock).
 fn manager(fixture: &ProviderFixture, clock: Option<Arc<ManualClock>>) -> TokenManager {
     let provider = fixture.harness.provider();
-    let config =
-        ManagerConfig::for_timeout(provider.request_timeout()).with_refresh_jitter(Duration::ZERO);
+    let config = ManagerConfig::default().with_refresh_jitter(Duration::ZERO);
     let mut builder = TokenManager::builder(provider, fixture.store.clone()).config(config);
     if let Some(clock) = clock {
         builder = builder.clock(clock);
@@ -382,10 +382,9 @@ fn manager(fixture: &ProviderFixture, clock: Option<Arc<ManualClock>>) -> TokenM
 }
 
 fn redirect_flow(fixture: &ProviderFixture) -> RedirectFlow {
-    let provider = fixture.harness.provider();
     let flow = match fixture.flow {
-        FlowKind::Implicit => RedirectFlow::implicit(provider, fixture.harness.redirect_uri()),
-        _ => RedirectFlow::authorization_code(provider, fixture.harness.redirect_uri()),
+        FlowKind::Implicit => RedirectFlow::implicit(fixture.harness.redirect_uri()),
+        _ => RedirectFlow::authorization_code(fixture.harness.redirect_uri()),
     };
     flow.with_scopes(fixture.harness.scopes())
 }
@@ -400,38 +399,26 @@ async fn token_calls(fixture: &ProviderFixture) -> u64 {
 
 /// Runs the fixture's flow to the end and returns the stored grant's key.
 async fn authorize(fixture: &ProviderFixture, manager: &TokenManager) -> TokenKey {
-    let provider = fixture.harness.provider();
     match fixture.flow {
         FlowKind::Password => {
             let (username, password) = fixture
                 .harness
                 .password_credentials()
                 .expect("a harness for a password flow has credentials");
-            let flow = PasswordFlow::new(provider, username, password);
-            match manager.begin(&flow).await.expect("the password grant") {
-                Authorization::Complete(key) => key,
-                Authorization::Redirect(_) => panic!("a password flow redirected"),
-            }
-        }
-        FlowKind::ClientCredentials => {
-            let flow = ClientCredentialsFlow::new(provider, fixture.harness.scopes());
-            match manager
-                .begin(&flow)
+            manager
+                .sign_in_with_password(username, password)
                 .await
-                .expect("the client-credentials grant")
-            {
-                Authorization::Complete(key) => key,
-                Authorization::Redirect(_) => panic!("a client-credentials flow redirected"),
-            }
+                .expect("the password grant")
         }
+        FlowKind::ClientCredentials => manager
+            .sign_in_with_client_credentials(fixture.harness.scopes())
+            .await
+            .expect("the client-credentials grant"),
         _ => {
             let flow = redirect_flow(fixture);
             let callback = browse(fixture, manager, &flow, Decision::Approve).await;
             manager
-                .complete_authorization(
-                    &flow,
-                    &Callback::parse(&callback).expect("a parsable callback"),
-                )
+                .complete_authorization(&Callback::parse(&callback).expect("a parsable callback"))
                 .await
                 .expect("the redirect flow completes")
         }
@@ -445,10 +432,10 @@ async fn browse(
     flow: &RedirectFlow,
     decision: Decision,
 ) -> String {
-    let url = match manager.begin(flow).await.expect("the flow starts") {
-        Authorization::Redirect(url) => url,
-        Authorization::Complete(_) => panic!("a redirect flow completed without the browser"),
-    };
+    let url = manager
+        .start_authorization(flow)
+        .await
+        .expect("the flow starts");
     fixture
         .harness
         .authorize(url.expose_secret(), decision)
@@ -489,22 +476,39 @@ async fn probe_class(
 }
 
 /// Sends the probe through an `AuthorizedClient`.
+/// Sends the harness's probe through an [`AuthorizedClient`](grantkit_core::AuthorizedClient)
+/// and reads the answer as an application would: within 1 MiB, so the oversized-body fault
+/// is refused; with the provider's timeout, so the slow fault ends as a timeout instead of
+/// a late success.
 async fn probe(
     fixture: &ProviderFixture,
     manager: &TokenManager,
     key: &TokenKey,
-) -> grantkit_core::Result<reqwest::Response> {
+) -> grantkit_core::Result<Answer> {
     let (method, url) = fixture.harness.api_probe();
-    // A 1 MiB cap, so the oversized-body fault is refused by the client; the provider's
-    // timeout, so the slow fault ends as a timeout instead of a late success.
     let http = reqwest::Client::builder()
         .timeout(manager.provider().request_timeout())
         .build()
         .expect("an HTTP client with a timeout");
     let client = manager
         .authorized_client(http, key.clone())
-        .with_max_body(1 << 20);
-    client.send(client.http().request(method, url)).await
+        .with_max_read(1 << 20);
+    let response = client.send(client.http().request(method, url)).await?;
+    let status = response.status();
+    grantkit_core::provider::http::read_capped(response, 1 << 20).await?;
+    Ok(Answer { status })
+}
+
+/// An API answer the probe read whole.
+#[derive(Debug)]
+struct Answer {
+    status: http::StatusCode,
+}
+
+impl Answer {
+    fn status(&self) -> http::StatusCode {
+        self.status
+    }
 }
 
 async fn stored(fixture: &ProviderFixture, key: &TokenKey) -> Option<TokenSet> {
@@ -544,7 +548,10 @@ fn param<'a>(url: &'a url::Url, value: &str) -> Option<std::borrow::Cow<'a, str>
 pub async fn authorization_url_carries_the_request(fixture: ProviderFixture) {
     let provider = fixture.harness.provider();
     let flow = redirect_flow(&fixture);
-    let FlowStart::Redirect { url, pending } = flow.start(SystemTime::now()).await.expect("start")
+    let FlowStart::Redirect { url, pending } = flow
+        .start(fixture.harness.provider().as_ref(), SystemTime::now())
+        .await
+        .expect("start")
     else {
         panic!("a redirect flow must redirect");
     };
@@ -643,7 +650,7 @@ pub async fn changed_state_is_rejected_before_any_token_request(fixture: Provide
         .to_owned();
     let forged = callback.replacen(&state, "forged-state-value", 1);
     let err = manager
-        .complete_authorization(&flow, &Callback::parse(&forged).expect("parsable"))
+        .complete_authorization(&Callback::parse(&forged).expect("parsable"))
         .await
         .expect_err("a changed state must be refused");
     assert!(
@@ -661,19 +668,23 @@ pub async fn changed_state_is_rejected_before_any_token_request(fixture: Provide
         "a token request was made for a forged callback"
     );
     manager
-        .complete_authorization(&flow, &genuine)
+        .complete_authorization(&genuine)
         .await
         .expect("the genuine callback still completes");
 }
 
-/// `Flow::finish` itself refuses, before any token request: a pending authorization of
-/// another client, a callback whose state differs (compared in constant time), an `iss`
+/// [`finish`](grantkit_core::flow::finish) itself refuses, before any token request: a
+/// pending authorization of another client or of a direct flow, a callback whose state differs (compared in constant time), an `iss`
 /// naming another issuer (RFC 9207 §2.4, advertised or not) or missing where the server
 /// promises it, and a callback that arrived at another scheme, host, port or path than the
-/// redirect URI. Direct flows have no callback to finish.
+/// redirect URI.
 pub async fn finish_checks_the_callback_before_any_token_request(fixture: ProviderFixture) {
+    let provider = fixture.harness.provider();
     let flow = redirect_flow(&fixture);
-    let FlowStart::Redirect { url, pending } = flow.start(SystemTime::now()).await.expect("start")
+    let FlowStart::Redirect { url, pending } = flow
+        .start(fixture.harness.provider().as_ref(), SystemTime::now())
+        .await
+        .expect("start")
     else {
         panic!("a redirect flow must redirect");
     };
@@ -694,14 +705,14 @@ pub async fn finish_checks_the_callback_before_any_token_request(fixture: Provid
     foreign.client = format!("{}-other", foreign.client);
     let genuine = Callback::parse(&callback).unwrap();
     expect_refused(
-        flow.finish(foreign, &genuine, SystemTime::now()).await,
+        finish(provider.as_ref(), foreign, &genuine, SystemTime::now()).await,
         CallbackError::WrongFlow,
     );
 
     let mut other_state = pending.clone();
-    other_state.state = grantkit_core::StateToken::generate();
+    other_state.state = grantkit_core::store::StateToken::generate();
     expect_refused(
-        flow.finish(other_state, &genuine, SystemTime::now()).await,
+        finish(provider.as_ref(), other_state, &genuine, SystemTime::now()).await,
         CallbackError::StateMismatch,
     );
 
@@ -717,7 +728,8 @@ pub async fn finish_checks_the_callback_before_any_token_request(fixture: Provid
     }
     let foreign_iss = with_param(&callback, location, "iss", "https://evil.example");
     expect_refused(
-        flow.finish(
+        finish(
+            provider.as_ref(),
             pending.clone(),
             &Callback::parse(&foreign_iss).unwrap(),
             SystemTime::now(),
@@ -728,7 +740,8 @@ pub async fn finish_checks_the_callback_before_any_token_request(fixture: Provid
     if issuer.is_some_and(|issuer| issuer.always_sent) {
         let without_iss = without_param(&callback, location, "iss");
         expect_refused(
-            flow.finish(
+            finish(
+                provider.as_ref(),
                 pending.clone(),
                 &Callback::parse(&without_iss).unwrap(),
                 SystemTime::now(),
@@ -741,7 +754,8 @@ pub async fn finish_checks_the_callback_before_any_token_request(fixture: Provid
     // A callback that arrived anywhere but the redirect URI was not meant for this client.
     for elsewhere in elsewhere(&callback) {
         expect_refused(
-            flow.finish(
+            finish(
+                provider.as_ref(),
                 pending.clone(),
                 &Callback::parse(&elsewhere).unwrap(),
                 SystemTime::now(),
@@ -756,20 +770,16 @@ pub async fn finish_checks_the_callback_before_any_token_request(fixture: Provid
         "a refused callback reached the token endpoint"
     );
 
-    let direct = PasswordFlow::new(
-        fixture.harness.provider(),
-        "nobody",
-        grantkit_core::Password::new("unused"),
+    // A pending authorization of a direct flow has no callback to finish.
+    let mut direct = pending.clone();
+    direct.flow = FlowKind::Password;
+    expect_refused(
+        finish(provider.as_ref(), direct, &genuine, SystemTime::now()).await,
+        CallbackError::WrongFlow,
     );
-    assert!(matches!(
-        direct
-            .finish(pending.clone(), &genuine, SystemTime::now())
-            .await,
-        Err(Error::Unsupported { .. })
-    ));
 
     // The genuine callback still completes.
-    flow.finish(pending, &genuine, SystemTime::now())
+    finish(provider.as_ref(), pending, &genuine, SystemTime::now())
         .await
         .expect("the genuine callback completes");
 }
@@ -781,12 +791,12 @@ pub async fn replayed_callback_is_rejected_and_the_code_not_resent(fixture: Prov
     let callback =
         Callback::parse(&browse(&fixture, &manager, &flow, Decision::Approve).await).unwrap();
     manager
-        .complete_authorization(&flow, &callback)
+        .complete_authorization(&callback)
         .await
         .expect("first use");
     let before = token_calls(&fixture).await;
     let err = manager
-        .complete_authorization(&flow, &callback)
+        .complete_authorization(&callback)
         .await
         .expect_err("a replayed callback must be refused");
     assert!(
@@ -815,7 +825,7 @@ pub async fn expired_pending_authorization_is_rejected(fixture: ProviderFixture)
     clock.advance(Duration::from_secs(61));
     let before = token_calls(&fixture).await;
     let err = manager
-        .complete_authorization(&flow, &callback)
+        .complete_authorization(&callback)
         .await
         .expect_err("an expired pending authorization must be refused");
     assert!(
@@ -838,7 +848,7 @@ pub async fn denied_authorization_is_a_typed_error(fixture: ProviderFixture) {
     let callback =
         Callback::parse(&browse(&fixture, &manager, &flow, Decision::Deny).await).unwrap();
     let err = manager
-        .complete_authorization(&flow, &callback)
+        .complete_authorization(&callback)
         .await
         .expect_err("a denial is an error");
     assert!(
@@ -915,7 +925,7 @@ pub async fn code_exchange_faults_are_typed_and_the_code_not_resent(fixture: Pro
             .unwrap();
         let before = token_calls(&fixture).await;
         let err = manager
-            .complete_authorization(&flow, &callback)
+            .complete_authorization(&callback)
             .await
             .expect_err("an exchange that meets a fault fails");
         assert_typed_failure("the code exchange", fault, &err);
@@ -925,7 +935,7 @@ pub async fn code_exchange_faults_are_typed_and_the_code_not_resent(fixture: Pro
             before + 1,
             "{fault:?}: the code was sent more than once"
         );
-        let again = manager.complete_authorization(&flow, &callback).await;
+        let again = manager.complete_authorization(&callback).await;
         assert!(
             matches!(
                 again,
@@ -965,23 +975,17 @@ pub async fn direct_grant_faults_are_typed(fixture: ProviderFixture) {
             .inject_fault(ServerEndpoint::Token, fault, 1)
             .await
             .unwrap();
-        let provider = fixture.harness.provider();
         let outcome = match fixture.flow {
             FlowKind::Password => {
                 let (username, password) = fixture
                     .harness
                     .password_credentials()
                     .expect("a harness for a password flow has credentials");
-                manager
-                    .begin(&PasswordFlow::new(provider, username, password))
-                    .await
+                manager.sign_in_with_password(username, password).await
             }
             _ => {
                 manager
-                    .begin(&ClientCredentialsFlow::new(
-                        provider,
-                        fixture.harness.scopes(),
-                    ))
+                    .sign_in_with_client_credentials(fixture.harness.scopes())
                     .await
             }
         };
@@ -1380,7 +1384,7 @@ pub async fn run_provider_test(name: &str, fixture: ProviderFixture) {
 /// delivers its parameters.
 fn with_param(
     callback: &str,
-    location: grantkit_core::ParamLocation,
+    location: grantkit_core::flow::ParamLocation,
     name: &str,
     value: &str,
 ) -> String {
@@ -1391,7 +1395,11 @@ fn with_param(
 }
 
 /// `callback` without the parameter `name`.
-fn without_param(callback: &str, location: grantkit_core::ParamLocation, name: &str) -> String {
+fn without_param(
+    callback: &str,
+    location: grantkit_core::flow::ParamLocation,
+    name: &str,
+) -> String {
     edit_params(callback, location, |params| {
         params.retain(|(k, _)| k != name)
     })
@@ -1399,13 +1407,13 @@ fn without_param(callback: &str, location: grantkit_core::ParamLocation, name: &
 
 fn edit_params(
     callback: &str,
-    location: grantkit_core::ParamLocation,
+    location: grantkit_core::flow::ParamLocation,
     edit: impl FnOnce(&mut Vec<(String, String)>),
 ) -> String {
     let mut url = url::Url::parse(callback).expect("the harness returns an absolute callback");
     let part = match location {
-        grantkit_core::ParamLocation::Query => url.query(),
-        grantkit_core::ParamLocation::Fragment => url.fragment(),
+        grantkit_core::flow::ParamLocation::Query => url.query(),
+        grantkit_core::flow::ParamLocation::Fragment => url.fragment(),
     };
     let mut params: Vec<(String, String)> =
         url::form_urlencoded::parse(part.unwrap_or("").as_bytes())
@@ -1416,8 +1424,8 @@ fn edit_params(
         .extend_pairs(&params)
         .finish();
     match location {
-        grantkit_core::ParamLocation::Query => url.set_query(Some(&encoded)),
-        grantkit_core::ParamLocation::Fragment => url.set_fragment(Some(&encoded)),
+        grantkit_core::flow::ParamLocation::Query => url.set_query(Some(&encoded)),
+        grantkit_core::flow::ParamLocation::Fragment => url.set_fragment(Some(&encoded)),
     }
     url.into()
 }

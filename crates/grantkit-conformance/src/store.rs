@@ -6,8 +6,10 @@
 
 use futures::future::BoxFuture;
 use grantkit_core::{
-    AccessToken, Error, FlowKind, GrantKind, KeyFilter, PendingAuthorization, PkceVerifier,
-    Precondition, RefreshToken, StateToken, TokenKey, TokenSet, TokenStore,
+    AccessToken, Error, GrantKind, RefreshToken, TokenKey, TokenSet, TokenStore,
+    flow::FlowKind,
+    provider::PkceVerifier,
+    store::{KeyFilter, PendingAuthorization, Precondition, StateToken},
 };
 use rand::RngCore as _;
 use std::collections::{BTreeMap, HashSet};
@@ -18,7 +20,7 @@ use tokio::time::Instant;
 /// A capability a behaviour needs from the store under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StoreRequirement {
-    /// [`StoreCapabilities::cross_process_leases`](grantkit_core::StoreCapabilities).
+    /// [`StoreCapabilities::cross_process_leases`](grantkit_core::store::StoreCapabilities).
     CrossProcessLeases,
 }
 
@@ -292,7 +294,7 @@ async fn take(
     key: &TokenKey,
     ttl: Duration,
     what: &str,
-) -> grantkit_core::Lease {
+) -> grantkit_core::store::Lease {
     fixture
         .store
         .try_lease(key, ttl)
@@ -307,7 +309,7 @@ async fn take_when_free(
     fixture: &StoreFixture,
     key: &TokenKey,
     what: &str,
-) -> grantkit_core::Lease {
+) -> grantkit_core::store::Lease {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(lease) = fixture

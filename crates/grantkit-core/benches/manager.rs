@@ -5,9 +5,10 @@
 use async_trait::async_trait;
 use criterion::{Criterion, criterion_group, criterion_main};
 use grantkit_core::{
-    AccessToken, AuthorizationRequest, Capabilities, Grant, GrantKind, MemoryTokenStore,
-    Precondition, Provider, RefreshToken, Result, Revocation, TokenKey, TokenManager, TokenSet,
-    TokenStore,
+    AccessToken, GrantKind, MemoryTokenStore, Provider, RefreshToken, Result, Revocation, TokenKey,
+    TokenManager, TokenSet, TokenStore,
+    provider::{AuthorizationRequest, Capabilities, Grant},
+    store::Precondition,
 };
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,34 +1,51 @@
 //! `AuthorizedClient`: sends `reqwest` requests with a managed token attached.
 
 use crate::error::{Error, Result};
-use crate::http::read_capped;
 use crate::key::TokenKey;
 use crate::manager::TokenManager;
 use crate::net::ensure_safe_destination;
+use crate::provider::http::{read_capped, read_prefix};
 use crate::provider::{ApiResponse, ResponseClass};
 use std::time::Duration;
 
-/// Sends requests for one grant with its token attached, through the user's own
+/// Sends requests for one grant with its token attached, through your own
 /// `reqwest::Client`.
+///
+/// # What is `Ok` and what is `Err`
+///
+/// `Ok(response)` is a successful answer (2xx, or a 3xx the client did not follow), handed
+/// over unread: its body streams to you. Every other answer is an `Err` typed from the
+/// provider's reading of it — [`Error::Api`] for a refused request (a 404, a 422) with
+/// the server's message, [`Error::Forbidden`], [`Error::RateLimited`],
+/// [`Error::QuotaExceeded`], [`Error::Unavailable`] for 5xx, and
+/// [`Error::ReauthorizationRequired`] or [`Error::RenewRequired`] when the token is refused
+/// for good — as are failures to send ([`Error::Transport`], [`Error::Timeout`]).
+///
+/// # What it does on the way
 ///
 /// - Before each attempt it takes the current token from the [`TokenManager`] and lets the
 ///   provider attach it. Tokens go only to HTTPS URLs or to loopback addresses.
-/// - It reads the response (up to a size cap) and lets the provider classify it. When the
-///   token has expired, it refreshes **only if the failed token is still the current one**
-///   (so a thousand requests failing together cause one refresh), then replays the request
-///   if its body can be replayed. A token the provider calls invalid leads to one refresh
-///   attempt where possible, otherwise to [`Error::ReauthorizationRequired`].
-/// - It honours `Retry-After` on rate-limited responses, up to a bound.
+/// - It reads a body only where the provider must see it to judge the answer: an error
+///   answer (at most [`DEFAULT_MAX_READ`](Self::DEFAULT_MAX_READ) of it), or a success from a
+///   provider that [reads success bodies](crate::provider::Capabilities::reads_success_bodies)
+///   (Joind.in).
+/// - When the token has expired, it refreshes **only if the failed token is still the
+///   current one** (so a thousand requests failing together cause one refresh), then
+///   replays the request if its body can be replayed. A token the provider calls invalid
+///   leads to one refresh attempt where possible, otherwise to
+///   [`Error::ReauthorizationRequired`].
+/// - It honours `Retry-After` on rate-limited answers, up to a bound.
 /// - A request without a timeout of its own gets the provider's request timeout.
-/// - Other outcomes: a successful or permanently refused response is returned as it is; a
-///   rate limit past the bound, an exhausted quota, a missing scope or a provider failure
-///   become the matching [`Error`].
 ///
 /// ```no_run
 /// # async fn example(manager: grantkit_core::TokenManager, key: grantkit_core::TokenKey) -> grantkit_core::Result<()> {
 /// let client = manager.authorized_client(reqwest::Client::new(), key);
-/// let response = client.send(client.http().get("https://api.example.com/v1/user")).await?;
-/// # let _ = response; Ok(()) }
+/// let mut response = client.send(client.http().get("https://api.example.com/v1/user")).await?;
+/// while let Some(chunk) = response.chunk().await? {
+///     // Each chunk as it arrives.
+/// #   let _ = chunk;
+/// }
+/// # Ok(()) }
 /// ```
 #[derive(Clone, Debug)]
 pub struct AuthorizedClient {
@@ -36,16 +53,17 @@ pub struct AuthorizedClient {
     http: reqwest::Client,
     key: TokenKey,
     max_retry_wait: Duration,
-    max_body: usize,
+    max_read: usize,
 }
-
-/// API responses larger than this are refused by default.
-pub const DEFAULT_MAX_BODY: usize = 16 * 1024 * 1024;
 
 /// How many rate-limited answers one request waits out before giving up.
 const MAX_RATE_LIMITED_RETRIES: u32 = 5;
 
 impl AuthorizedClient {
+    /// The most of a body the client reads to judge an answer, by default: all of a
+    /// success body the provider must see, the start of an error body.
+    pub const DEFAULT_MAX_READ: usize = 16 * 1024 * 1024;
+
     /// A client for `key` on the user's `http` client.
     pub fn new(manager: TokenManager, http: reqwest::Client, key: TokenKey) -> Self {
         Self {
@@ -53,7 +71,7 @@ impl AuthorizedClient {
             http,
             key,
             max_retry_wait: Duration::from_secs(30),
-            max_body: DEFAULT_MAX_BODY,
+            max_read: Self::DEFAULT_MAX_READ,
         }
     }
 
@@ -64,9 +82,11 @@ impl AuthorizedClient {
         self
     }
 
-    /// Refuses responses larger than `bytes`.
-    pub fn with_max_body(mut self, bytes: usize) -> Self {
-        self.max_body = bytes;
+    /// Reads at most `bytes` of a body the provider must see (default
+    /// [`DEFAULT_MAX_READ`](Self::DEFAULT_MAX_READ)); a success body it must see that is
+    /// longer is refused as [`Error::BadResponse`].
+    pub fn with_max_read(mut self, bytes: usize) -> Self {
+        self.max_read = bytes;
         self
     }
 
@@ -80,6 +100,11 @@ impl AuthorizedClient {
         &self.key
     }
 
+    /// The manager the client takes its tokens from.
+    pub fn manager(&self) -> &TokenManager {
+        &self.manager
+    }
+
     /// Builds and sends a request.
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
         self.execute(request.build()?).await
@@ -89,6 +114,7 @@ impl AuthorizedClient {
     pub async fn execute(&self, request: reqwest::Request) -> Result<reqwest::Response> {
         ensure_safe_destination(request.url())?;
         let provider = self.manager.provider().clone();
+        let reads_successes = provider.capabilities().reads_success_bodies;
         let mut request = request;
         // Never wait forever: a request without a timeout of its own gets the provider's.
         if request.timeout().is_none() {
@@ -103,18 +129,27 @@ impl AuthorizedClient {
             provider.authenticate(&tokens, request.headers_mut())?;
             let sent_to = request.url().clone();
             let response = self.http.execute(request).await?;
-            // A client that followed a redirect to another host dropped the token on the way:
-            // what comes back says nothing about the token, and must not cost the grant.
-            let redirected = response.url() != &sent_to;
             let status = response.status();
+            let success = status.is_success() || status.is_redirection();
+            if success && !reads_successes {
+                return Ok(response);
+            }
+            // A client that followed a redirect to another host dropped the token on the
+            // way: what comes back says nothing about the token, and must not cost the grant.
+            let redirected = response.url() != &sent_to;
             let headers = response.headers().clone();
             let version = response.version();
-            let body = read_capped(response, self.max_body).await?;
-            let mut class = provider.classify(&ApiResponse {
+            let body = if success {
+                read_capped(response, self.max_read).await?
+            } else {
+                read_prefix(response, self.max_read).await?
+            };
+            let answer = ApiResponse {
                 status,
                 headers: &headers,
                 body: &body,
-            });
+            };
+            let mut class = provider.classify(&answer);
             if redirected
                 && matches!(
                     class,
@@ -125,12 +160,15 @@ impl AuthorizedClient {
                 class = ResponseClass::Permanent;
             }
             match class {
-                ResponseClass::Ok | ResponseClass::Permanent => {
+                ResponseClass::Ok if success => {
                     let mut rebuilt = http::Response::new(body);
                     *rebuilt.status_mut() = status;
                     *rebuilt.headers_mut() = headers;
                     *rebuilt.version_mut() = version;
                     return Ok(reqwest::Response::from(rebuilt));
+                }
+                ResponseClass::Ok | ResponseClass::Permanent => {
+                    return Err(provider.refusal(&answer));
                 }
                 ResponseClass::TokenExpired | ResponseClass::TokenInvalid => {
                     if refreshed {
@@ -169,7 +207,7 @@ impl AuthorizedClient {
                 other => {
                     return Err(other
                         .to_error(status)
-                        .unwrap_or(Error::unavailable(status.as_u16(), None)));
+                        .unwrap_or_else(|| provider.refusal(&answer)));
                 }
             }
         }

@@ -4,8 +4,8 @@
 //! response body: provider errors carry their code and description, bad responses a
 //! description written here, and the renew URL (which carries a token) a [`SecretUrl`].
 
+use crate::provider::text;
 use crate::secret::SecretUrl;
-use crate::text;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,6 +112,14 @@ pub enum Error {
         reason: String,
         /// What became of the grant at the provider.
         revocation: String,
+    },
+
+    /// Several accounts are signed in where one was expected
+    /// ([`TokenManager::account`](crate::TokenManager::account)).
+    #[error("{count} accounts are signed in; choose one of TokenManager::accounts")]
+    AmbiguousAccount {
+        /// How many.
+        count: usize,
     },
 
     /// A store write's precondition did not hold: the record changed since it was read.

@@ -1,7 +1,7 @@
 //! `TokenKey`: which grant a token set belongs to.
 
 use crate::error::{Error, Result};
-use crate::text::escape_controls;
+use crate::provider::text::escape_controls;
 use std::fmt;
 
 /// Identifies one grant: a provider, an OAuth client (or application namespace) and the

@@ -7,7 +7,8 @@
 //! without a query it serves a small relay page that posts `location.hash` back.
 
 use crate::error::{CallbackError, Error, Result};
-use crate::flow::{Callback, MAX_CALLBACK_LEN};
+use crate::flow::MAX_CALLBACK_LEN;
+use crate::flow::redirect::Callback;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -43,11 +44,10 @@ impl Default for LoopbackConfig {
 ///
 /// let listener = LoopbackRedirect::bind(LoopbackConfig { port: 8765, ..Default::default() }).await?;
 /// // The flow's redirect URI must be `listener.redirect_uri()`.
-/// if let grantkit_core::Authorization::Redirect(url) = manager.begin(&flow).await? {
-///     println!("Open this page to sign in: {}", url.expose_secret());
-/// }
+/// let url = manager.start_authorization(&flow).await?;
+/// println!("Open this page to sign in: {}", url.expose_secret());
 /// let callback = listener.wait().await?;
-/// let key = manager.complete_authorization(&flow, &callback).await?;
+/// let key = manager.complete_authorization(&callback).await?;
 /// # let _ = key; Ok(()) }
 /// ```
 #[derive(Debug)]

@@ -1,12 +1,16 @@
 //! `TokenManager`: composes a provider and a store into what users call every request.
 
 use crate::clock::{Clock, SystemClock};
+use crate::contract::{Provider, Revocation, TokenStore};
 use crate::error::{CallbackError, Error, Result};
-use crate::flow::{Callback, Flow, FlowStart};
+use crate::flow::redirect::{Callback, RedirectFlow};
+use crate::flow::{self, ClientCredentialsFlow, Flow, FlowStart, PasswordFlow};
 use crate::key::TokenKey;
-use crate::provider::{Provider, Renewal, Revocation};
-use crate::secret::{AccessToken, SecretUrl, StateToken};
-use crate::store::{KeyFilter, Lease, Precondition, TokenStore, Version, Versioned};
+use crate::memory::MemoryTokenStore;
+use crate::pending::PendingAuthorization;
+use crate::provider::Renewal;
+use crate::secret::{AccessToken, Password, SecretUrl, StateHash, StateToken};
+use crate::store::{KeyFilter, Lease, Precondition, Version, Versioned};
 use crate::token::TokenSet;
 use futures::FutureExt as _;
 use futures::future::{BoxFuture, Shared};
@@ -18,41 +22,54 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::Instrument as _;
 
-/// Tuning of a [`TokenManager`]. The defaults suit most services.
+/// Tuning of a [`TokenManager`]. The defaults suit most services; each setter stands
+/// alone.
+///
+/// ```
+/// use grantkit_core::ManagerConfig;
+/// use std::time::Duration;
+///
+/// let config = ManagerConfig::default().with_refresh_margin(Duration::from_secs(300));
+/// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ManagerConfig {
-    /// Refresh this long before the access token expires.
+    /// Refresh this long before the access token expires (default one minute).
     pub refresh_margin: Duration,
     /// Up to this much more, spread over keys, so tokens issued together are not all
-    /// refreshed in the same second.
+    /// refreshed in the same second (default 30 s).
     pub refresh_jitter: Duration,
     /// A cached token is re-read from the store after this long, so a deletion or a
-    /// refresh by another process is seen even for tokens that never expire.
+    /// refresh by another process is seen even for tokens that never expire (default
+    /// 30 s).
     pub max_cache_age: Duration,
-    /// The TTL of the cross-process refresh lease. Must exceed the provider's request
-    /// timeout; it is renewed while the refresh runs.
-    pub lease_ttl: Duration,
-    /// How long to wait for a peer that holds the lease before giving up.
-    pub lease_wait: Duration,
-    /// After a refresh fails while the current token is still valid, try again after this.
+    /// The TTL of the cross-process refresh lease; it is renewed while the refresh runs and
+    /// must exceed the provider's request timeout. `None` (the default): twice that
+    /// timeout, at least ten seconds.
+    pub lease_ttl: Option<Duration>,
+    /// How long to wait for a peer that holds the lease before giving up. `None` (the
+    /// default): twice the lease TTL plus five seconds, so a dead holder's lease expires
+    /// within the wait.
+    pub lease_wait: Option<Duration>,
+    /// After a refresh fails while the current token is still valid, try again after this
+    /// (default five seconds).
     pub retry_backoff: Duration,
 }
 
-impl ManagerConfig {
-    /// Defaults for a provider whose calls time out after `request_timeout`.
-    pub fn for_timeout(request_timeout: Duration) -> Self {
-        let lease_ttl = (request_timeout * 2).max(Duration::from_secs(10));
+impl Default for ManagerConfig {
+    fn default() -> Self {
         Self {
             refresh_margin: Duration::from_secs(60),
             refresh_jitter: Duration::from_secs(30),
             max_cache_age: Duration::from_secs(30),
-            lease_ttl,
-            lease_wait: lease_ttl * 2 + Duration::from_secs(5),
+            lease_ttl: None,
+            lease_wait: None,
             retry_backoff: Duration::from_secs(5),
         }
     }
+}
 
+impl ManagerConfig {
     /// Sets `refresh_margin`.
     pub fn with_refresh_margin(mut self, margin: Duration) -> Self {
         self.refresh_margin = margin;
@@ -68,21 +85,72 @@ impl ManagerConfig {
         self.max_cache_age = age;
         self
     }
-    /// Sets `lease_ttl`, and `lease_wait` to twice that plus five seconds.
+    /// Sets `lease_ttl`.
     pub fn with_lease_ttl(mut self, ttl: Duration) -> Self {
-        self.lease_ttl = ttl;
-        self.lease_wait = ttl * 2 + Duration::from_secs(5);
+        self.lease_ttl = Some(ttl);
         self
     }
     /// Sets `lease_wait`.
     pub fn with_lease_wait(mut self, wait: Duration) -> Self {
-        self.lease_wait = wait;
+        self.lease_wait = Some(wait);
         self
     }
     /// Sets `retry_backoff`.
     pub fn with_retry_backoff(mut self, backoff: Duration) -> Self {
         self.retry_backoff = backoff;
         self
+    }
+
+    /// The configuration with its defaults resolved for a provider whose calls time out
+    /// after `request_timeout`.
+    fn resolve(&self, request_timeout: Duration) -> Timing {
+        let lease_ttl = self
+            .lease_ttl
+            .unwrap_or_else(|| (request_timeout * 2).max(Duration::from_secs(10)));
+        Timing {
+            refresh_margin: self.refresh_margin,
+            refresh_jitter: self.refresh_jitter,
+            max_cache_age: self.max_cache_age,
+            lease_ttl,
+            lease_wait: self
+                .lease_wait
+                .unwrap_or(lease_ttl * 2 + Duration::from_secs(5)),
+            retry_backoff: self.retry_backoff,
+        }
+    }
+}
+
+/// A [`ManagerConfig`] with every default resolved.
+#[derive(Clone, Copy, Debug)]
+struct Timing {
+    refresh_margin: Duration,
+    refresh_jitter: Duration,
+    max_cache_age: Duration,
+    lease_ttl: Duration,
+    lease_wait: Duration,
+    retry_backoff: Duration,
+}
+
+/// Where pending authorizations wait for their callback: in the store, so a callback may
+/// land on any instance; or, for a store that keeps none, in this process.
+enum Pending {
+    Store(Arc<dyn TokenStore>),
+    Local(MemoryTokenStore),
+}
+
+impl Pending {
+    async fn put(&self, pending: &PendingAuthorization, ttl: Duration) -> Result<()> {
+        match self {
+            Self::Store(store) => store.put_pending(pending, ttl).await,
+            Self::Local(memory) => memory.put_pending(pending, ttl).await,
+        }
+    }
+
+    async fn take(&self, state_hash: &StateHash) -> Result<Option<PendingAuthorization>> {
+        match self {
+            Self::Store(store) => store.take_pending(state_hash).await,
+            Self::Local(memory) => memory.take_pending(state_hash).await,
+        }
     }
 }
 
@@ -114,24 +182,31 @@ impl TokenManagerBuilder {
     /// Checks the configuration and builds the manager.
     pub fn build(self) -> Result<TokenManager> {
         let timeout = self.provider.request_timeout();
-        if self.config.lease_ttl <= timeout {
+        let config = self.config.resolve(timeout);
+        if config.lease_ttl <= timeout {
             return Err(Error::configuration(format!(
                 "the lease TTL ({:?}) must exceed the provider's request timeout ({timeout:?}), \
                  or a slow refresh could outlive its lease",
-                self.config.lease_ttl
+                config.lease_ttl
             )));
         }
-        if self.config.lease_wait < self.config.lease_ttl {
+        if config.lease_wait < config.lease_ttl {
             return Err(Error::configuration(
                 "lease_wait must be at least lease_ttl, or a dead holder's lease never expires in time",
             ));
         }
+        let pending = if self.store.capabilities().pending_authorizations {
+            Pending::Store(self.store.clone())
+        } else {
+            Pending::Local(MemoryTokenStore::new())
+        };
         Ok(TokenManager {
             inner: Arc::new(Inner {
                 provider: self.provider,
                 store: self.store,
+                pending,
                 clock: self.clock,
-                config: self.config,
+                config,
                 cache: RwLock::new(HashMap::new()),
                 sweep_at: AtomicUsize::new(SWEEP_MIN),
                 jobs: Mutex::new(HashMap::new()),
@@ -139,16 +214,6 @@ impl TokenManagerBuilder {
             }),
         })
     }
-}
-
-/// What [`TokenManager::begin`] produced.
-#[derive(Debug)]
-pub enum Authorization {
-    /// Send the user to this URL; the callback goes to
-    /// [`complete_authorization`](TokenManager::complete_authorization).
-    Redirect(SecretUrl),
-    /// A direct flow finished: the grant is stored under this key.
-    Complete(TokenKey),
 }
 
 /// What [`TokenManager::logout`] did, at the provider and locally.
@@ -273,8 +338,9 @@ pub const REVOCATION_PENDING: &str = "grantkit.revocation_pending";
 struct Inner {
     provider: Arc<dyn Provider>,
     store: Arc<dyn TokenStore>,
+    pending: Pending,
     clock: Arc<dyn Clock>,
-    config: ManagerConfig,
+    config: Timing,
     cache: RwLock<HashMap<TokenKey, Entry>>,
     /// When the cache holds this many entries, expired ones are swept out.
     sweep_at: AtomicUsize,
@@ -314,23 +380,29 @@ enum Trigger {
 /// always makes a new issue, even when a server re-issues the very same access token (some
 /// sign identical tokens within one second, others return the still-valid token); a write
 /// that only marks a grant (see [`REFRESH_OUTCOME_UNKNOWN`]) keeps the issue.
+/// Times are compared in whole milliseconds, the precision stores keep.
 #[derive(Clone)]
 struct Issued {
     access_token: AccessToken,
-    obtained_at: Option<SystemTime>,
+    obtained_at_ms: Option<u128>,
 }
 
 impl Issued {
     fn of(tokens: &TokenSet) -> Self {
         Self {
             access_token: tokens.access_token.clone(),
-            obtained_at: tokens.obtained_at,
+            obtained_at_ms: millis(tokens.obtained_at),
         }
     }
 
     fn is(&self, tokens: &TokenSet) -> bool {
-        self.obtained_at == tokens.obtained_at && self.access_token == tokens.access_token
+        self.obtained_at_ms == millis(tokens.obtained_at)
+            && self.access_token == tokens.access_token
     }
+}
+
+fn millis(time: Option<SystemTime>) -> Option<u128> {
+    time.map(|t| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis()))
 }
 
 /// Removes a job from the map when its task ends, however it ends (a panic included), so
@@ -419,14 +491,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl TokenManager {
-    /// A builder with the system clock and defaults derived from the provider's timeout.
+    /// A builder with the system clock and the default [`ManagerConfig`].
     pub fn builder(provider: Arc<dyn Provider>, store: Arc<dyn TokenStore>) -> TokenManagerBuilder {
-        let config = ManagerConfig::for_timeout(provider.request_timeout());
         TokenManagerBuilder {
             provider,
             store,
             clock: Arc::new(SystemClock),
-            config,
+            config: ManagerConfig::default(),
         }
     }
 
@@ -445,50 +516,121 @@ impl TokenManager {
         &self.inner.clock
     }
 
-    /// Starts a flow. A redirect flow's pending authorization goes into the store (so the
-    /// callback may land on any instance); a direct flow's grant is identified and stored.
-    pub async fn begin(&self, flow: &dyn Flow) -> Result<Authorization> {
-        self.inner.check_flow(flow)?;
+    /// Starts a flow through the user's browser: returns the URL to send the user to. The
+    /// pending authorization goes into the store, so the callback may land on any instance
+    /// of a service; finish with [`complete_authorization`](Self::complete_authorization).
+    ///
+    /// The URL carries the flow's state: it is a [`SecretUrl`], never logged.
+    pub async fn start_authorization(&self, flow: &RedirectFlow) -> Result<SecretUrl> {
         let now = self.inner.clock.now();
-        match flow.start(now).await? {
+        match flow.start(self.inner.provider.as_ref(), now).await? {
             FlowStart::Redirect { url, pending } => {
                 let ttl = pending
                     .expires_at
                     .duration_since(now)
                     .unwrap_or(Duration::ZERO);
-                self.inner.store.put_pending(&pending, ttl).await?;
-                Ok(Authorization::Redirect(url))
+                self.inner.pending.put(&pending, ttl).await?;
+                Ok(url)
             }
-            FlowStart::Complete(tokens) => {
-                Ok(Authorization::Complete(self.save_grant(tokens).await?))
+            FlowStart::Complete(_) => {
+                Err(Error::unsupported("a redirect flow that did not redirect"))
             }
         }
     }
 
-    /// Finishes a redirect flow: takes the pending authorization named by the callback's
-    /// state (once), lets the flow check the callback and exchange, identifies the user,
-    /// and stores the grant.
-    pub async fn complete_authorization(
-        &self,
-        flow: &dyn Flow,
-        callback: &Callback,
-    ) -> Result<TokenKey> {
-        self.inner.check_flow(flow)?;
-        let location = self.inner.provider.callback_location(flow.kind());
-        let state = callback
-            .params(location)
-            .get("state")
-            .ok_or(Error::callback(CallbackError::MissingParameter("state")))?;
-        let pending = self
-            .inner
-            .store
-            .take_pending(&StateToken::new(state).hash())
-            .await?
-            .ok_or(Error::callback(CallbackError::UnknownState))?;
-        let tokens = flow
-            .finish(pending, callback, self.inner.clock.now())
-            .await?;
+    /// Finishes a flow through the browser: takes the pending authorization named by the
+    /// callback's state (once), checks the callback (state, where it arrived, `iss`, error
+    /// redirects), exchanges it, identifies the user, and stores the grant. Returns its
+    /// key.
+    pub async fn complete_authorization(&self, callback: &Callback) -> Result<TokenKey> {
+        // The state is where the provider puts it for the flow, which only the pending
+        // authorization knows: query or fragment.
+        let hashes: Vec<StateHash> = [&callback.query, &callback.fragment]
+            .into_iter()
+            .filter_map(|params| params.get("state"))
+            .map(|state| StateToken::new(state).hash())
+            .collect();
+        if hashes.is_empty() {
+            return Err(Error::callback(CallbackError::MissingParameter("state")));
+        }
+        let mut pending = None;
+        for hash in &hashes {
+            pending = self.inner.pending.take(hash).await?;
+            if pending.is_some() {
+                break;
+            }
+        }
+        let pending = pending.ok_or(Error::callback(CallbackError::UnknownState))?;
+        let tokens = flow::finish(
+            self.inner.provider.as_ref(),
+            pending,
+            callback,
+            self.inner.clock.now(),
+        )
+        .await?;
         self.save_grant(tokens).await
+    }
+
+    /// Signs a user in with their name and password (the resource-owner password grant;
+    /// Joind.in's way in). The password is used once and never stored. Returns the key of
+    /// the stored grant.
+    pub async fn sign_in_with_password(
+        &self,
+        username: impl Into<String>,
+        password: Password,
+    ) -> Result<TokenKey> {
+        self.sign_in(&PasswordFlow::new(username, password)).await
+    }
+
+    /// Signs the client in as itself (the client-credentials grant), asking for `scopes`.
+    /// Returns the key of the stored grant; its tokens are renewed by repeating the grant.
+    pub async fn sign_in_with_client_credentials<I, S>(&self, scopes: I) -> Result<TokenKey>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.sign_in(&ClientCredentialsFlow::new(scopes)).await
+    }
+
+    /// Runs a direct flow and stores its grant.
+    async fn sign_in(&self, flow: &dyn Flow) -> Result<TokenKey> {
+        match flow
+            .start(self.inner.provider.as_ref(), self.inner.clock.now())
+            .await?
+        {
+            FlowStart::Complete(tokens) => self.save_grant(tokens).await,
+            FlowStart::Redirect { .. } => Err(Error::unsupported(
+                "a direct flow that redirected: use start_authorization",
+            )),
+        }
+    }
+
+    /// The accounts signed in with this manager's provider and client, in order.
+    pub async fn accounts(&self) -> Result<Vec<TokenKey>> {
+        let filter = KeyFilter::provider(self.inner.provider.id())
+            .with_client(self.inner.provider.client_id());
+        let mut keys = self.inner.store.list(&filter).await?;
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// The one account signed in with this manager's provider and client: what a
+    /// single-user program uses on its second run.
+    ///
+    /// Fails with [`Error::ReauthorizationRequired`] when none is (sign in first), and
+    /// [`Error::AmbiguousAccount`] when several are (pick one from
+    /// [`accounts`](Self::accounts)).
+    pub async fn account(&self) -> Result<TokenKey> {
+        let mut accounts = self.accounts().await?;
+        match accounts.len() {
+            0 => Err(Error::reauthorize(format!(
+                "no account is signed in with {} for client {}: sign in first",
+                self.inner.provider.id(),
+                self.inner.provider.client_id()
+            ))),
+            1 => Ok(accounts.remove(0)),
+            count => Err(Error::AmbiguousAccount { count }),
+        }
     }
 
     /// Identifies the user of a new grant and stores it, replacing any earlier grant of the
@@ -811,17 +953,6 @@ impl Inner {
         }
     }
 
-    fn check_flow(&self, flow: &dyn Flow) -> Result<()> {
-        let provider = flow.provider();
-        if provider.id() != self.provider.id() || provider.client_id() != self.provider.client_id()
-        {
-            return Err(Error::configuration(
-                "the flow runs against another provider or client than this manager",
-            ));
-        }
-        Ok(())
-    }
-
     fn cached(&self, key: &TokenKey) -> Option<Entry> {
         self.cache
             .read()
@@ -1053,6 +1184,10 @@ impl Inner {
         }
         if let Some(outcome) = self.without_refresh(key, &current, &trigger, now).await {
             return outcome;
+        }
+        if !self.store.capabilities().leases {
+            // Only this process's tasks to coordinate, and the job map already does.
+            return self.refresh_holding_lease(key, &trigger).await;
         }
         let lease = match self.acquire_lease(key, &current, &trigger).await? {
             Ok(lease) => HeldLease::hold(self.store.clone(), lease, self.config.lease_ttl),

@@ -1,11 +1,11 @@
 //! `MemoryTokenStore`: the whole `TokenStore` contract in one process's memory.
 
+use crate::contract::TokenStore;
 use crate::error::{Error, Result};
 use crate::key::TokenKey;
-use crate::pending::PendingAuthorization;
-use crate::secret::StateHash;
 use crate::store::{
-    KeyFilter, Lease, Precondition, StoreCapabilities, TokenStore, Version, Versioned,
+    KeyFilter, Lease, PendingAuthorization, Precondition, StateHash, StoreCapabilities, Version,
+    Versioned,
 };
 use crate::token::TokenSet;
 use async_trait::async_trait;
@@ -22,7 +22,7 @@ use tokio::time::Instant;
 ///
 /// ```
 /// # async fn example() -> grantkit_core::Result<()> {
-/// use grantkit_core::{MemoryTokenStore, TokenStore, TokenKey, TokenSet, AccessToken, GrantKind, Precondition};
+/// use grantkit_core::{MemoryTokenStore, TokenStore, TokenKey, TokenSet, AccessToken, GrantKind, store::Precondition};
 ///
 /// let store = MemoryTokenStore::new();
 /// let key = TokenKey::new("joindin", "my-client", "https://api.joind.in/v2.1/users/42");
@@ -84,7 +84,10 @@ fn holds(current: Option<Version>, precondition: Precondition) -> bool {
 #[async_trait]
 impl TokenStore for MemoryTokenStore {
     fn capabilities(&self) -> StoreCapabilities {
+        // Leases among this process's tasks only.
         StoreCapabilities::none()
+            .with_leases(true)
+            .with_pending_authorizations(true)
     }
 
     async fn get(&self, key: &TokenKey) -> Result<Option<Versioned<TokenSet>>> {

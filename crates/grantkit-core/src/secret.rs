@@ -4,7 +4,7 @@
 //! Every type here wraps [`secrecy::SecretString`]: the value is zeroed on drop, `Debug` and
 //! `Display` print `[redacted]`, equality is constant time, and the only way to read the
 //! value is the explicit [`expose_secret`](AccessToken::expose_secret). None of them
-//! implements `Serialize`; stores persist them through [`crate::codec`], which names every
+//! implements `Serialize`; stores persist them through [`crate::store::codec`], which names every
 //! field it writes.
 
 use base64::Engine as _;
@@ -16,7 +16,7 @@ use std::fmt;
 use subtle::ConstantTimeEq as _;
 
 /// What `Debug` and `Display` print in place of any secret.
-pub const REDACTED: &str = "[redacted]";
+pub(crate) const REDACTED: &str = "[redacted]";
 
 macro_rules! secret_type {
     ($(#[$meta:meta])* $name:ident) => {

@@ -46,7 +46,7 @@ impl GrantKind {
 /// The tokens of one grant.
 ///
 /// `Debug` redacts both tokens and shows only the names of the extras. Serialisation for
-/// storage is explicit: [`crate::codec::encode_token_set`].
+/// storage is explicit: [`crate::store::codec::encode_token_set`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct TokenSet {
     /// The access token.

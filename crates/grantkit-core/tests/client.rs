@@ -6,7 +6,7 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use grantkit_core::{Error, Precondition, TokenStore};
+use grantkit_core::{Error, TokenStore, store::Precondition};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
@@ -204,12 +204,13 @@ async fn provider_failures_and_permanent_refusals_are_reported() {
         "{err}"
     );
     assert!(err.is_retryable());
-    let missing = client
+    // Every answer but a success is an error: a refusal is `Api` with its status.
+    let err = client
         .send(client.http().get(format!("{base}/missing")))
         .await
-        .unwrap();
-    assert_eq!(missing.status(), 404);
-    assert_eq!(missing.text().await.unwrap(), "no such thing");
+        .unwrap_err();
+    assert!(matches!(err, Error::Api { status: 404, .. }), "{err}");
+    assert!(!err.is_retryable());
 }
 
 #[tokio::test]
@@ -226,9 +227,11 @@ async fn tokens_never_travel_over_plain_http_to_other_hosts() {
 }
 
 #[tokio::test]
-async fn an_oversized_response_is_a_bad_response() {
+async fn an_oversized_body_the_provider_must_read_is_a_bad_response() {
     let (base, _) = resource_server(0).await;
-    let mut mock = mock_provider();
+    let mut mock = mock_provider_with(
+        grantkit_core::provider::Capabilities::default().with_success_bodies_read(true),
+    );
     mock.expect_refresh().never();
     let fx = fixture(Arc::new(mock));
     fx.store
@@ -242,7 +245,7 @@ async fn an_oversized_response_is_a_bad_response() {
     let client = fx
         .manager
         .authorized_client(reqwest::Client::new(), key())
-        .with_max_body(4);
+        .with_max_read(4);
     let err = client
         .send(client.http().get(format!("{base}/resource")))
         .await
@@ -259,11 +262,14 @@ async fn a_refusal_after_a_redirect_to_another_host_keeps_the_token() {
     fx.seed(&tokens("new-access", Some("rt-1"), fx.now() + 600 * MINUTE))
         .await;
     let client = fx.manager.authorized_client(reqwest::Client::new(), key());
-    let response = client
+    let err = client
         .send(client.http().get(format!("{base}/moved")))
         .await
-        .unwrap();
-    assert_eq!(response.status(), 401, "the refusal is returned as it is");
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Api { status: 401, .. }),
+        "a refusal that says nothing about the token: {err}"
+    );
     let stored = fx.store.get(&key()).await.unwrap().unwrap();
     assert_eq!(stored.value.access_token.expose_secret(), "new-access");
 }

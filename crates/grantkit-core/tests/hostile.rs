@@ -5,8 +5,8 @@
 mod support;
 
 use grantkit_core::{
-    AccessToken, Authorization, Callback, CallbackError, Error, GrantKind, MAX_CALLBACK_LEN,
-    RedirectFlow, Revocation, TokenKey, TokenSet, TokenStore as _,
+    AccessToken, Callback, CallbackError, Error, GrantKind, RedirectFlow, Revocation, TokenKey,
+    TokenSet, TokenStore as _, flow::MAX_CALLBACK_LEN,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,15 +31,17 @@ fn redirect_fixture() -> (Fixture, RedirectFlow) {
         ))
     });
     let provider: Arc<dyn grantkit_core::Provider> = Arc::new(mock);
-    let flow = RedirectFlow::authorization_code(provider.clone(), REDIRECT_URI);
+    let flow = RedirectFlow::authorization_code(REDIRECT_URI);
     (fixture(provider), flow)
 }
 
 /// Starts the flow and returns the state the provider was sent.
 async fn start(fx: &Fixture, flow: &RedirectFlow) -> String {
-    let Ok(Authorization::Redirect(url)) = fx.manager.begin(flow).await else {
-        panic!("the flow redirects");
-    };
+    let url = fx
+        .manager
+        .start_authorization(flow)
+        .await
+        .expect("the flow starts");
     Url::parse(url.expose_secret())
         .unwrap()
         .query_pairs()
@@ -71,7 +73,7 @@ async fn a_hostile_error_description_becomes_one_short_clean_line() {
         let err = match Callback::parse(&url) {
             Ok(callback) => fx
                 .manager
-                .complete_authorization(&flow, &callback)
+                .complete_authorization(&callback)
                 .await
                 .unwrap_err(),
             Err(err) => err,
@@ -100,7 +102,7 @@ async fn a_hostile_error_description_becomes_one_short_clean_line() {
     );
     let err = fx
         .manager
-        .complete_authorization(&flow, &Callback::parse(&url).unwrap())
+        .complete_authorization(&Callback::parse(&url).unwrap())
         .await
         .unwrap_err();
     assert!(
@@ -121,7 +123,7 @@ async fn a_callback_that_arrived_elsewhere_is_refused_before_any_token_request()
     });
     mock.expect_exchange().never();
     let provider: Arc<dyn grantkit_core::Provider> = Arc::new(mock);
-    let flow = RedirectFlow::authorization_code(provider.clone(), REDIRECT_URI);
+    let flow = RedirectFlow::authorization_code(REDIRECT_URI);
     let fx = fixture(provider);
     for elsewhere in [
         "http://evil.example:8765/callback",
@@ -135,7 +137,7 @@ async fn a_callback_that_arrived_elsewhere_is_refused_before_any_token_request()
         let callback = Callback::parse(&format!("{elsewhere}?code=c&state={state}")).unwrap();
         let err = fx
             .manager
-            .complete_authorization(&flow, &callback)
+            .complete_authorization(&callback)
             .await
             .unwrap_err();
         assert!(
@@ -157,7 +159,7 @@ async fn a_callback_at_the_redirect_uri_or_its_path_is_accepted() {
         let state = start(&fx, &flow).await;
         let callback = Callback::parse(&format!("{at}?code=c&state={state}")).unwrap();
         fx.manager
-            .complete_authorization(&flow, &callback)
+            .complete_authorization(&callback)
             .await
             .unwrap_or_else(|err| panic!("{at}: {err}"));
     }
@@ -173,7 +175,7 @@ async fn a_foreign_iss_is_refused_from_a_provider_without_an_issuer() {
     .unwrap();
     let err = fx
         .manager
-        .complete_authorization(&flow, &callback)
+        .complete_authorization(&callback)
         .await
         .unwrap_err();
     assert!(
@@ -191,7 +193,7 @@ async fn a_foreign_iss_is_refused_from_a_provider_without_an_issuer() {
 async fn a_grant_whose_user_cannot_be_identified_is_revoked_and_the_error_says_why() {
     let mut mock = bare_mock_provider();
     mock.expect_capabilities()
-        .return_const(grantkit_core::Capabilities::default());
+        .return_const(grantkit_core::provider::Capabilities::default());
     mock.expect_identify().returning(|_| {
         Err(Error::bad_response(
             "no endpoint named the user (userinfo endpoint: HTTP 500; introspection endpoint: \
@@ -218,7 +220,7 @@ async fn a_grant_whose_user_cannot_be_identified_is_revoked_and_the_error_says_w
     assert_eq!(revocation, "the grant was revoked at the provider");
     assert!(
         fx.store
-            .list(&grantkit_core::KeyFilter::provider(PROVIDER))
+            .list(&grantkit_core::store::KeyFilter::provider(PROVIDER))
             .await
             .unwrap()
             .is_empty()

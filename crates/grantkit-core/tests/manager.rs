@@ -4,14 +4,27 @@ mod support;
 
 use grantkit_core::mock::MockTokenStore;
 use grantkit_core::{
-    Error, Lease, Logout, MemoryTokenStore, Precondition, REVOCATION_PENDING, Renewal, Revocation,
-    SecretUrl, TokenManager, TokenStore, Version, Versioned,
+    Error, Logout, MemoryTokenStore, Revocation, SecretUrl, TokenManager, TokenStore,
+    provider::{REVOCATION_PENDING, Renewal},
+    store::{Lease, Precondition, Version, Versioned},
 };
 use std::sync::Arc;
 use std::time::Duration;
 use support::*;
 
 const MINUTE: Duration = Duration::from_secs(60);
+
+/// A `MockTokenStore` that declares leases and pending authorizations, like the memory
+/// store; tests add the expectations they care about.
+fn mock_store() -> MockTokenStore {
+    let mut store = MockTokenStore::new();
+    store.expect_capabilities().return_const(
+        grantkit_core::store::StoreCapabilities::none()
+            .with_leases(true)
+            .with_pending_authorizations(true),
+    );
+    store
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_thousand_callers_on_an_expired_token_cause_one_refresh() {
@@ -121,7 +134,7 @@ async fn a_token_is_refreshed_ahead_of_expiry_in_the_background() {
 
 #[tokio::test]
 async fn fresh_tokens_are_served_from_memory_until_the_cache_age() {
-    let mut store = MockTokenStore::new();
+    let mut store = mock_store();
     let stored = Versioned {
         value: tokens("access", None, std::time::SystemTime::now() + 600 * MINUTE),
         version: Version::from_u64(7),
@@ -132,7 +145,7 @@ async fn fresh_tokens_are_served_from_memory_until_the_cache_age() {
         .times(2)
         .returning(move |_| Ok(Some(stored.clone())));
     let provider = Arc::new(mock_provider());
-    let clock = Arc::new(grantkit_core::ManualClock::starting_now());
+    let clock = Arc::new(grantkit_core::clock::ManualClock::starting_now());
     let manager = TokenManager::builder(provider, Arc::new(store))
         .clock(clock.clone())
         .build()
@@ -174,7 +187,7 @@ async fn a_rotated_refresh_token_is_written_with_the_version_precondition() {
         value: tokens("old-access", Some("rt-1"), now - MINUTE),
         version: base,
     };
-    let mut store = MockTokenStore::new();
+    let mut store = mock_store();
     store
         .expect_get()
         .returning(move |_| Ok(Some(expired.clone())));
@@ -475,7 +488,7 @@ async fn a_store_outage_after_the_refresh_keeps_the_new_token_and_saves_it_later
         value: tokens("old-access", Some("rt-1"), now - MINUTE),
         version: base,
     };
-    let mut store = MockTokenStore::new();
+    let mut store = mock_store();
     store
         .expect_get()
         .returning(move |_| Ok(Some(expired.clone())));
@@ -510,7 +523,7 @@ async fn a_store_outage_after_the_refresh_keeps_the_new_token_and_saves_it_later
         .expect_refresh()
         .times(1)
         .returning(move |_| Ok(tokens("new-access", Some("rt-2"), now + 600 * MINUTE)));
-    let clock = Arc::new(grantkit_core::ManualClock::new(now));
+    let clock = Arc::new(grantkit_core::clock::ManualClock::new(now));
     let manager = TokenManager::builder(Arc::new(provider), Arc::new(store))
         .clock(clock.clone())
         .build()
@@ -637,10 +650,7 @@ async fn a_forced_logout_deletes_an_unrevoked_grant_and_says_so() {
 fn a_lease_shorter_than_the_provider_timeout_is_refused() {
     let provider = Arc::new(mock_provider());
     let err = TokenManager::builder(provider, Arc::new(MemoryTokenStore::new()))
-        .config(
-            grantkit_core::ManagerConfig::for_timeout(Duration::from_secs(5))
-                .with_lease_ttl(Duration::from_secs(5)),
-        )
+        .config(grantkit_core::ManagerConfig::default().with_lease_ttl(Duration::from_secs(5)))
         .build()
         .unwrap_err();
     assert!(matches!(err, Error::Configuration { .. }), "{err}");
@@ -773,7 +783,7 @@ async fn a_refresh_with_an_unknown_outcome_is_never_replayed_automatically() {
         stored
             .value
             .extras
-            .contains_key(grantkit_core::REFRESH_OUTCOME_UNKNOWN)
+            .contains_key(grantkit_core::provider::REFRESH_OUTCOME_UNKNOWN)
     );
 
     fx.clock.advance(Duration::from_secs(20));
@@ -793,7 +803,7 @@ async fn a_refresh_with_an_unknown_outcome_is_never_replayed_automatically() {
         !stored
             .value
             .extras
-            .contains_key(grantkit_core::REFRESH_OUTCOME_UNKNOWN)
+            .contains_key(grantkit_core::provider::REFRESH_OUTCOME_UNKNOWN)
     );
 }
 
@@ -848,7 +858,7 @@ async fn a_refreshed_token_the_store_never_took_is_refreshed_from_memory_not_fro
         value: tokens("old-access", Some("rt-1"), now - MINUTE),
         version: Version::from_u64(1),
     };
-    let mut store = MockTokenStore::new();
+    let mut store = mock_store();
     store
         .expect_get()
         .returning(move |_| Ok(Some(stored.clone())));
@@ -875,7 +885,7 @@ async fn a_refreshed_token_the_store_never_took_is_refreshed_from_memory_not_fro
         .withf(|t| t.refresh_token.as_ref().unwrap().expose_secret() == "rt-2")
         .times(1)
         .returning(move |_| Ok(tokens("access-3", Some("rt-3"), now + MINUTE * 60)));
-    let clock = Arc::new(grantkit_core::ManualClock::new(now));
+    let clock = Arc::new(grantkit_core::clock::ManualClock::new(now));
     let manager = TokenManager::builder(Arc::new(provider), Arc::new(store))
         .clock(clock.clone())
         .build()

@@ -3,9 +3,11 @@
 mod support;
 
 use grantkit_core::{
-    AccessToken, Authorization, Callback, CallbackError, ClientSecret, Error, Flow, FlowStart,
-    Grant, Password, PasswordFlow, PkceVerifier, RedirectFlow, RefreshToken, SecretUrl, StateToken,
-    TokenStore,
+    AccessToken, Callback, CallbackError, ClientSecret, Error, Password, RedirectFlow,
+    RefreshToken, SecretUrl, TokenStore,
+    flow::{Flow, FlowStart, PasswordFlow},
+    provider::{Grant, PkceVerifier},
+    store::StateToken,
 };
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -46,9 +48,9 @@ impl Write for Captured {
 fn every_type_holding_a_secret_is_redacted_in_debug_and_display() {
     let mut tokens = tokens(SECRETS[0], Some(SECRETS[1]), SystemTime::now());
     tokens.extras.insert("note".into(), "not secret".into());
-    let pending = grantkit_core::PendingAuthorization {
+    let pending = grantkit_core::store::PendingAuthorization {
         state: StateToken::new(SECRETS[6]),
-        flow: grantkit_core::FlowKind::AuthorizationCode,
+        flow: grantkit_core::flow::FlowKind::AuthorizationCode,
         provider: "p".into(),
         client: "c".into(),
         redirect_uri: "http://127.0.0.1/cb".into(),
@@ -65,7 +67,7 @@ fn every_type_holding_a_secret_is_redacted_in_debug_and_display() {
     .unwrap();
     let grants = [
         Grant::AuthorizationCode {
-            code: grantkit_core::AuthorizationCode::new(SECRETS[4]),
+            code: grantkit_core::provider::AuthorizationCode::new(SECRETS[4]),
             redirect_uri: "x".into(),
             pkce_verifier: Some(PkceVerifier::new(SECRETS[5])),
         },
@@ -85,11 +87,7 @@ fn every_type_holding_a_secret_is_redacted_in_debug_and_display() {
         Error::callback(CallbackError::StateMismatch),
         Error::oauth("invalid_grant", Some("refresh token expired".into())),
     ];
-    let flow = PasswordFlow::new(
-        Arc::new(mock_provider()),
-        "alice",
-        Password::new(SECRETS[3]),
-    );
+    let flow = PasswordFlow::new("alice", Password::new(SECRETS[3]));
     let start = FlowStart::Redirect {
         url: SecretUrl::new(format!("https://auth/?state={}", SECRETS[6])),
         pending: pending.clone(),
@@ -108,7 +106,6 @@ fn every_type_holding_a_secret_is_redacted_in_debug_and_display() {
             .join("\n"),
         format!("{flow:?}"),
         format!("{start:?}"),
-        format!("{:?}", Authorization::Redirect(SecretUrl::new(SECRETS[6]))),
         format!(
             "{:?} {}",
             ClientSecret::new(SECRETS[2]),
@@ -158,15 +155,15 @@ async fn logs_of_every_manager_path_hold_no_secret() {
         .returning(|_| Ok(grantkit_core::Revocation::Revoked));
     let provider = Arc::new(mock);
     let fx = fixture(provider.clone());
-    let flow = RedirectFlow::authorization_code(provider, "http://127.0.0.1:9/cb");
-    let Authorization::Redirect(url) = fx.manager.begin(&flow).await.unwrap() else {
-        panic!("a redirect flow redirects");
-    };
+    let flow = RedirectFlow::authorization_code("http://127.0.0.1:9/cb");
+    let url = fx.manager.start_authorization(&flow).await.unwrap();
     assert!(url.expose_secret().starts_with("https://auth.example/"));
     let pending_state = {
         // The state is only in the pending authorization; recover it by starting directly.
-        let FlowStart::Redirect { pending, .. } = flow.start(fx.now()).await.unwrap() else {
-            unreachable!()
+        let FlowStart::Redirect { pending, .. } =
+            flow.start(provider.as_ref(), fx.now()).await.unwrap()
+        else {
+            panic!("a redirect flow redirects")
         };
         fx.store
             .put_pending(&pending, Duration::from_secs(60))
@@ -180,10 +177,7 @@ async fn logs_of_every_manager_path_hold_no_secret() {
         pending_state.expose_secret()
     ))
     .unwrap();
-    fx.manager
-        .complete_authorization(&flow, &callback)
-        .await
-        .unwrap();
+    fx.manager.complete_authorization(&callback).await.unwrap();
     let _ = fx.manager.access_token(&key()).await;
     let _ = fx.manager.access_token(&key()).await;
     let _ = fx.manager.access_token(&key()).await;

@@ -1,12 +1,11 @@
 //! `JoindinClient`: the Joind.in API v2.1 as typed calls over an `AuthorizedClient`.
 
 use crate::model::{Event, Meta, Page, Root, Talk, TalkComment, User, WhoAmI};
-use crate::wire::api_error;
 use futures::StreamExt as _;
 use futures::stream::BoxStream;
-use grantkit_core::codec::describe_json_error;
+use grantkit_core::store::codec::describe_json_error;
 use grantkit_core::{AuthorizedClient, Error, Result};
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderValue, header};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::time::Duration;
@@ -304,26 +303,21 @@ impl JoindinClient {
         Ok(url)
     }
 
-    /// `GET` with the token, answering the status and the body.
-    async fn get(&self, url: &Url) -> Result<(StatusCode, Vec<u8>)> {
+    /// `GET` with the token: the body of a successful answer (every other answer is the
+    /// provider's typed error).
+    async fn get(&self, url: &Url) -> Result<Vec<u8>> {
         let request = self
             .client
             .http()
             .get(url.as_str())
             .header(header::ACCEPT, HeaderValue::from_static(JSON));
         let response = self.client.send(request).await?;
-        let status = response.status();
-        let body = response.bytes().await?.to_vec();
-        Ok((status, body))
+        Ok(response.bytes().await?.to_vec())
     }
 
-    /// `GET` of a document that must succeed.
+    /// `GET` of a document.
     async fn get_document(&self, url: &Url) -> Result<Value> {
-        let (status, body) = self.get(url).await?;
-        if !status.is_success() {
-            return Err(api_error(status, &body));
-        }
-        document(&body)
+        document(&self.get(url).await?)
     }
 
     /// The root document: links to the event lists, and `meta.user_uri`.
@@ -531,16 +525,11 @@ impl JoindinClient {
             .header(header::ACCEPT, HeaderValue::from_static(JSON))
             .body(body);
         let response = once.send(request).await?;
-        let status = response.status();
         let location = response
             .headers()
             .get(header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = response.bytes().await?;
-        if !status.is_success() {
-            return Err(api_error(status, &body));
-        }
         let uri = location.ok_or_else(|| {
             Error::bad_response("Joind.in accepted the comment but sent no Location")
         })?;
@@ -575,13 +564,11 @@ impl JoindinClient {
     /// A single item: `None` on 404 or an empty list.
     async fn single<T: DeserializeOwned>(&self, path: &str, plural: &str) -> Result<Option<T>> {
         let url = self.url(path)?;
-        let (status, body) = self.get(&url).await?;
-        if status == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        if !status.is_success() {
-            return Err(api_error(status, &body));
-        }
+        let body = match self.get(&url).await {
+            Ok(body) => body,
+            Err(Error::Api { status: 404, .. }) => return Ok(None),
+            Err(err) => return Err(err),
+        };
         let page: Page<T> = read_page(document(&body)?, plural)?;
         Ok(page.items.into_iter().next())
     }

@@ -4,11 +4,15 @@
 use crate::lenient::{id_from_uri, text_of};
 use crate::wire::{self, Caller, error_message};
 use async_trait::async_trait;
-use grantkit_core::http::{HttpResponse, ProviderHttp, check_access_token, throttled};
+use grantkit_core::provider::http::{HttpResponse, ProviderHttp, check_access_token, throttled};
 use grantkit_core::{
-    AccessToken, ApiResponse, AuthorizationRequest, Capabilities, ClientSecret, Clock, Error,
-    FlowKind, Grant, GrantKind, ParamLocation, Password, Provider, ResponseClass, Result,
-    Revocation, SystemClock, TokenSet, bearer_header, is_loopback, retry_after,
+    AccessToken, ClientSecret, Error, GrantKind, Password, Provider, Result, Revocation, TokenSet,
+    clock::{Clock, SystemClock},
+    flow::{FlowKind, ParamLocation},
+    provider::{
+        ApiResponse, AuthorizationRequest, Capabilities, Grant, ResponseClass, bearer_header,
+        is_loopback, retry_after,
+    },
 };
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::Value;
@@ -41,6 +45,7 @@ pub struct JoindinProviderBuilder {
     web_base: String,
     http_client: Option<reqwest::Client>,
     timeout: Duration,
+    max_body: Option<usize>,
     clock: Arc<dyn Clock>,
     application_name: Option<String>,
 }
@@ -81,9 +86,22 @@ impl JoindinProviderBuilder {
         self
     }
 
+    /// Serves the API and the web site from one base URL with Joind.in's paths, as the
+    /// emulator does: the API at `{base}/v2.1`, the `oauth_allow` page at `{base}/user/…`.
+    pub fn base_url(self, base: &str) -> Self {
+        let base = base.trim_end_matches('/');
+        self.api_base(format!("{base}/v2.1")).web_base(base)
+    }
+
     /// The timeout of each call to Joind.in ([`DEFAULT_TIMEOUT`]).
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+    pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// The cap on an answer from Joind.in to the provider's own calls (default 1 MiB).
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = Some(bytes);
         self
     }
 
@@ -120,6 +138,10 @@ impl JoindinProviderBuilder {
             None => ProviderHttp::new()?,
         }
         .with_timeout(self.timeout);
+        let http = match self.max_body {
+            Some(bytes) => http.with_max_body(bytes),
+            None => http,
+        };
         Ok(JoindinProvider {
             api_key: self.api_key,
             secret: self.secret,
@@ -128,8 +150,11 @@ impl JoindinProviderBuilder {
             http,
             clock: self.clock,
             application_name: self.application_name,
+            // A token Joind.in does not know makes a request anonymous, answered 200: only
+            // the body (no `meta.user_uri`) says so.
             capabilities: Capabilities::default()
-                .with_flows([FlowKind::Password, FlowKind::Implicit]),
+                .with_flows([FlowKind::Password, FlowKind::Implicit])
+                .with_success_bodies_read(true),
         })
     }
 }
@@ -161,7 +186,7 @@ fn checked_base(base: &str, what: &str) -> Result<String> {
 
 /// The Joind.in API v2.1 as a grantkit [`Provider`].
 ///
-/// - **Password grant** ([`PasswordFlow`](grantkit_core::PasswordFlow)): `POST /token`
+/// - **Password grant** ([`PasswordFlow`](grantkit_core::flow::PasswordFlow)): `POST /token`
 ///   with a JSON body, for trusted clients (`enable_password_grant`). The password is
 ///   sent once and kept nowhere.
 /// - **Legacy `oauth_allow`** ([`RedirectFlow::implicit`](grantkit_core::RedirectFlow::implicit)):
@@ -222,6 +247,7 @@ impl JoindinProvider {
             web_base: DEFAULT_WEB_BASE.to_owned(),
             http_client: None,
             timeout: DEFAULT_TIMEOUT,
+            max_body: None,
             clock: Arc::new(SystemClock),
             application_name: None,
         }
@@ -456,7 +482,7 @@ impl JoindinProvider {
         let document: Value = serde_json::from_slice(body).map_err(|err| {
             Error::bad_response(format!(
                 "the token response is {}",
-                grantkit_core::codec::describe_json_error(&err)
+                grantkit_core::store::codec::describe_json_error(&err)
             ))
         })?;
         let access = match document.get("access_token") {
@@ -493,7 +519,10 @@ impl JoindinProvider {
     }
 
     /// The legacy flow's token, read from the callback's query, then identified.
-    async fn redirect_token(&self, params: &grantkit_core::CallbackParams) -> Result<TokenSet> {
+    async fn redirect_token(
+        &self,
+        params: &grantkit_core::flow::CallbackParams,
+    ) -> Result<TokenSet> {
         let Some(access) = params.get("access_token").filter(|t| !t.is_empty()) else {
             // The deny page links back with the state and nothing else.
             return Err(Error::oauth(
@@ -625,7 +654,7 @@ fn token_rows(body: &[u8], application: &str) -> Result<Vec<TokenRow>> {
     let document: Value = serde_json::from_slice(body).map_err(|err| {
         Error::bad_response(format!(
             "the token list is {}",
-            grantkit_core::codec::describe_json_error(&err)
+            grantkit_core::store::codec::describe_json_error(&err)
         ))
     })?;
     let Some(rows) = document.get("tokens").and_then(Value::as_array) else {
@@ -766,6 +795,11 @@ impl Provider for JoindinProvider {
 
     fn classify<'a>(&self, response: &ApiResponse<'a>) -> ResponseClass {
         wire::classify(response)
+    }
+
+    /// The refused call's error, with Joind.in's `["message"]` where it sent one.
+    fn refusal<'a>(&self, response: &ApiResponse<'a>) -> Error {
+        wire::api_error(response.status, response.body)
     }
 }
 

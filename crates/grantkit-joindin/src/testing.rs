@@ -12,7 +12,7 @@ use grantkit_conformance::provider::HarnessResult;
 use grantkit_conformance::{
     Decision, HarnessCapabilities, ProviderHarness, ServerEndpoint, ServerFault,
 };
-use grantkit_core::{ClientSecret, FlowKind, Password, Provider, TokenSet};
+use grantkit_core::{ClientSecret, Password, Provider, TokenSet, flow::FlowKind};
 use grantkit_emulator::{Fault, FaultRule, JoindinEmulator, JoindinEndpoint, JoindinQuirks};
 use http::header;
 use std::fmt;
@@ -76,7 +76,7 @@ impl JoindinHarness {
         .api_base(emulator.api_base())
         .web_base(emulator.base_url())
         .application_name("grantkit tests")
-        .request_timeout(HARNESS_TIMEOUT)
+        .timeout(HARNESS_TIMEOUT)
     }
 
     /// Runs only these flows.

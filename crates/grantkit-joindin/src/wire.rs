@@ -2,7 +2,10 @@
 //! of an API response into a [`ResponseClass`].
 
 use crate::lenient::{id_from_uri, text_of};
-use grantkit_core::{ApiResponse, Error, ResponseClass, retry_after};
+use grantkit_core::{
+    Error,
+    provider::{ApiResponse, ResponseClass, retry_after},
+};
 use serde_json::Value;
 
 /// The longest server message an error repeats.

@@ -2,11 +2,13 @@
 //! socket for the exact shape of the password grant.
 
 use grantkit_conformance::Decision;
-use grantkit_core::AuthorizationRequest;
+use grantkit_core::provider::AuthorizationRequest;
 use grantkit_core::{
-    AccessToken, Authorization, Callback, CallbackParams, ClientSecret, Error, Flow as _, FlowKind,
-    Grant, GrantKind, MemoryTokenStore, Password, PasswordFlow, Provider, RedirectFlow, Revocation,
-    StateToken, TokenManager, TokenSet,
+    AccessToken, Callback, ClientSecret, Error, GrantKind, MemoryTokenStore, Password, Provider,
+    RedirectFlow, Revocation, TokenManager, TokenSet,
+    flow::{CallbackParams, Flow as _, FlowKind},
+    provider::Grant,
+    store::StateToken,
 };
 use grantkit_emulator::{Fault, FaultRule, JoindinClient as Consumer, JoindinEndpoint};
 use grantkit_joindin::testing::JoindinHarness;
@@ -164,7 +166,7 @@ async fn password_grant_against_the_emulator() {
     // The injected clock stamps when the token was obtained (its only age).
     let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     let clocked = JoindinHarness::provider_for(h.emulator())
-        .clock(Arc::new(grantkit_core::ManualClock::new(at)))
+        .clock(Arc::new(grantkit_core::clock::ManualClock::new(at)))
         .build()
         .unwrap();
     let tokens = password_grant(&clocked, &fx.username, &fx.password)
@@ -258,12 +260,10 @@ async fn a_numeric_token_asks_the_user_to_log_in_again() {
     let manager = TokenManager::builder(provider.clone(), store.clone())
         .build()
         .unwrap();
-    let flow = PasswordFlow::new(
-        provider,
-        fx.username.clone(),
-        Password::new(fx.password.clone()),
-    );
-    let err = manager.begin(&flow).await.unwrap_err();
+    let err = manager
+        .sign_in_with_password(fx.username.clone(), Password::new(fx.password.clone()))
+        .await
+        .unwrap_err();
     assert!(err.is_reauthorization_required(), "{err}");
 }
 
@@ -323,8 +323,8 @@ async fn the_missing_oauth_allow_page_names_the_password_grant() {
     let manager = TokenManager::builder(provider.clone(), Arc::new(MemoryTokenStore::new()))
         .build()
         .unwrap();
-    let flow = RedirectFlow::implicit(provider, h.emulator().fixtures().redirect_uri.clone());
-    let err = manager.begin(&flow).await.unwrap_err();
+    let flow = RedirectFlow::implicit(h.emulator().fixtures().redirect_uri.clone());
+    let err = manager.start_authorization(&flow).await.unwrap_err();
     match &err {
         Error::Unsupported { what } => {
             assert!(what.contains("password grant"), "{what}");
@@ -454,9 +454,11 @@ async fn the_browser_flow_reads_the_token_from_the_query() {
     let h = harness("joindin", |_| {});
     let fx = h.emulator().fixtures().clone();
     let provider = h.joindin_provider();
-    let flow = RedirectFlow::implicit(provider.clone(), fx.redirect_uri.clone());
-    let grantkit_core::FlowStart::Redirect { url, pending } =
-        flow.start(SystemTime::now()).await.unwrap()
+    let flow = RedirectFlow::implicit(fx.redirect_uri.clone());
+    let grantkit_core::flow::FlowStart::Redirect { url, pending } = flow
+        .start(provider.as_ref(), SystemTime::now())
+        .await
+        .unwrap()
     else {
         panic!("a redirect");
     };
@@ -473,14 +475,14 @@ async fn the_browser_flow_reads_the_token_from_the_query() {
         callback.starts_with(&format!("{}?access_token=", fx.redirect_uri)),
         "query, not fragment"
     );
-    let tokens = flow
-        .finish(
-            pending,
-            &Callback::parse(&callback).unwrap(),
-            SystemTime::now(),
-        )
-        .await
-        .unwrap();
+    let tokens = grantkit_core::flow::finish(
+        provider.as_ref(),
+        pending,
+        &Callback::parse(&callback).unwrap(),
+        SystemTime::now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(tokens.grant, GrantKind::Implicit);
     assert_eq!(tokens.expires_at, None);
     assert_eq!(
@@ -530,14 +532,10 @@ async fn logout_cannot_revoke_and_says_so() {
     let manager = TokenManager::builder(provider.clone(), Arc::new(MemoryTokenStore::new()))
         .build()
         .unwrap();
-    let flow = PasswordFlow::new(
-        provider.clone(),
-        fx.username.clone(),
-        Password::new(fx.password.clone()),
-    );
-    let Authorization::Complete(key) = manager.begin(&flow).await.unwrap() else {
-        panic!("direct flow")
-    };
+    let key = manager
+        .sign_in_with_password(fx.username.clone(), Password::new(fx.password.clone()))
+        .await
+        .unwrap();
     let token = manager
         .access_token(&key)
         .await

@@ -1,8 +1,11 @@
 //! Reading api.join.me's answers: the Mashery gateway's codes, join.me's own
 //! `{"Message", "ErrorCode"}` errors, and the status.
 
-use grantkit_core::text::untrusted;
-use grantkit_core::{ApiResponse, Error, ResponseClass, retry_after, www_authenticate_param};
+use grantkit_core::provider::text::untrusted;
+use grantkit_core::{
+    Error,
+    provider::{ApiResponse, ResponseClass, retry_after, www_authenticate_param},
+};
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use std::time::Duration;

@@ -1,13 +1,13 @@
 //! `JoinMeClient`: join.me's REST API, typed, over an [`AuthorizedClient`].
 
-use crate::classify::{api_error, classify_response};
 use crate::model::{
     ConferenceSettings, Meeting, MeetingId, MeetingList, MeetingUpdate, NewMeeting, StartMeeting,
     StartedMeeting, User,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
-use grantkit_core::codec::describe_json_error;
-use grantkit_core::{ApiResponse, AuthorizedClient, Error, Result};
+use grantkit_core::provider::http::read_capped;
+use grantkit_core::store::codec::describe_json_error;
+use grantkit_core::{AuthorizedClient, Error, Result};
 use http::Method;
 use http::header::{ACCEPT, CONTENT_TYPE};
 use serde::Serialize;
@@ -18,6 +18,9 @@ use url::Url;
 const JSON: &str = "application/json";
 /// The default timeout of one API call.
 pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest answer the client reads: join.me's documents are a few KiB, a meeting list
+/// a few hundred.
+const MAX_ANSWER: usize = 16 * 1024 * 1024;
 
 /// join.me's REST API for one grant: the user, ad-hoc and scheduled meetings.
 ///
@@ -58,11 +61,16 @@ impl JoinMeClient {
                 "the join.me API base cannot take a path",
             ));
         }
-        Ok(Self {
+        Ok(Self::from_url(client, api_base))
+    }
+
+    /// A client on an API base already checked (the provider's).
+    pub(crate) fn from_url(client: AuthorizedClient, api_base: Url) -> Self {
+        Self {
             client,
             api_base,
             timeout: DEFAULT_API_TIMEOUT,
-        })
+        }
     }
 
     /// Sets the timeout of each call (default 30 s).
@@ -214,20 +222,11 @@ impl JoinMeClient {
         if let Some(body) = body {
             request = request.header(CONTENT_TYPE, JSON).body(body);
         }
+        // Every answer but a success is already the provider's typed error.
         let response = self.client.send(request).await?;
         let status = response.status();
-        let headers = response.headers().clone();
-        // The authorized client has already read the body within its cap.
-        let body = response.bytes().await?.to_vec();
-        if status.is_success() {
-            return Ok((status, body));
-        }
-        let class = classify_response(&ApiResponse {
-            status,
-            headers: &headers,
-            body: &body,
-        });
-        Err(api_error(status, &class, &body))
+        let body = read_capped(response, MAX_ANSWER).await?;
+        Ok((status, body))
     }
 }
 

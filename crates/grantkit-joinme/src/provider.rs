@@ -3,16 +3,20 @@
 use crate::classify::{api_error, classify_response};
 use crate::scope::{Scope, Scopes};
 use async_trait::async_trait;
-use grantkit_core::http::{
+use grantkit_core::provider::http::{
     HttpResponse, ProviderHttp, TokenResponseRules, check_access_token, lifetime_from_text,
     parse_token_response, throttled, token_endpoint_error,
 };
-use grantkit_core::text::untrusted;
+use grantkit_core::provider::text::untrusted;
 use grantkit_core::{
-    AccessToken, ApiResponse, AuthorizationRequest, Callback, CallbackError, CallbackParams,
-    Capabilities, ClientSecret, Clock, Error, FlowKind, Grant, GrantKind, Provider, Renewal,
-    ResponseClass, Result, Revocation, SecretUrl, SystemClock, TokenSet, bearer_header,
-    is_loopback,
+    AccessToken, Callback, CallbackError, ClientSecret, Error, GrantKind, Provider, Result,
+    Revocation, SecretUrl, TokenSet,
+    clock::{Clock, SystemClock},
+    flow::{CallbackParams, FlowKind},
+    provider::{
+        ApiResponse, AuthorizationRequest, Capabilities, Grant, Renewal, ResponseClass,
+        bearer_header, is_loopback,
+    },
 };
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use oauth2::basic::BasicClient;
@@ -132,10 +136,10 @@ impl JoinMeProviderBuilder {
         self
     }
 
-    /// Serves every endpoint from one origin with join.me's paths, as the emulator does:
-    /// `{origin}/api/public/v1/auth/…` and `{origin}/v1`.
-    pub fn origin(self, origin: &str) -> Self {
-        let origin = origin.trim_end_matches('/');
+    /// Serves every endpoint from one base URL with join.me's paths, as the emulator
+    /// does: `{base}/api/public/v1/auth/…` and `{base}/v1`.
+    pub fn base_url(self, base: &str) -> Self {
+        let origin = base.trim_end_matches('/');
         self.authorize_url(format!("{origin}/api/public/v1/auth/oauth2"))
             .token_url(format!("{origin}/api/public/v1/auth/token"))
             .expire_access_url(format!("{origin}/api/public/v1/auth/expireaccess"))
@@ -160,7 +164,7 @@ impl JoinMeProviderBuilder {
     }
 
     /// The timeout of each call to join.me (default 30 s).
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+    pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
@@ -320,6 +324,12 @@ impl JoinMeProvider {
     /// The scopes asked for when a flow names none.
     pub fn default_scopes(&self) -> Scopes {
         self.default_scopes
+    }
+
+    /// The typed API client for one grant (see [`crate::JoinMeClient`]), on this provider's
+    /// API base.
+    pub fn api_client(&self, client: grantkit_core::AuthorizedClient) -> crate::JoinMeClient {
+        crate::JoinMeClient::from_url(client, self.endpoints.api_base.clone())
     }
 
     /// The renew-authorization URL for `tokens`:
@@ -800,12 +810,17 @@ impl Provider for JoinMeProvider {
     fn classify<'a>(&self, response: &ApiResponse<'a>) -> ResponseClass {
         classify_response(response)
     }
+
+    /// The refused call's error, with join.me's `Message` where it sent one.
+    fn refusal<'a>(&self, response: &ApiResponse<'a>) -> Error {
+        api_error(response.status, &ResponseClass::Permanent, response.body)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use grantkit_core::{RefreshToken, StateToken};
+    use grantkit_core::{RefreshToken, store::StateToken};
     use http::StatusCode;
 
     fn provider() -> JoinMeProvider {
@@ -898,7 +913,7 @@ mod tests {
             bad(base().default_scopes(Scopes::empty())),
             Error::Configuration { .. }
         ));
-        let local = base().origin("http://127.0.0.1:8080/").build().unwrap();
+        let local = base().base_url("http://127.0.0.1:8080/").build().unwrap();
         assert_eq!(
             local.endpoints().token.as_str(),
             "http://127.0.0.1:8080/api/public/v1/auth/token"

@@ -209,7 +209,7 @@ pub fn provider_for(
     .renew_authorization_url(emulator.renew_url())
     .api_base(emulator.api_base())
     .default_scopes(Scopes::usual())
-    .request_timeout(HARNESS_REQUEST_TIMEOUT);
+    .timeout(HARNESS_REQUEST_TIMEOUT);
     change(builder)
 }
 

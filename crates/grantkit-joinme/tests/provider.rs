@@ -3,8 +3,11 @@
 
 use grantkit_conformance::Decision;
 use grantkit_core::{
-    AccessToken, AuthorizationCode, AuthorizationRequest, Callback, ClientSecret, Error, FlowKind,
-    Grant, GrantKind, Provider, RefreshToken, Revocation, StateToken, TokenSet,
+    AccessToken, Callback, ClientSecret, Error, GrantKind, Provider, RefreshToken, Revocation,
+    TokenSet,
+    flow::FlowKind,
+    provider::{AuthorizationCode, AuthorizationRequest, Grant},
+    store::StateToken,
 };
 use grantkit_emulator::{
     AutoConsent, Fault, FaultRule, JoinMeEmulator, JoinMeEndpoint, JoinMeGrant, JoinMeQuirks,
@@ -124,7 +127,7 @@ async fn a_wrong_client_secret_is_invalid_client_whatever_the_status() {
             h.emulator().fixtures().client_id.clone(),
             ClientSecret::new("WrongSecret"),
         )
-        .origin(&h.emulator().base_url())
+        .base_url(&h.emulator().base_url())
         .build()
         .unwrap();
         let tokens = issued(h.emulator(), JoinMeGrant::Code, &["user_info"]);
@@ -272,7 +275,7 @@ async fn expire_access_goes_where_the_builder_says() {
         h.emulator().fixtures().client_id.clone(),
         ClientSecret::new(h.emulator().fixtures().client_secret.clone()),
     )
-    .origin(&h.emulator().base_url())
+    .base_url(&h.emulator().base_url())
     .build()
     .unwrap();
     let err = stale_path.revoke(&tokens).await.unwrap_err();

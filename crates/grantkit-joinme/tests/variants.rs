@@ -5,7 +5,7 @@
 
 use futures::StreamExt as _;
 use grantkit_conformance::{Outcome, PROVIDER_SUITE, ProviderFixture, ProviderHarness, run_cell};
-use grantkit_core::{FlowKind, MemoryTokenStore};
+use grantkit_core::{MemoryTokenStore, flow::FlowKind};
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,9 +1,9 @@
 //! `ServerMetadata`: what an authorization server says about itself (RFC 8414), discovered
 //! from its issuer or written out by hand for a server that publishes nothing.
 
-use grantkit_core::codec::describe_json_error;
-use grantkit_core::http::{HttpResponse, ProviderHttp, token_endpoint_error};
-use grantkit_core::{Error, Result, is_loopback};
+use grantkit_core::provider::http::{HttpResponse, ProviderHttp, token_endpoint_error};
+use grantkit_core::store::codec::describe_json_error;
+use grantkit_core::{Error, Result, provider::is_loopback};
 use serde::Deserialize;
 use url::Url;
 

@@ -4,14 +4,17 @@ use crate::account::AccountClaims;
 use crate::metadata::{ServerMetadata, check_secure};
 use crate::oauth::{self, ClientEndpoints, OAuthClient, prepare, prepared};
 use async_trait::async_trait;
-use grantkit_core::http::{
+use grantkit_core::provider::http::{
     HttpResponse, ProviderHttp, TokenResponseRules, parse_token_response, throttled,
     token_endpoint_error,
 };
 use grantkit_core::{
-    AuthorizationRequest, CallbackError, CallbackParams, Capabilities, ClientSecret, Clock, Error,
-    FlowKind, Grant, GrantKind, Issuer, Provider, Result, Revocation, SystemClock, TokenSet,
-    bearer_header, www_authenticate_param,
+    CallbackError, ClientSecret, Error, GrantKind, Provider, Result, Revocation, TokenSet,
+    clock::{Clock, SystemClock},
+    flow::{CallbackParams, FlowKind},
+    provider::{
+        AuthorizationRequest, Capabilities, Grant, Issuer, bearer_header, www_authenticate_param,
+    },
 };
 use oauth2::{CsrfToken, PkceCodeVerifier, RedirectUrl, Scope};
 use std::borrow::Cow;
@@ -25,7 +28,7 @@ use url::Url;
 pub const DEFAULT_ID: &str = "standard";
 
 /// The default timeout of one call to the server.
-pub const DEFAULT_TIMEOUT: Duration = grantkit_core::http::DEFAULT_TIMEOUT;
+pub const DEFAULT_TIMEOUT: Duration = grantkit_core::provider::http::DEFAULT_TIMEOUT;
 
 /// How the client authenticates at the server's token, revocation and introspection
 /// endpoints.
@@ -82,6 +85,7 @@ pub struct StandardProviderBuilder {
     id: String,
     http_client: Option<reqwest::Client>,
     timeout: Duration,
+    max_body: Option<usize>,
     clock: Arc<dyn Clock>,
     client_auth: Option<ClientAuth>,
     flows: Option<Vec<FlowKind>>,
@@ -124,6 +128,12 @@ impl StandardProviderBuilder {
     /// Sets the timeout of each call to the server (default [`DEFAULT_TIMEOUT`]).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// The cap on an answer from the server (default 1 MiB).
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = Some(bytes);
         self
     }
 
@@ -209,6 +219,10 @@ impl StandardProviderBuilder {
             None => ProviderHttp::new()?,
         }
         .with_timeout(self.timeout);
+        let http = match self.max_body {
+            Some(bytes) => http.with_max_body(bytes),
+            None => http,
+        };
         let metadata = match self.source {
             Some(Source::Issuer(issuer)) => ServerMetadata::discover(&issuer, &http).await?,
             Some(Source::Metadata(metadata)) => *metadata,
@@ -371,6 +385,7 @@ impl StandardProvider {
             id: DEFAULT_ID.to_owned(),
             http_client: None,
             timeout: DEFAULT_TIMEOUT,
+            max_body: None,
             clock: Arc::new(SystemClock),
             client_auth: None,
             flows: None,
@@ -546,7 +561,7 @@ impl StandardProvider {
         let account = self.account.pick(answer).ok_or_else(|| {
             Error::bad_response(format!("the answer has {}", self.account.describe()))
         })?;
-        grantkit_core::check_account(&account)?;
+        grantkit_core::provider::check_account(&account)?;
         Ok(account)
     }
 
@@ -791,7 +806,7 @@ impl Provider for StandardProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use grantkit_core::{ManualClock, PkceVerifier, StateToken};
+    use grantkit_core::{clock::ManualClock, provider::PkceVerifier, store::StateToken};
     use std::time::SystemTime;
 
     const SECRET: &str = "s3cret-Value:with@chars";
@@ -1019,7 +1034,7 @@ mod tests {
         assert!(matches!(err, Error::Unsupported { .. }), "{err}");
         assert_eq!(
             provider.renewal(&tokens),
-            grantkit_core::Renewal::Reauthorize
+            grantkit_core::provider::Renewal::Reauthorize
         );
 
         let missing: CallbackParams = [("state", "s")].into_iter().collect();

@@ -6,8 +6,8 @@
 use grantkit_conformance::Decision;
 use grantkit_conformance::ServerFault;
 use grantkit_core::{
-    Authorization, Callback, Error, FlowKind, Logout, MemoryTokenStore, REVOCATION_PENDING,
-    RedirectFlow, Revocation, TokenKey, TokenManager,
+    Callback, Error, Logout, MemoryTokenStore, RedirectFlow, Revocation, TokenKey, TokenManager,
+    flow::FlowKind, provider::REVOCATION_PENDING,
 };
 use grantkit_standard::StandardProviderBuilder;
 use grantkit_standard::testing::{
@@ -42,17 +42,14 @@ async fn manager(
 
 /// Runs the code flow through the headless browser and completes it.
 async fn sign_in(server: &AuthServer, manager: &TokenManager) -> grantkit_core::Result<TokenKey> {
-    let flow = RedirectFlow::authorization_code(manager.provider().clone(), REDIRECT_URI)
-        .with_scopes(["openid", "read"]);
-    let Authorization::Redirect(url) = manager.begin(&flow).await.expect("begin") else {
-        panic!("a redirect flow redirects");
-    };
+    let flow = RedirectFlow::authorization_code(REDIRECT_URI).with_scopes(["openid", "read"]);
+    let url = manager.start_authorization(&flow).await.expect("begin");
     let callback = server
         .authorize(url.expose_secret(), Decision::Approve)
         .await
         .expect("the browser step");
     manager
-        .complete_authorization(&flow, &Callback::parse(&callback).unwrap())
+        .complete_authorization(&Callback::parse(&callback).unwrap())
         .await
 }
 
@@ -102,7 +99,7 @@ async fn a_grant_nobody_can_identify_is_revoked_and_the_error_names_every_endpoi
     assert!(
         manager
             .store()
-            .list(&grantkit_core::KeyFilter::provider("standard"))
+            .list(&grantkit_core::store::KeyFilter::provider("standard"))
             .await
             .unwrap()
             .is_empty(),

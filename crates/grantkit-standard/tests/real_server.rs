@@ -4,10 +4,11 @@
 use grantkit_conformance::Decision;
 use grantkit_core::loopback::{LoopbackConfig, LoopbackRedirect};
 use grantkit_core::{
-    Authorization, Callback, CallbackError, ClientCredentialsFlow, ClientSecret, Error, Flow as _,
-    FlowKind, FlowStart, Grant, GrantKind, Issuer, Logout, MemoryTokenStore, PkceVerifier,
-    Precondition, Provider, RedirectFlow, Revocation, TokenKey, TokenManager, TokenSet,
-    TokenStore as _,
+    Callback, CallbackError, ClientSecret, Error, GrantKind, Logout, MemoryTokenStore, Provider,
+    RedirectFlow, Revocation, TokenKey, TokenManager, TokenSet, TokenStore as _,
+    flow::{Flow as _, FlowKind, FlowStart},
+    provider::{Grant, Issuer, PkceVerifier},
+    store::Precondition,
 };
 use grantkit_standard::testing::{
     AuthServer, AuthServerOptions, BASIC_CLIENT, POST_CLIENT, REDIRECT_URI, SERVICE_CLIENT,
@@ -42,34 +43,19 @@ fn manager(provider: Arc<StandardProvider>, store: Arc<MemoryTokenStore>) -> Tok
         .expect("a valid manager")
 }
 
-/// Runs the code flow through the headless browser; returns the flow and the callback URL.
-async fn callback_url(
-    server: &AuthServer,
-    manager: &TokenManager,
-    provider: Arc<StandardProvider>,
-    scopes: &[&str],
-) -> (RedirectFlow, String) {
-    let flow =
-        RedirectFlow::authorization_code(provider, REDIRECT_URI).with_scopes(scopes.to_vec());
-    let Authorization::Redirect(url) = manager.begin(&flow).await.expect("begin") else {
-        panic!("a redirect flow redirects");
-    };
-    let callback = server
+/// Runs the code flow through the headless browser; returns the callback URL.
+async fn callback_url(server: &AuthServer, manager: &TokenManager, scopes: &[&str]) -> String {
+    let flow = RedirectFlow::authorization_code(REDIRECT_URI).with_scopes(scopes.to_vec());
+    let url = manager.start_authorization(&flow).await.expect("begin");
+    server
         .authorize(url.expose_secret(), Decision::Approve)
         .await
-        .expect("the browser step");
-    (flow, callback)
+        .expect("the browser step")
 }
 
-/// Runs the code flow through the headless browser; returns the flow and the callback.
-async fn callback(
-    server: &AuthServer,
-    manager: &TokenManager,
-    provider: Arc<StandardProvider>,
-    scopes: &[&str],
-) -> (RedirectFlow, Callback) {
-    let (flow, url) = callback_url(server, manager, provider, scopes).await;
-    (flow, Callback::parse(&url).expect("a callback URL"))
+/// Runs the code flow through the headless browser; returns the callback.
+async fn callback(server: &AuthServer, manager: &TokenManager, scopes: &[&str]) -> Callback {
+    Callback::parse(&callback_url(server, manager, scopes).await).expect("a callback URL")
 }
 
 /// The callback `url` with its query parameters edited.
@@ -81,14 +67,10 @@ fn forged(url: &str, edit: impl FnOnce(&mut Vec<(String, String)>)) -> Callback 
     Callback::parse(url.as_str()).expect("a callback URL")
 }
 
-async fn authorize(
-    server: &AuthServer,
-    manager: &TokenManager,
-    provider: Arc<StandardProvider>,
-) -> TokenKey {
-    let (flow, callback) = callback(server, manager, provider, &SCOPES).await;
+async fn authorize(server: &AuthServer, manager: &TokenManager) -> TokenKey {
+    let callback = callback(server, manager, &SCOPES).await;
     manager
-        .complete_authorization(&flow, &callback)
+        .complete_authorization(&callback)
         .await
         .expect("the code flow completes")
 }
@@ -184,11 +166,8 @@ async fn code_flow_with_pkce_through_the_loopback_helper() {
     let listener = LoopbackRedirect::bind(LoopbackConfig::default())
         .await
         .unwrap();
-    let flow = RedirectFlow::authorization_code(provider.clone(), listener.redirect_uri())
-        .with_scopes(SCOPES);
-    let Authorization::Redirect(url) = manager.begin(&flow).await.unwrap() else {
-        panic!("a redirect");
-    };
+    let flow = RedirectFlow::authorization_code(listener.redirect_uri()).with_scopes(SCOPES);
+    let url = manager.start_authorization(&flow).await.unwrap();
     let parsed = url.expose_url().unwrap();
     let param = |name: &str| {
         parsed
@@ -210,10 +189,7 @@ async fn code_flow_with_pkce_through_the_loopback_helper() {
         .unwrap()
         .expect("the loopback helper got the callback");
     assert!(callback.query.get("iss").is_some(), "RFC 9207 iss is sent");
-    let key = manager
-        .complete_authorization(&flow, &callback)
-        .await
-        .unwrap();
+    let key = manager.complete_authorization(&callback).await.unwrap();
     assert_eq!(
         key,
         TokenKey::new("standard", BASIC_CLIENT.id, TEST_ACCOUNT)
@@ -239,7 +215,7 @@ async fn refresh_with_rotation_stores_the_new_refresh_token_and_reuse_ends_the_g
     let server = start(AuthServerOptions::default().with_rotation(true)).await;
     let provider = provider(&server, &BASIC_CLIENT).await;
     let manager = manager(provider.clone(), Arc::new(MemoryTokenStore::new()));
-    let key = authorize(&server, &manager, provider.clone()).await;
+    let key = authorize(&server, &manager).await;
     let before = stored(&manager, &key).await.unwrap();
     let calls = server.proxy().token_requests();
 
@@ -275,7 +251,7 @@ async fn refresh_without_rotation_keeps_the_refresh_token() {
     );
     assert!(!provider.capabilities().may_rotate_refresh_tokens);
     let manager = manager(provider.clone(), Arc::new(MemoryTokenStore::new()));
-    let key = authorize(&server, &manager, provider.clone()).await;
+    let key = authorize(&server, &manager).await;
     let first = stored(&manager, &key).await.unwrap();
     for _ in 0..2 {
         manager.refresh(&key).await.unwrap();
@@ -293,7 +269,7 @@ async fn revocation_ends_the_grant_and_the_manager_asks_for_reauthorization() {
     let provider = provider(&server, &BASIC_CLIENT).await;
     let store = Arc::new(MemoryTokenStore::new());
     let manager = manager(provider.clone(), store.clone());
-    let key = authorize(&server, &manager, provider.clone()).await;
+    let key = authorize(&server, &manager).await;
     let old = stored(&manager, &key).await.unwrap();
 
     let logout = manager.logout(&key).await.unwrap();
@@ -340,10 +316,10 @@ async fn client_credentials_are_renewed_by_repeating_the_grant() {
             .unwrap(),
     );
     let manager = manager(provider.clone(), Arc::new(MemoryTokenStore::new()));
-    let flow = ClientCredentialsFlow::new(provider.clone(), ["read"]);
-    let Authorization::Complete(key) = manager.begin(&flow).await.unwrap() else {
-        panic!("a direct flow completes at once");
-    };
+    let key = manager
+        .sign_in_with_client_credentials(["read"])
+        .await
+        .unwrap();
     assert_eq!(key.account, SERVICE_CLIENT.id, "the client acts for itself");
     let first = stored(&manager, &key).await.unwrap();
     assert_eq!(first.grant, GrantKind::ClientCredentials);
@@ -387,8 +363,12 @@ async fn client_credentials_are_renewed_by_repeating_the_grant() {
 async fn a_wrong_pkce_verifier_is_invalid_grant() {
     let server = start(AuthServerOptions::default()).await;
     let provider = provider(&server, &BASIC_CLIENT).await;
-    let flow = RedirectFlow::authorization_code(provider.clone(), REDIRECT_URI).with_scopes(SCOPES);
-    let FlowStart::Redirect { url, pending } = flow.start(SystemTime::now()).await.unwrap() else {
+    let flow = RedirectFlow::authorization_code(REDIRECT_URI).with_scopes(SCOPES);
+    let FlowStart::Redirect { url, pending } = flow
+        .start(provider.as_ref(), SystemTime::now())
+        .await
+        .unwrap()
+    else {
         panic!("a redirect");
     };
     assert!(pending.pkce_verifier.is_some());
@@ -404,7 +384,7 @@ async fn a_wrong_pkce_verifier_is_invalid_grant() {
         .to_owned();
     let err = provider
         .exchange(Grant::AuthorizationCode {
-            code: grantkit_core::AuthorizationCode::new(code),
+            code: grantkit_core::provider::AuthorizationCode::new(code),
             redirect_uri: REDIRECT_URI.to_owned(),
             pkce_verifier: Some(PkceVerifier::generate()),
         })
@@ -418,7 +398,7 @@ async fn a_changed_state_is_rejected_before_any_token_request() {
     let server = start(AuthServerOptions::default()).await;
     let provider = provider(&server, &BASIC_CLIENT).await;
     let manager = manager(provider.clone(), Arc::new(MemoryTokenStore::new()));
-    let (flow, url) = callback_url(&server, &manager, provider.clone(), &SCOPES).await;
+    let url = callback_url(&server, &manager, &SCOPES).await;
     let genuine = Callback::parse(&url).unwrap();
     let calls = server.proxy().token_requests();
 
@@ -430,10 +410,7 @@ async fn a_changed_state_is_rejected_before_any_token_request() {
             }
         }
     });
-    let err = manager
-        .complete_authorization(&flow, &forged)
-        .await
-        .unwrap_err();
+    let err = manager.complete_authorization(&forged).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -444,13 +421,15 @@ async fn a_changed_state_is_rejected_before_any_token_request() {
         "{err}"
     );
     // Through the flow, with the pending authorization in hand: a state mismatch.
-    let other =
-        RedirectFlow::authorization_code(provider.clone(), REDIRECT_URI).with_scopes(SCOPES);
-    let FlowStart::Redirect { pending, .. } = other.start(SystemTime::now()).await.unwrap() else {
+    let other = RedirectFlow::authorization_code(REDIRECT_URI).with_scopes(SCOPES);
+    let FlowStart::Redirect { pending, .. } = other
+        .start(provider.as_ref(), SystemTime::now())
+        .await
+        .unwrap()
+    else {
         panic!("a redirect");
     };
-    let err = other
-        .finish(pending, &genuine, SystemTime::now())
+    let err = grantkit_core::flow::finish(provider.as_ref(), pending, &genuine, SystemTime::now())
         .await
         .unwrap_err();
     assert!(
@@ -467,10 +446,7 @@ async fn a_changed_state_is_rejected_before_any_token_request() {
         calls,
         "no token request was made"
     );
-    manager
-        .complete_authorization(&flow, &genuine)
-        .await
-        .unwrap();
+    manager.complete_authorization(&genuine).await.unwrap();
     assert_eq!(server.proxy().token_requests(), calls + 1);
 }
 
@@ -480,16 +456,13 @@ async fn a_changed_or_missing_iss_is_rejected_before_any_token_request() {
     let provider = provider(&server, &BASIC_CLIENT).await;
     let manager = manager(provider.clone(), Arc::new(MemoryTokenStore::new()));
     for forge in [Some("http://127.0.0.1:1"), None] {
-        let (flow, url) = callback_url(&server, &manager, provider.clone(), &SCOPES).await;
+        let url = callback_url(&server, &manager, &SCOPES).await;
         let calls = server.proxy().token_requests();
         let forged = forged(&url, |params| {
             params.retain(|(name, _)| name != "iss");
             params.extend(forge.map(|iss| ("iss".to_owned(), iss.to_owned())));
         });
-        let err = manager
-            .complete_authorization(&flow, &forged)
-            .await
-            .unwrap_err();
+        let err = manager.complete_authorization(&forged).await.unwrap_err();
         assert!(
             matches!(
                 err,
@@ -526,16 +499,13 @@ async fn a_foreign_iss_is_refused_even_where_the_server_does_not_advertise_iss()
     );
     let manager = manager(provider.clone(), Arc::new(MemoryTokenStore::new()));
 
-    let (flow, url) = callback_url(&server, &manager, provider.clone(), &SCOPES).await;
+    let url = callback_url(&server, &manager, &SCOPES).await;
     let calls = server.proxy().token_requests();
     let evil = forged(&url, |params| {
         params.retain(|(name, _)| name != "iss");
         params.push(("iss".to_owned(), "http://evil.test".to_owned()));
     });
-    let err = manager
-        .complete_authorization(&flow, &evil)
-        .await
-        .unwrap_err();
+    let err = manager.complete_authorization(&evil).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -551,10 +521,10 @@ async fn a_foreign_iss_is_refused_even_where_the_server_does_not_advertise_iss()
         "no code was exchanged"
     );
 
-    let (flow, url) = callback_url(&server, &manager, provider.clone(), &SCOPES).await;
+    let url = callback_url(&server, &manager, &SCOPES).await;
     let without_iss = forged(&url, |params| params.retain(|(name, _)| name != "iss"));
     manager
-        .complete_authorization(&flow, &without_iss)
+        .complete_authorization(&without_iss)
         .await
         .expect("no `iss` is promised, so none is required");
 }
@@ -575,7 +545,7 @@ async fn a_client_secret_with_reserved_characters_works_with_client_secret_basic
             .unwrap(),
     );
     let manager = manager(provider.clone(), Arc::new(MemoryTokenStore::new()));
-    let key = authorize(&server, &manager, provider.clone()).await;
+    let key = authorize(&server, &manager).await;
     manager.refresh(&key).await.unwrap();
     let log = server.proxy().token_log();
     assert_eq!(log.len(), 2);
@@ -621,7 +591,7 @@ async fn client_secret_post_sends_the_secret_in_the_body_only() {
             .unwrap(),
     );
     let manager = manager(provider.clone(), Arc::new(MemoryTokenStore::new()));
-    let key = authorize(&server, &manager, provider.clone()).await;
+    let key = authorize(&server, &manager).await;
     manager.refresh(&key).await.unwrap();
     let log = server.proxy().token_log();
     assert_eq!(log.len(), 2);
@@ -636,11 +606,8 @@ async fn without_the_openid_scope_the_account_comes_from_introspection() {
     let server = start(AuthServerOptions::default()).await;
     let provider = provider(&server, &BASIC_CLIENT).await;
     let manager = manager(provider.clone(), Arc::new(MemoryTokenStore::new()));
-    let (flow, callback) = callback(&server, &manager, provider.clone(), &["read"]).await;
-    let key = manager
-        .complete_authorization(&flow, &callback)
-        .await
-        .unwrap();
+    let callback = callback(&server, &manager, &["read"]).await;
+    let key = manager.complete_authorization(&callback).await.unwrap();
     let tokens = stored(&manager, &key).await.unwrap();
     assert_eq!(tokens.scopes, ["read"]);
     assert_eq!(
@@ -658,12 +625,12 @@ async fn an_access_token_expiring_at_the_server_is_refreshed_and_the_request_rep
     // would also expire the refreshed token before a loaded machine replays the request.)
     let server = start(AuthServerOptions::default()).await;
     let provider = provider(&server, &BASIC_CLIENT).await;
-    let clock = Arc::new(grantkit_core::ManualClock::starting_now());
+    let clock = Arc::new(grantkit_core::clock::ManualClock::starting_now());
     let manager = TokenManager::builder(provider.clone(), Arc::new(MemoryTokenStore::new()))
         .clock(clock)
         .build()
         .unwrap();
-    let key = authorize(&server, &manager, provider.clone()).await;
+    let key = authorize(&server, &manager).await;
     let tokens = stored(&manager, &key).await.unwrap();
     assert_eq!(api_status(&server, "/me", &tokens).await, 200);
     server

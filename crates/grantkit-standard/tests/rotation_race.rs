@@ -16,9 +16,13 @@
 use async_trait::async_trait;
 use grantkit_conformance::Decision;
 use grantkit_core::{
-    Authorization, Callback, ClientSecret, FlowKind, KeyFilter, Lease, ManagerConfig,
-    PendingAuthorization, Precondition, Provider as _, RedirectFlow, StateHash, StoreCapabilities,
-    TokenKey, TokenManager, TokenSet, TokenStore, Version, Versioned,
+    Callback, ClientSecret, ManagerConfig, Provider as _, RedirectFlow, TokenKey, TokenManager,
+    TokenSet, TokenStore,
+    flow::FlowKind,
+    store::{
+        KeyFilter, Lease, PendingAuthorization, Precondition, StateHash, StoreCapabilities,
+        Version, Versioned,
+    },
 };
 use grantkit_standard::StandardProvider;
 use grantkit_standard::testing::{
@@ -143,7 +147,7 @@ async fn racer() -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
     let manager = TokenManager::builder(Arc::new(provider), store)
-        .config(ManagerConfig::for_timeout(TIMEOUT).with_refresh_jitter(Duration::ZERO))
+        .config(ManagerConfig::default().with_refresh_jitter(Duration::ZERO))
         .build()
         .map_err(|e| e.to_string())?;
     println!("ready");
@@ -195,17 +199,14 @@ async fn race(leases: bool) -> Race {
     let manager = TokenManager::builder(provider.clone(), store.clone())
         .build()
         .unwrap();
-    let flow = RedirectFlow::authorization_code(provider.clone(), REDIRECT_URI)
-        .with_scopes(["openid", "read"]);
-    let Authorization::Redirect(url) = manager.begin(&flow).await.unwrap() else {
-        panic!("a redirect");
-    };
+    let flow = RedirectFlow::authorization_code(REDIRECT_URI).with_scopes(["openid", "read"]);
+    let url = manager.start_authorization(&flow).await.unwrap();
     let callback = server
         .authorize(url.expose_secret(), Decision::Approve)
         .await
         .unwrap();
     let key = manager
-        .complete_authorization(&flow, &Callback::parse(&callback).unwrap())
+        .complete_authorization(&Callback::parse(&callback).unwrap())
         .await
         .unwrap();
     assert_eq!(key, self::key());

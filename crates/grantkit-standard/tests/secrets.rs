@@ -3,8 +3,8 @@
 
 use grantkit_conformance::{Decision, ServerFault};
 use grantkit_core::{
-    Authorization, Callback, ClientSecret, Error, FlowKind, MemoryTokenStore, Provider as _,
-    RedirectFlow, TokenManager, TokenStore as _,
+    Callback, ClientSecret, Error, MemoryTokenStore, Provider as _, RedirectFlow, TokenManager,
+    TokenStore as _, flow::FlowKind,
 };
 use grantkit_standard::StandardProvider;
 use grantkit_standard::testing::{
@@ -69,11 +69,8 @@ async fn secrets_never_reach_errors_debug_output_or_logs() {
     let manager = TokenManager::builder(provider.clone(), store.clone())
         .build()
         .unwrap();
-    let flow = RedirectFlow::authorization_code(provider.clone(), REDIRECT_URI)
-        .with_scopes(["openid", "read"]);
-    let Authorization::Redirect(url) = manager.begin(&flow).await.unwrap() else {
-        panic!("a redirect");
-    };
+    let flow = RedirectFlow::authorization_code(REDIRECT_URI).with_scopes(["openid", "read"]);
+    let url = manager.start_authorization(&flow).await.unwrap();
     let parsed = url.expose_url().unwrap();
     let state = parsed
         .query_pairs()
@@ -87,10 +84,7 @@ async fn secrets_never_reach_errors_debug_output_or_logs() {
         .unwrap();
     let callback = Callback::parse(&location).unwrap();
     let code = callback.query.get("code").unwrap().to_owned();
-    let key = manager
-        .complete_authorization(&flow, &callback)
-        .await
-        .unwrap();
+    let key = manager.complete_authorization(&callback).await.unwrap();
     let tokens = store.get(&key).await.unwrap().unwrap().value;
 
     let mut secrets = vec![
@@ -109,12 +103,7 @@ async fn secrets_never_reach_errors_debug_output_or_logs() {
     let mut errors: Vec<Error> = Vec::new();
 
     // A replayed callback.
-    errors.push(
-        manager
-            .complete_authorization(&flow, &callback)
-            .await
-            .unwrap_err(),
-    );
+    errors.push(manager.complete_authorization(&callback).await.unwrap_err());
     // Faults in place of the token endpoint's answer.
     for fault in ServerFault::BREAKING
         .into_iter()
@@ -156,7 +145,7 @@ async fn secrets_never_reach_errors_debug_output_or_logs() {
     let mut expired = tokens.clone();
     expired.expires_at = Some(std::time::SystemTime::now() - std::time::Duration::from_secs(1));
     store
-        .put(&key, &expired, grantkit_core::Precondition::Any)
+        .put(&key, &expired, grantkit_core::store::Precondition::Any)
         .await
         .unwrap();
     let fresh = TokenManager::builder(provider.clone(), store.clone())

@@ -12,7 +12,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use grantkit_core::{
-    AccessToken, GrantKind, Precondition, RefreshToken, TokenKey, TokenSet, TokenStore as _,
+    AccessToken, GrantKind, RefreshToken, TokenKey, TokenSet, TokenStore as _, store::Precondition,
 };
 use grantkit_store_file::{Durability, FileTokenStore};
 use std::fs::{self, File};

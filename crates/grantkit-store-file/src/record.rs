@@ -1,13 +1,14 @@
 //! The files' contents: small versioned JSON envelopes around core's
-//! [`codec`](grantkit_core::codec) output.
+//! [`codec`](grantkit_core::store::codec) output.
 //!
 //! A token record holds its key (so `list` can read keys back and a file copied under
 //! another name is recognised as foreign), the store version, and the token set as written by
 //! the codec, byte for byte. Errors describe what is wrong without quoting the file.
 
-use grantkit_core::codec::describe_json_error;
+use grantkit_core::store::codec::describe_json_error;
 use grantkit_core::{
-    Error, PendingAuthorization, Result, StateHash, TokenKey, TokenSet, Version, codec,
+    Error, Result, TokenKey, TokenSet,
+    store::{PendingAuthorization, StateHash, Version, codec},
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;

@@ -11,8 +11,11 @@ use crate::lock::{self, KeyLock, Locks};
 use crate::record::{self, LeaseRecord, TokenRecord};
 use async_trait::async_trait;
 use grantkit_core::{
-    Error, KeyFilter, Lease, PendingAuthorization, Precondition, Result, StateHash,
-    StoreCapabilities, TokenKey, TokenSet, TokenStore, Version, Versioned,
+    Error, Result, TokenKey, TokenSet, TokenStore,
+    store::{
+        KeyFilter, Lease, PendingAuthorization, Precondition, StateHash, StoreCapabilities,
+        Version, Versioned,
+    },
 };
 use std::fmt;
 use std::fs;

@@ -4,7 +4,8 @@
 mod support;
 
 use grantkit_core::{
-    AccessToken, GrantKind, KeyFilter, Precondition, TokenKey, TokenSet, TokenStore as _,
+    AccessToken, GrantKind, TokenKey, TokenSet, TokenStore as _,
+    store::{KeyFilter, Precondition},
 };
 use grantkit_store_file::FileTokenStore;
 use rand::Rng as _;

@@ -4,8 +4,9 @@
 mod support;
 
 use grantkit_core::{
-    AccessToken, Error, FlowKind, GrantKind, PendingAuthorization, Precondition, StateHash,
-    StateToken, TokenKey, TokenSet, TokenStore as _,
+    AccessToken, Error, GrantKind, TokenKey, TokenSet, TokenStore as _,
+    flow::FlowKind,
+    store::{PendingAuthorization, Precondition, StateHash, StateToken},
 };
 use grantkit_store_file::FileTokenStore;
 use std::collections::{BTreeMap, HashMap};

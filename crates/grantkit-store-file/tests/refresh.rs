@@ -10,9 +10,11 @@ mod support;
 
 use async_trait::async_trait;
 use grantkit_core::{
-    AccessToken, AuthorizationRequest, Capabilities, Error, FlowKind, Grant, GrantKind,
-    ManagerConfig, Precondition, Provider, RefreshToken, Result, Revocation, TokenKey,
-    TokenManager, TokenSet, TokenStore as _,
+    AccessToken, Error, GrantKind, ManagerConfig, Provider, RefreshToken, Result, Revocation,
+    TokenKey, TokenManager, TokenSet, TokenStore as _,
+    flow::FlowKind,
+    provider::{AuthorizationRequest, Capabilities, Grant},
+    store::Precondition,
 };
 use grantkit_emulator::{JoinMeEmulator, JoinMeEndpoint, JoinMeGrant};
 use grantkit_store_file::FileTokenStore;
@@ -261,7 +263,7 @@ fn access_worker(args: &[String]) {
     runtime().block_on(async move {
         let store = FileTokenStore::open(&store_dir).await.expect("open");
         let manager = TokenManager::builder(Arc::new(provider), Arc::new(store))
-            .config(ManagerConfig::for_timeout(timeout).with_lease_ttl(lease_ttl))
+            .config(ManagerConfig::default().with_lease_ttl(lease_ttl))
             .build()
             .expect("manager");
         report("ready");

@@ -4,8 +4,10 @@
 mod support;
 
 use grantkit_core::{
-    AccessToken, FlowKind, GrantKind, PendingAuthorization, PkceVerifier, Precondition,
-    RefreshToken, StateToken, TokenKey, TokenSet, TokenStore,
+    AccessToken, GrantKind, RefreshToken, TokenKey, TokenSet, TokenStore,
+    flow::FlowKind,
+    provider::PkceVerifier,
+    store::{PendingAuthorization, Precondition, StateToken},
 };
 use grantkit_store_file::FileTokenStore;
 use std::collections::BTreeMap;

@@ -4,8 +4,9 @@
 mod support;
 
 use grantkit_core::{
-    AccessToken, Error, FlowKind, GrantKind, KeyFilter, PendingAuthorization, Precondition,
-    StateToken, TokenKey, TokenSet, TokenStore,
+    AccessToken, Error, GrantKind, TokenKey, TokenSet, TokenStore,
+    flow::FlowKind,
+    store::{KeyFilter, PendingAuthorization, Precondition, StateToken},
 };
 use grantkit_store_file::{Durability, FileStoreError, FileTokenStore, MAX_RECORD_BYTES};
 use std::collections::BTreeMap;

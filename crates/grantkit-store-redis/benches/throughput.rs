@@ -11,9 +11,9 @@
 //! named by `GRANTKIT_TEST_REDIS_URL`.
 
 use criterion::{Criterion, criterion_main};
-use grantkit_core::codec::encode_token_set;
+use grantkit_core::store::codec::encode_token_set;
 use grantkit_core::{
-    AccessToken, GrantKind, Precondition, RefreshToken, TokenKey, TokenSet, TokenStore,
+    AccessToken, GrantKind, RefreshToken, TokenKey, TokenSet, TokenStore, store::Precondition,
 };
 use grantkit_store_redis::testing::TestRedis;
 use redis::aio::ConnectionManager;

@@ -2,7 +2,10 @@
 
 use crate::keys::{DEFAULT_PREFIX, KeyLayout};
 use crate::store::RedisTokenStore;
-use grantkit_core::{Clock, Error, Result, SystemClock};
+use grantkit_core::{
+    Error, Result,
+    clock::{Clock, SystemClock},
+};
 use redis::IntoConnectionInfo as _;
 use std::fmt;
 use std::sync::Arc;

@@ -7,7 +7,10 @@
 //! its lease live in one slot and a script may touch them together. The record keeps the
 //! key parts themselves, which is how `list` recovers a [`TokenKey`] from a scanned key.
 
-use grantkit_core::{Error, KeyFilter, Result, StateHash, TokenKey};
+use grantkit_core::{
+    Error, Result, TokenKey,
+    store::{KeyFilter, StateHash},
+};
 use sha2::{Digest, Sha256};
 
 /// The prefix used when none is configured.

@@ -6,10 +6,13 @@ use crate::error::{self, command_failed, is_wrong_type};
 use crate::scripts;
 use async_trait::async_trait;
 use futures::{StreamExt as _, TryStreamExt as _};
-use grantkit_core::codec;
+use grantkit_core::store::codec;
 use grantkit_core::{
-    Error, KeyFilter, Lease, PendingAuthorization, Precondition, Result, StateHash,
-    StoreCapabilities, TokenKey, TokenSet, TokenStore, Version, Versioned,
+    Error, Result, TokenKey, TokenSet, TokenStore,
+    store::{
+        KeyFilter, Lease, PendingAuthorization, Precondition, StateHash, StoreCapabilities,
+        Version, Versioned,
+    },
 };
 use redis::RedisResult;
 use std::collections::HashSet;

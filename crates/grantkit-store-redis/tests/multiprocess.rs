@@ -13,9 +13,11 @@
 //! variables, reporting on stdout.
 
 use grantkit_core::{
-    AccessToken, AuthorizationRequest, Capabilities, Error, FlowKind, Grant, GrantKind,
-    ManagerConfig, Precondition, Provider, RefreshToken, Revocation, TokenKey, TokenManager,
-    TokenSet, TokenStore,
+    AccessToken, Error, GrantKind, ManagerConfig, Provider, RefreshToken, Revocation, TokenKey,
+    TokenManager, TokenSet, TokenStore,
+    flow::FlowKind,
+    provider::{AuthorizationRequest, Capabilities, Grant},
+    store::Precondition,
 };
 use grantkit_emulator::{JoinMeEmulator, JoinMeEndpoint, JoinMeGrant};
 use grantkit_store_redis::testing::{TestRedis, random_prefix};
@@ -254,7 +256,7 @@ mod worker {
         let store: Arc<dyn TokenStore> = Arc::new(store().await);
         let provider = Arc::new(RefreshingProvider::from_env());
         let key = TokenKey::new(env(PROVIDER_ID), env(CLIENT_ID), env(ACCOUNT));
-        let config = ManagerConfig::for_timeout(REQUEST_TIMEOUT)
+        let config = ManagerConfig::default()
             .with_lease_ttl(Duration::from_millis(env_number(LEASE_TTL_MS)));
         let manager = TokenManager::builder(provider, store)
             .config(config)

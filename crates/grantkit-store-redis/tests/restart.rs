@@ -3,7 +3,8 @@
 //! retryable store error, and every write that was acknowledged is there afterwards.
 
 use grantkit_core::{
-    AccessToken, Error, GrantKind, Precondition, TokenKey, TokenSet, TokenStore, Version,
+    AccessToken, Error, GrantKind, TokenKey, TokenSet, TokenStore,
+    store::{Precondition, Version},
 };
 use grantkit_store_redis::RedisTokenStore;
 use grantkit_store_redis::testing::{RedisServer, ServerOptions};

@@ -3,8 +3,11 @@
 //! errors.
 
 use grantkit_core::{
-    AccessToken, Error, FlowKind, GrantKind, KeyFilter, ManualClock, PendingAuthorization,
-    PkceVerifier, Precondition, RefreshToken, StateToken, TokenKey, TokenSet, TokenStore,
+    AccessToken, Error, GrantKind, RefreshToken, TokenKey, TokenSet, TokenStore,
+    clock::ManualClock,
+    flow::FlowKind,
+    provider::PkceVerifier,
+    store::{KeyFilter, PendingAuthorization, Precondition, StateToken},
 };
 use grantkit_store_redis::RedisTokenStore;
 use grantkit_store_redis::testing::{RedisServer, ServerOptions, TestRedis};

@@ -1,10 +1,27 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub use grantkit_core::*;
+#[cfg(feature = "reqwest")]
+pub use grantkit_core::AuthorizedClient;
+#[cfg(feature = "loopback")]
+pub use grantkit_core::loopback;
+pub use grantkit_core::{
+    AccessToken, Callback, CallbackError, ClientSecret, Error, GrantKind, Logout, ManagerConfig,
+    MemoryTokenStore, Password, Provider, RedirectFlow, RefreshToken, Result, Revocation,
+    SecretUrl, TokenKey, TokenManager, TokenManagerBuilder, TokenSet, TokenStore,
+};
+pub use grantkit_core::{clock, flow};
 
-/// Token stores beyond the in-memory one, one cargo feature each.
+/// The `reqwest` grantkit is built on: build the clients you hand to grantkit with it, and
+/// no second version of reqwest ends up in your program.
+pub use reqwest;
+/// The `url` grantkit's signatures use.
+pub use url;
+
+/// Token stores, one cargo feature each, and what a store author needs
+/// ([`grantkit_core::store`]).
 pub mod store {
-    pub use grantkit_core::MemoryTokenStore;
+    pub use grantkit_core::store::*;
     /// `FileTokenStore` (feature `store-file`).
     #[cfg(feature = "store-file")]
     pub use grantkit_store_file as file;
@@ -13,8 +30,10 @@ pub mod store {
     pub use grantkit_store_redis as redis;
 }
 
-/// Providers, one cargo feature each.
+/// Providers, one cargo feature each, and what a provider author needs
+/// ([`grantkit_core::provider`]).
 pub mod provider {
+    pub use grantkit_core::provider::*;
     /// `JoindinProvider` and its typed API client (feature `joindin`).
     #[cfg(feature = "joindin")]
     pub use grantkit_joindin as joindin;

@@ -5,10 +5,12 @@
 use async_trait::async_trait;
 use grantkit_core::mock::MockProvider;
 use grantkit_core::{
-    AccessToken, ApiResponse, AuthorizationRequest, Callback, Capabilities, FlowKind, Grant,
-    GrantKind, ManagerConfig, ManualClock, MemoryTokenStore, ParamLocation, Precondition, Provider,
-    RefreshToken, Renewal, ResponseClass, Result, Revocation, TokenKey, TokenManager, TokenSet,
-    TokenStore,
+    AccessToken, Callback, GrantKind, ManagerConfig, MemoryTokenStore, Provider, RefreshToken,
+    Result, Revocation, TokenKey, TokenManager, TokenSet, TokenStore,
+    clock::ManualClock,
+    flow::{FlowKind, ParamLocation},
+    provider::{ApiResponse, AuthorizationRequest, Capabilities, Grant, Renewal, ResponseClass},
+    store::Precondition,
 };
 use http::HeaderMap;
 use std::future::Future;
@@ -36,14 +38,19 @@ pub fn tokens(access: &str, refresh: Option<&str>, expires_at: SystemTime) -> To
 /// A `MockProvider` whose identity, capabilities and default methods behave like the trait's
 /// defaults; tests add the expectations they care about (`refresh`, `exchange`, …).
 pub fn mock_provider() -> MockProvider {
-    let mut mock = bare_mock_provider();
-    mock.expect_capabilities().return_const(
+    mock_provider_with(
         Capabilities::default()
             .with_flows([FlowKind::AuthorizationCode, FlowKind::Implicit])
             .with_refresh(true)
             .with_rotation(true)
             .with_pkce(true),
-    );
+    )
+}
+
+/// [`mock_provider`] with these capabilities.
+pub fn mock_provider_with(capabilities: Capabilities) -> MockProvider {
+    let mut mock = bare_mock_provider();
+    mock.expect_capabilities().return_const(capabilities);
     mock.expect_callback_location()
         .returning(|flow| match flow {
             FlowKind::Implicit => ParamLocation::Fragment,
@@ -61,12 +68,18 @@ pub fn mock_provider() -> MockProvider {
         .returning(|tokens: &TokenSet, headers: &mut HeaderMap| {
             headers.insert(
                 http::header::AUTHORIZATION,
-                grantkit_core::bearer_header(&tokens.access_token)?,
+                grantkit_core::provider::bearer_header(&tokens.access_token)?,
             );
             Ok(())
         });
     mock.expect_classify()
-        .returning(|response: &ApiResponse<'_>| grantkit_core::classify_rfc6750(response));
+        .returning(|response: &ApiResponse<'_>| {
+            grantkit_core::provider::classify_rfc6750(response)
+        });
+    mock.expect_refusal()
+        .returning(|response: &ApiResponse<'_>| {
+            grantkit_core::Error::api(response.status.as_u16(), "refused")
+        });
     mock.expect_identify()
         .returning(|_| Ok("alice@example.com".to_owned()));
     mock
@@ -154,7 +167,7 @@ impl Provider for Wrapped {
     fn callback_location(&self, flow: FlowKind) -> ParamLocation {
         self.inner.callback_location(flow)
     }
-    fn issuer(&self) -> Option<grantkit_core::Issuer> {
+    fn issuer(&self) -> Option<grantkit_core::provider::Issuer> {
         self.inner.issuer()
     }
     async fn authorization_url(&self, request: &AuthorizationRequest) -> Result<Url> {
@@ -198,6 +211,9 @@ impl Provider for Wrapped {
     fn classify(&self, response: &ApiResponse<'_>) -> ResponseClass {
         self.inner.classify(response)
     }
+    fn refusal(&self, response: &ApiResponse<'_>) -> grantkit_core::Error {
+        self.inner.refusal(response)
+    }
 }
 
 /// A manager over `provider` and a memory store, with a manual clock, no jitter, a one-minute
@@ -217,7 +233,7 @@ pub fn fixture_with_store(provider: Arc<dyn Provider>, store: Arc<MemoryTokenSto
     let manager = TokenManager::builder(provider, store.clone())
         .clock(clock.clone())
         .config(
-            ManagerConfig::for_timeout(Duration::from_secs(5))
+            ManagerConfig::default()
                 .with_refresh_jitter(Duration::ZERO)
                 .with_refresh_margin(Duration::from_secs(60)),
         )
@@ -231,7 +247,7 @@ pub fn fixture_with_store(provider: Arc<dyn Provider>, store: Arc<MemoryTokenSto
 }
 
 impl Fixture {
-    pub async fn seed(&self, tokens: &TokenSet) -> grantkit_core::Version {
+    pub async fn seed(&self, tokens: &TokenSet) -> grantkit_core::store::Version {
         self.store
             .put(&key(), tokens, Precondition::Any)
             .await
@@ -239,7 +255,7 @@ impl Fixture {
     }
 
     pub fn now(&self) -> SystemTime {
-        use grantkit_core::Clock as _;
+        use grantkit_core::clock::Clock as _;
         self.clock.now()
     }
 }

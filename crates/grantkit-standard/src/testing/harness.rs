@@ -13,7 +13,7 @@ use grantkit_conformance::provider::HarnessResult;
 use grantkit_conformance::{
     Decision, HarnessCapabilities, ProviderHarness, ServerEndpoint, ServerFault,
 };
-use grantkit_core::{FlowKind, Provider, TokenSet};
+use grantkit_core::{Provider, TokenSet, flow::FlowKind};
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,16 +1,26 @@
-//! `Provider`: everything particular to one OAuth service.
+//! What a provider author needs beside the [`Provider`](crate::Provider) trait: the
+//! capabilities a provider declares, the grants it exchanges, how it classifies API
+//! answers, and the HTTP and text helpers every provider shares.
+//!
+//! An application needs none of this: it builds a ready provider (`JoindinProvider`,
+//! `JoinMeProvider`, `StandardProvider`) and hands it to a
+//! [`TokenManager`](crate::TokenManager).
+
+#[cfg(feature = "reqwest")]
+pub mod http;
+pub mod text;
 
 use crate::error::{Error, Result};
-use crate::flow::{Callback, CallbackParams, FlowKind, ParamLocation};
-use crate::secret::{
-    AccessToken, AuthorizationCode, Password, PkceVerifier, SecretUrl, StateToken,
-};
-use crate::token::TokenSet;
-use async_trait::async_trait;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use crate::flow::{CallbackParams, FlowKind};
+use crate::secret::{AccessToken, Password, SecretUrl, StateToken};
+use ::http::{HeaderMap, HeaderValue, StatusCode, header};
 use std::fmt;
 use std::time::{Duration, SystemTime};
-use url::Url;
+
+pub use crate::key::check_account;
+pub use crate::manager::{REFRESH_OUTCOME_UNKNOWN, REVOCATION_PENDING};
+pub use crate::net::{ensure_safe_destination, is_loopback};
+pub use crate::secret::{AuthorizationCode, PkceVerifier};
 
 /// What a provider can do. The conformance suite chooses its behaviours from these.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -35,6 +45,10 @@ pub struct Capabilities {
     pub renew_authorization: bool,
     /// The scopes the provider knows.
     pub scopes: Vec<String>,
+    /// [`Provider::classify`](crate::Provider::classify) must see the body of successful API
+    /// answers too (Joind.in answers a request whose token it does not know as an anonymous
+    /// one, with 200). Without it, successful answers stream to the caller unread.
+    pub reads_success_bodies: bool,
 }
 
 impl Capabilities {
@@ -80,6 +94,11 @@ impl Capabilities {
         S: Into<String>,
     {
         self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+    /// Sets `reads_success_bodies`.
+    pub fn with_success_bodies_read(mut self, yes: bool) -> Self {
+        self.reads_success_bodies = yes;
         self
     }
     /// Whether the provider offers `flow`.
@@ -159,18 +178,6 @@ pub enum Renewal {
     Reauthorize,
 }
 
-/// What [`Provider::revoke`] achieved at the provider.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Revocation {
-    /// The grant was revoked (RFC 7009): neither token works any more.
-    Revoked,
-    /// The access token was expired at the provider; the refresh token survives
-    /// (join.me Expire Access).
-    AccessExpired,
-    /// The provider cannot revoke this token: only the local copy can be forgotten.
-    NotSupported,
-}
-
 /// An API response, as a provider sees it for classification: the body is size-capped.
 #[derive(Clone, Copy)]
 pub struct ApiResponse<'a> {
@@ -239,151 +246,6 @@ impl ResponseClass {
             Self::Transient => Error::unavailable(status.as_u16(), None),
             Self::Ok | Self::Permanent | Self::TokenExpired | Self::TokenInvalid => return None,
         })
-    }
-}
-
-/// Everything particular to one OAuth service: endpoints, token-endpoint exchanges,
-/// identity, and reading API responses.
-///
-/// # Contract
-///
-/// - The provider owns every token-endpoint exchange (code, refresh, password, client
-///   credentials, revoke, expire) and normalises responses: numbers as strings, a missing
-///   `token_type` (`bearer`), a missing `expires_in` (the provider's documented default).
-/// - Every call has a timeout ([`request_timeout`](Provider::request_timeout)) and a cap on
-///   the response size; plain HTTP only to loopback addresses.
-/// - Errors never hold a token, a secret or a raw body: provider errors map to
-///   [`Error::OAuth`] with code and description; a refresh token the provider refuses maps
-///   to code `invalid_grant`, whatever the provider calls it.
-/// - Malformed, truncated or oversized responses are [`Error::BadResponse`], never a panic.
-#[cfg_attr(feature = "mock", mockall::automock)]
-#[async_trait]
-pub trait Provider: Send + Sync + fmt::Debug {
-    /// The provider's id, used as [`TokenKey::provider`](crate::TokenKey::provider), e.g.
-    /// `joindin`.
-    fn id(&self) -> &str;
-
-    /// The OAuth client id, used as [`TokenKey::client`](crate::TokenKey::client).
-    fn client_id(&self) -> &str;
-
-    /// What the provider can do.
-    fn capabilities(&self) -> &Capabilities;
-
-    /// The timeout of one call to the provider; the manager's lease outlives it.
-    fn request_timeout(&self) -> Duration;
-
-    /// Where the provider puts the parameters of a redirect back to the client.
-    ///
-    /// # Behavior
-    /// - Defaults to the fragment for the implicit flow and the query otherwise.
-    fn callback_location(&self, flow: FlowKind) -> ParamLocation {
-        match flow {
-            FlowKind::Implicit => ParamLocation::Fragment,
-            _ => ParamLocation::Query,
-        }
-    }
-
-    /// The issuer whose identifier an `iss` in a callback must carry (RFC 9207).
-    ///
-    /// # Behavior
-    /// - Defaults to `None`: the provider has no issuer identifier, and a callback that
-    ///   carries an `iss` anyway is refused.
-    fn issuer(&self) -> Option<Issuer> {
-        None
-    }
-
-    /// Builds the URL to send the user to.
-    ///
-    /// # Behavior
-    /// - Carries the client id, the redirect URI byte for byte, the scopes, the state and,
-    ///   when given, the PKCE challenge with method `S256`.
-    /// - Fails with [`Error::Unsupported`] for a flow the provider does not offer.
-    async fn authorization_url(&self, request: &AuthorizationRequest) -> Result<Url>;
-
-    /// Exchanges a grant for a token set.
-    ///
-    /// # Behavior
-    /// - Sends an authorization code at most once, whatever the outcome.
-    /// - Uses a password once and keeps nothing of it.
-    /// - Returns a token set with `grant` set to the grant's kind.
-    async fn exchange(&self, grant: Grant) -> Result<TokenSet>;
-
-    /// Obtains a new access token for `tokens` (refresh grant, or a repeated client
-    /// credentials grant).
-    ///
-    /// # Behavior
-    /// - Returns the new set; when the provider sends no new refresh token, the old one is
-    ///   kept (the manager also ensures this).
-    /// - A refused refresh token is `Error::OAuth` with code `invalid_grant`.
-    /// - Fails with [`Error::Unsupported`] for tokens that cannot be refreshed.
-    async fn refresh(&self, tokens: &TokenSet) -> Result<TokenSet>;
-
-    /// The provider's stable identity of the user: the [`TokenKey`](crate::TokenKey)
-    /// account.
-    ///
-    /// # Behavior
-    /// - Comes from the provider (a response of the token endpoint or an API call), never
-    ///   from an unverified ID token.
-    async fn identify(&self, tokens: &TokenSet) -> Result<String>;
-
-    /// Revokes the grant, or expires the access token, where the provider can.
-    ///
-    /// # Behavior
-    /// - Says what happened: revoked, access expired, or not supported.
-    async fn revoke(&self, tokens: &TokenSet) -> Result<Revocation>;
-
-    /// What to do with `tokens` once expired or refused.
-    ///
-    /// # Behavior
-    /// - Defaults to `Refresh` when there is a refresh token (or the grant is client
-    ///   credentials), else `Reauthorize`.
-    fn renewal(&self, tokens: &TokenSet) -> Renewal {
-        if tokens.refresh_token.is_some()
-            || tokens.grant == crate::token::GrantKind::ClientCredentials
-        {
-            Renewal::Refresh
-        } else {
-            Renewal::Reauthorize
-        }
-    }
-
-    /// Completes a renewal the user made at the URL of [`Renewal::Renew`].
-    ///
-    /// # Behavior
-    /// - Checks the callback and returns the renewed token set.
-    /// - Defaults to [`Error::Unsupported`].
-    async fn complete_renewal(
-        &self,
-        tokens: &TokenSet,
-        callback: &Callback,
-        now: SystemTime,
-    ) -> Result<TokenSet> {
-        let _ = (tokens, callback, now);
-        Err(Error::unsupported(format!(
-            "{} has no renew-authorization step",
-            self.id()
-        )))
-    }
-
-    /// Attaches the credentials of `tokens` to an API request's headers.
-    ///
-    /// # Behavior
-    /// - Defaults to `Authorization: Bearer <token>`, marked sensitive.
-    /// - Refuses a token that cannot be a header value.
-    fn authenticate(&self, tokens: &TokenSet, headers: &mut HeaderMap) -> Result<()> {
-        headers.insert(header::AUTHORIZATION, bearer_header(&tokens.access_token)?);
-        Ok(())
-    }
-
-    /// Classifies an API response to a request sent with a token.
-    ///
-    /// # Behavior
-    /// - Defaults to RFC 6750: 401 → token expired; 403 → forbidden, with the scope named
-    ///   in `WWW-Authenticate` (`error="insufficient_scope", scope="…"`) when given; 429,
-    ///   and 503 with `Retry-After`, → rate limited with its delay; other 5xx →
-    ///   transient; other 4xx → permanent; anything else → ok.
-    fn classify<'a>(&self, response: &ApiResponse<'a>) -> ResponseClass {
-        classify_rfc6750(response)
     }
 }
 

@@ -4,11 +4,11 @@
 //! Every call has a timeout and a cap on the body it reads; plain HTTP is refused except to
 //! loopback addresses; errors never carry a URL or a body (either may hold a token).
 
-use crate::codec::describe_json_error;
 use crate::error::{Error, Result};
 use crate::net::ensure_safe_destination;
 use crate::provider::retry_after;
 use crate::secret::{AccessToken, RefreshToken};
+use crate::store::codec::describe_json_error;
 use crate::token::{GrantKind, TokenSet};
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
@@ -352,6 +352,20 @@ pub fn parse_token_response(body: &[u8], rules: TokenResponseRules) -> Result<To
         .map(|l| rules.now + l);
     tokens.scopes = scopes(raw.scope);
     Ok(tokens)
+}
+
+/// Reads at most `max` bytes of a body and drops the rest: enough to classify an error
+/// answer, whatever its size.
+pub async fn read_prefix(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>> {
+    let mut body = Vec::new();
+    while body.len() < max {
+        let Some(chunk) = response.chunk().await? else {
+            break;
+        };
+        let room = max - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+    }
+    Ok(body)
 }
 
 /// Reads a body, refusing it once it grows past `max` bytes.

@@ -22,7 +22,7 @@ const ELLIPSIS: char = '…';
 /// always one line.
 ///
 /// ```
-/// use grantkit_core::text::untrusted;
+/// use grantkit_core::provider::text::untrusted;
 ///
 /// let shown = untrusted("bad\n[INFO] token 8xZ3kPq7Lm2Nc9Vb4Rt6Yw1Q\u{1b}[2J", 300);
 /// assert_eq!(shown, r"bad\u{a}[INFO] token [redacted]\u{1b}[2J");
