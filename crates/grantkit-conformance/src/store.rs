@@ -20,8 +20,12 @@ use tokio::time::Instant;
 /// A capability a behaviour needs from the store under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StoreRequirement {
+    /// [`StoreCapabilities::leases`](grantkit_core::store::StoreCapabilities).
+    Leases,
     /// [`StoreCapabilities::cross_process_leases`](grantkit_core::store::StoreCapabilities).
     CrossProcessLeases,
+    /// [`StoreCapabilities::pending_authorizations`](grantkit_core::store::StoreCapabilities).
+    PendingAuthorizations,
 }
 
 /// One behaviour of the store suite.
@@ -52,10 +56,14 @@ impl StoreBehavior {
             .requires
             .iter()
             .filter(|r| match r {
+                StoreRequirement::Leases => !caps.leases,
                 StoreRequirement::CrossProcessLeases => !caps.cross_process_leases,
+                StoreRequirement::PendingAuthorizations => !caps.pending_authorizations,
             })
             .map(|r| match r {
+                StoreRequirement::Leases => "leases",
                 StoreRequirement::CrossProcessLeases => "cross_process_leases",
+                StoreRequirement::PendingAuthorizations => "pending_authorizations",
             })
             .collect();
         (!missing.is_empty()).then(|| {
@@ -149,17 +157,17 @@ macro_rules! __store_suite {
             awkward_keys_are_isolated [],
             concurrent_cas_one_winner_per_version [],
             concurrent_increments_lose_nothing [],
-            lease_is_exclusive [],
-            lease_renewal_keeps_it [],
-            lease_expires_without_renewal [],
-            lease_release_only_by_holder [],
-            leases_on_distinct_keys_are_independent [],
-            renewing_a_lost_lease_fails [],
-            concurrent_lease_has_one_winner [],
-            pending_round_trips_every_field [],
-            pending_take_is_single_use [],
-            pending_unknown_is_none [],
-            concurrent_pending_take_has_one_winner [],
+            lease_is_exclusive [Leases],
+            lease_renewal_keeps_it [Leases],
+            lease_expires_without_renewal [Leases],
+            lease_release_only_by_holder [Leases],
+            leases_on_distinct_keys_are_independent [Leases],
+            renewing_a_lost_lease_fails [Leases],
+            concurrent_lease_has_one_winner [Leases],
+            pending_round_trips_every_field [PendingAuthorizations],
+            pending_take_is_single_use [PendingAuthorizations],
+            pending_unknown_is_none [PendingAuthorizations],
+            concurrent_pending_take_has_one_winner [PendingAuthorizations],
         );
     };
     (@expand registry [] $($name:ident [$($req:ident),*]),* $(,)?) => {

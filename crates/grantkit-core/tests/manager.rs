@@ -896,3 +896,84 @@ async fn a_refreshed_token_the_store_never_took_is_refreshed_from_memory_not_fro
     let second = manager.access_token(&key()).await.unwrap();
     assert_eq!(second.access_token.expose_secret(), "access-3");
 }
+
+/// A store that keeps token sets and nothing else: no leases, no pending authorizations.
+#[derive(Debug, Default)]
+struct TokenSetsOnly(MemoryTokenStore);
+
+#[async_trait::async_trait]
+impl TokenStore for TokenSetsOnly {
+    fn capabilities(&self) -> grantkit_core::store::StoreCapabilities {
+        grantkit_core::store::StoreCapabilities::none()
+    }
+    async fn get(
+        &self,
+        key: &grantkit_core::TokenKey,
+    ) -> grantkit_core::Result<Option<Versioned<grantkit_core::TokenSet>>> {
+        self.0.get(key).await
+    }
+    async fn put(
+        &self,
+        key: &grantkit_core::TokenKey,
+        tokens: &grantkit_core::TokenSet,
+        precondition: Precondition,
+    ) -> grantkit_core::Result<Version> {
+        self.0.put(key, tokens, precondition).await
+    }
+    async fn delete(
+        &self,
+        key: &grantkit_core::TokenKey,
+        precondition: Precondition,
+    ) -> grantkit_core::Result<bool> {
+        self.0.delete(key, precondition).await
+    }
+    async fn list(
+        &self,
+        filter: &grantkit_core::store::KeyFilter,
+    ) -> grantkit_core::Result<Vec<grantkit_core::TokenKey>> {
+        self.0.list(filter).await
+    }
+}
+
+#[tokio::test]
+async fn a_store_of_token_sets_alone_is_enough() {
+    let mut mock = mock_provider();
+    let later = std::time::SystemTime::now() + 120 * MINUTE;
+    mock.expect_authorization_url().returning(|request| {
+        let mut url = url::Url::parse("https://as.example/authorize").unwrap();
+        url.query_pairs_mut()
+            .append_pair("state", request.state.expose_secret());
+        Ok(url)
+    });
+    mock.expect_exchange()
+        .returning(move |_| Ok(tokens("first-access", Some("rt-1"), later)));
+    mock.expect_refresh()
+        .times(1)
+        .returning(move |_| Ok(tokens("second-access", Some("rt-2"), later)));
+    let store = Arc::new(TokenSetsOnly::default());
+    let manager = TokenManager::builder(Arc::new(mock), store.clone())
+        .build()
+        .unwrap();
+
+    // The pending authorization waits in the manager's memory.
+    let flow = grantkit_core::RedirectFlow::authorization_code("http://127.0.0.1:9/cb");
+    let url = manager.start_authorization(&flow).await.unwrap();
+    let state = url::Url::parse(url.expose_secret())
+        .unwrap()
+        .query_pairs()
+        .find(|(name, _)| name == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let callback =
+        grantkit_core::Callback::parse(&format!("http://127.0.0.1:9/cb?code=c&state={state}"))
+            .unwrap();
+    let key = manager.complete_authorization(&callback).await.unwrap();
+    assert_eq!(manager.account().await.unwrap(), key);
+
+    // Refreshes are coordinated among this process's tasks, without a lease.
+    let refreshed = manager.refresh(&key).await.unwrap();
+    assert_eq!(refreshed.access_token.expose_secret(), "second-access");
+    let stored = store.get(&key).await.unwrap().unwrap();
+    assert_eq!(stored.value.access_token.expose_secret(), "second-access");
+}

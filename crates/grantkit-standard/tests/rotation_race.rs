@@ -4,7 +4,7 @@
 //!
 //! - With the store's lease, exactly one refresh reaches the server and both processes
 //!   keep a working grant.
-//! - With leases disabled (a store wrapper whose `try_lease` always grants), both
+//! - Without leases (a store wrapper that declares none), both
 //!   refreshes reach the server, which sees the consumed refresh token reused and revokes
 //!   the whole grant: the lease is what prevents it.
 //!
@@ -20,8 +20,8 @@ use grantkit_core::{
     TokenSet, TokenStore,
     flow::FlowKind,
     store::{
-        KeyFilter, Lease, PendingAuthorization, Precondition, StateHash, StoreCapabilities,
-        Version, Versioned,
+        KeyFilter, PendingAuthorization, Precondition, StateHash, StoreCapabilities, Version,
+        Versioned,
     },
 };
 use grantkit_standard::StandardProvider;
@@ -68,14 +68,14 @@ fn runtime() -> tokio::runtime::Runtime {
 
 // ---- the racing process ----------------------------------------------------------------------
 
-/// A store whose leases always grant: every process believes it alone refreshes.
+/// A store that declares no leases: every process refreshes on its own.
 #[derive(Debug)]
 struct NoLeases(FileTokenStore);
 
 #[async_trait]
 impl TokenStore for NoLeases {
     fn capabilities(&self) -> StoreCapabilities {
-        self.0.capabilities()
+        StoreCapabilities::none().with_pending_authorizations(true)
     }
     async fn get(&self, key: &TokenKey) -> grantkit_core::Result<Option<Versioned<TokenSet>>> {
         self.0.get(key).await
@@ -97,19 +97,6 @@ impl TokenStore for NoLeases {
     }
     async fn list(&self, filter: &KeyFilter) -> grantkit_core::Result<Vec<TokenKey>> {
         self.0.list(filter).await
-    }
-    async fn try_lease(
-        &self,
-        key: &TokenKey,
-        _ttl: Duration,
-    ) -> grantkit_core::Result<Option<Lease>> {
-        Ok(Some(Lease::new_holder(key.clone())))
-    }
-    async fn renew_lease(&self, _lease: &Lease, _ttl: Duration) -> grantkit_core::Result<()> {
-        Ok(())
-    }
-    async fn release_lease(&self, _lease: &Lease) -> grantkit_core::Result<()> {
-        Ok(())
     }
     async fn put_pending(
         &self,

@@ -675,7 +675,9 @@ impl TokenStore for FileTokenStore {
     fn capabilities(&self) -> StoreCapabilities {
         // Advisory file locks and lease files exclude other processes on this host; a
         // directory shared between hosts is not supported (see the crate docs).
-        StoreCapabilities::none().with_cross_process_leases(true)
+        StoreCapabilities::none()
+            .with_cross_process_leases(true)
+            .with_pending_authorizations(true)
     }
 
     async fn get(&self, key: &TokenKey) -> Result<Option<Versioned<TokenSet>>> {

@@ -277,6 +277,7 @@ impl TokenStore for RedisTokenStore {
     fn capabilities(&self) -> StoreCapabilities {
         StoreCapabilities::none()
             .with_cross_process_leases(true)
+            .with_pending_authorizations(true)
             .with_shared_between_hosts(true)
     }
 
