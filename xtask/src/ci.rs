@@ -19,10 +19,29 @@ pub(crate) fn run(with_tests: bool) -> Result<(), String> {
         ],
         &[],
     )?;
+    // Docs with the default features and with all of them: a link that resolves only with
+    // a feature on is broken for whoever builds without it.
+    for features in [None, Some("--all-features")] {
+        let mut args = vec!["doc", "--workspace", "--no-deps"];
+        args.extend(features);
+        run_command("cargo", &args, &[("RUSTDOCFLAGS", "-Dwarnings")])?;
+    }
+    // Every library crate packages (its manifest, files and dependencies would publish).
     run_command(
         "cargo",
-        &["doc", "--workspace", "--no-deps", "--all-features"],
-        &[("RUSTDOCFLAGS", "-Dwarnings")],
+        &[
+            "package",
+            "--workspace",
+            "--no-verify",
+            "--allow-dirty",
+            "--exclude",
+            "xtask",
+            "--exclude",
+            "grantkit-tests",
+            "--exclude",
+            "grantkit-examples",
+        ],
+        &[],
     )?;
     if with_tests {
         run_command("cargo", &["test", "--workspace"], &[])?;

@@ -355,9 +355,13 @@ macro_rules! __provider_suite {
 /// every flow the harness offers. `$harness` yields an `Arc<dyn ProviderHarness>` and
 /// `$store` an `Arc<dyn TokenStore>` (both may `.await`; the store is built once per flow).
 ///
-/// ```text
+/// ```
 /// //! The provider conformance suite on MyProvider against its emulator.
-/// grantkit_conformance::provider_tests!(my_provider::testing::harness().await, std::sync::Arc::new(grantkit_core::MemoryTokenStore::new()));
+/// # use grantkit_conformance::ProviderHarness;
+/// # use std::sync::Arc;
+/// # async fn harness() -> Arc<dyn ProviderHarness> { unimplemented!("your harness") }
+/// grantkit_conformance::provider_tests!(harness().await, Arc::new(grantkit_core::MemoryTokenStore::new()));
+/// # fn main() {}
 /// ```
 #[macro_export]
 macro_rules! provider_tests {
@@ -673,7 +677,7 @@ pub async fn changed_state_is_rejected_before_any_token_request(fixture: Provide
         .expect("the genuine callback still completes");
 }
 
-/// [`finish`](grantkit_core::flow::finish) itself refuses, before any token request: a
+/// [`finish`] itself refuses, before any token request: a
 /// pending authorization of another client or of a direct flow, a callback whose state differs (compared in constant time), an `iss`
 /// naming another issuer (RFC 9207 §2.4, advertised or not) or missing where the server
 /// promises it, and a callback that arrived at another scheme, host, port or path than the

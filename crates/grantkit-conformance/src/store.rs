@@ -195,9 +195,10 @@ macro_rules! __store_suite {
 /// the expression builds (it may `.await`; it runs once per test). The crate using it needs
 /// `tokio` with the `macros` and `rt-multi-thread` features as a dev-dependency.
 ///
-/// ```text
-/// //! tests/conformance.rs of a store crate
+/// ```
+/// //! tests/conformance.rs of a store crate (here the memory store)
 /// grantkit_conformance::store_tests!(std::sync::Arc::new(grantkit_core::MemoryTokenStore::new()));
+/// # fn main() {}
 /// ```
 #[macro_export]
 macro_rules! store_tests {

@@ -41,7 +41,7 @@ impl TokenKey {
 const MAX_ACCOUNT_LEN: usize = 1024;
 
 /// Checks an account a provider read from a server before it becomes a key: not empty, at
-/// most [`MAX_ACCOUNT_LEN`] bytes, no control characters (it is printed in errors and logs).
+/// most 1 KiB, no control characters (it is printed in errors and logs).
 pub fn check_account(account: &str) -> Result<()> {
     if account.is_empty()
         || account.len() > MAX_ACCOUNT_LEN

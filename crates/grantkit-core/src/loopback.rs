@@ -1,279 +1,300 @@
 //! Loopback redirect helper for native apps and CLIs (RFC 8252 §7.3).
 //!
-//! Listens on 127.0.0.1, on a configured port (Joind.in and join.me compare the redirect
-//! URI byte for byte, so it must be the registered one) or a free port where the server
-//! allows any. It serves exactly one callback, then closes. Redirects that carry their
-//! parameters in the fragment (implicit grant) never reach a server, so for a callback
-//! without a query it serves a small relay page that posts `location.hash` back.
+//! Listens on the loopback interface at the port and path of the redirect URI — the one
+//! registered with the provider: Joind.in and join.me compare it byte for byte, so a
+//! listener on any other port or path never receives the redirect. Where the server allows
+//! any port (RFC 8252 §7.3), [`LoopbackRedirect::bind_any_port`] picks a free one.
+//!
+//! It answers from the moment it is bound, so a browser that arrives before
+//! [`wait`](LoopbackRedirect::wait) is called is served, and its callback kept. Redirects
+//! that carry their parameters in the fragment (implicit grant) never reach a server: for a
+//! request without a query it serves a small page that posts `location.hash` back. Every
+//! page tells the user whether to return to the program and that the tab may be closed.
 
 use crate::error::{CallbackError, Error, Result};
 use crate::flow::MAX_CALLBACK_LEN;
 use crate::flow::redirect::Callback;
-use std::net::{Ipv4Addr, SocketAddr};
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use url::{Host, Url};
 
-/// Settings of a [`LoopbackRedirect`].
-#[derive(Clone, Debug)]
-pub struct LoopbackConfig {
-    /// The port; 0 picks a free one.
-    pub port: u16,
-    /// The callback path, e.g. `/callback`.
-    pub path: String,
-    /// How long to wait for the callback.
-    pub timeout: Duration,
-}
+/// How long [`LoopbackRedirect::wait`] waits for the browser by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
-impl Default for LoopbackConfig {
-    fn default() -> Self {
-        Self {
-            port: 0,
-            path: "/callback".to_owned(),
-            timeout: Duration::from_secs(300),
-        }
-    }
-}
+/// How long one connection may take: a browser's idle preconnect must not hold a slot.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A one-shot HTTP listener on 127.0.0.1 that receives the redirect of a browser flow.
+/// A listener on the loopback interface that receives the redirect of a browser flow.
 ///
 /// ```no_run
-/// # async fn example(manager: grantkit_core::TokenManager, flow: grantkit_core::RedirectFlow) -> grantkit_core::Result<()> {
-/// use grantkit_core::loopback::{LoopbackConfig, LoopbackRedirect};
+/// # async fn example(manager: grantkit_core::TokenManager) -> grantkit_core::Result<()> {
+/// use grantkit_core::RedirectFlow;
+/// use grantkit_core::loopback::LoopbackRedirect;
 ///
-/// let listener = LoopbackRedirect::bind(LoopbackConfig { port: 8765, ..Default::default() }).await?;
-/// // The flow's redirect URI must be `listener.redirect_uri()`.
-/// let url = manager.start_authorization(&flow).await?;
+/// // The redirect URI registered with the provider, byte for byte.
+/// let redirect_uri = "http://127.0.0.1:8765/callback";
+/// let listener = LoopbackRedirect::bind_to(redirect_uri).await?;
+/// let url = manager.start_authorization(&RedirectFlow::authorization_code(redirect_uri)).await?;
 /// println!("Open this page to sign in: {}", url.expose_secret());
-/// let callback = listener.wait().await?;
-/// let key = manager.complete_authorization(&callback).await?;
+/// let key = manager.complete_authorization(&listener.wait().await?).await?;
 /// # let _ = key; Ok(()) }
 /// ```
 #[derive(Debug)]
 pub struct LoopbackRedirect {
-    listener: TcpListener,
-    config: LoopbackConfig,
     redirect_uri: String,
+    received: watch::Receiver<Option<Result<Callback>>>,
+    server: tokio::task::JoinHandle<()>,
+    timeout: Duration,
 }
 
-const HEAD_LIMIT: usize = 16 * 1024;
-const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
+impl Drop for LoopbackRedirect {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// What the connections share: where they listen, and the first callback.
+struct Shared {
+    /// `http://host:port`, the origin of the relay page.
+    origin: String,
+    /// The callback path.
+    path: String,
+    /// Set once, by the first request that carries a callback.
+    first: Mutex<bool>,
+    sender: watch::Sender<Option<Result<Callback>>>,
+}
 
 impl LoopbackRedirect {
-    /// Binds 127.0.0.1 on the configured port.
-    pub async fn bind(config: LoopbackConfig) -> Result<Self> {
-        if !config.path.starts_with('/') {
+    /// Listens on the port and path of `redirect_uri`, which must be plain `http` to a
+    /// loopback host (`127.0.0.1`, `[::1]` or `localhost`) with an explicit port.
+    ///
+    /// Fails with [`Error::Configuration`] for any other redirect URI, and when the port is
+    /// taken (say by another sign-in in progress).
+    pub async fn bind_to(redirect_uri: &str) -> Result<Self> {
+        let url = Url::parse(redirect_uri)
+            .map_err(|_| Error::configuration("the redirect URI is not an absolute URL"))?;
+        let ip = match url.host() {
+            _ if url.scheme() != "http" => None,
+            Some(Host::Ipv4(ip)) if ip.is_loopback() => Some(IpAddr::V4(ip)),
+            Some(Host::Ipv6(ip)) if ip.is_loopback() => Some(IpAddr::V6(ip)),
+            Some(Host::Domain(name)) if name.eq_ignore_ascii_case("localhost") => {
+                Some(IpAddr::V4(Ipv4Addr::LOCALHOST))
+            }
+            _ => None,
+        }
+        .ok_or_else(|| {
+            Error::configuration(
+                "the loopback helper listens only on http://127.0.0.1, http://[::1] or \
+                 http://localhost redirect URIs",
+            )
+        })?;
+        let port = url.port().ok_or_else(|| {
+            Error::configuration("the loopback redirect URI must name its port, as registered")
+        })?;
+        Self::listen(SocketAddr::new(ip, port), &url, redirect_uri.to_owned()).await
+    }
+
+    /// Listens on a free port of 127.0.0.1 at `path` (e.g. `/callback`), for servers that
+    /// accept any loopback port (RFC 8252 §7.3). The redirect URI to send is then
+    /// [`redirect_uri`](Self::redirect_uri).
+    pub async fn bind_any_port(path: &str) -> Result<Self> {
+        if !path.starts_with('/') {
             return Err(Error::configuration(
                 "the loopback callback path must start with `/`",
             ));
         }
-        let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, config.port)))
-            .await
-            .map_err(|err| {
-                Error::configuration(format!("cannot listen on 127.0.0.1:{}: {err}", config.port))
-            })?;
-        let port = listener
+        let url = Url::parse(&format!("http://127.0.0.1:0{path}"))
+            .map_err(|_| Error::configuration("the loopback callback path is not a URL path"))?;
+        Self::listen(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            &url,
+            String::new(),
+        )
+        .await
+    }
+
+    async fn listen(addr: SocketAddr, url: &Url, redirect_uri: String) -> Result<Self> {
+        let listener = TcpListener::bind(addr).await.map_err(|err| {
+            Error::configuration(format!(
+                "cannot listen on {addr} for the browser's redirect: {err}"
+            ))
+        })?;
+        let bound = listener
             .local_addr()
-            .map_err(|err| Error::configuration(format!("no local address: {err}")))?
-            .port();
-        let redirect_uri = format!("http://127.0.0.1:{port}{}", config.path);
+            .map_err(|err| Error::configuration(format!("no local address: {err}")))?;
+        let host = match bound.ip() {
+            IpAddr::V6(ip) if ip == Ipv6Addr::LOCALHOST => "[::1]".to_owned(),
+            _ => url.host_str().unwrap_or("127.0.0.1").to_owned(),
+        };
+        let origin = format!("http://{host}:{}", bound.port());
+        let redirect_uri = if redirect_uri.is_empty() {
+            format!("{origin}{}", url.path())
+        } else {
+            redirect_uri
+        };
+        let (sender, received) = watch::channel(None);
+        let shared = Arc::new(Shared {
+            origin,
+            path: url.path().to_owned(),
+            first: Mutex::new(false),
+            sender,
+        });
+        let server = tokio::spawn(serve(listener, shared));
         Ok(Self {
-            listener,
-            config,
             redirect_uri,
+            received,
+            server,
+            timeout: DEFAULT_TIMEOUT,
         })
     }
 
-    /// The redirect URI to register and send: `http://127.0.0.1:<port><path>`.
+    /// Waits at most `timeout` in [`wait`](Self::wait) (default five minutes).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The redirect URI the listener answers: the one given to
+    /// [`bind_to`](Self::bind_to), or `http://127.0.0.1:<port><path>`.
     pub fn redirect_uri(&self) -> &str {
         &self.redirect_uri
     }
 
-    /// Waits for the one callback, answers the browser, and closes the listener.
-    pub async fn wait(self) -> Result<Callback> {
-        let (tx, mut rx) = mpsc::channel::<Result<Callback>>(1);
-        let path = self.config.path.clone();
-        let origin = self.redirect_uri[..self.redirect_uri.len() - path.len()].to_owned();
-        let serve = async {
-            loop {
-                let Ok((stream, _)) = self.listener.accept().await else {
-                    // Out of file descriptors, say: wait instead of spinning.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                };
-                let tx = tx.clone();
-                let (origin, path) = (origin.clone(), path.clone());
-                // One task per connection: a browser's idle preconnect must not block the
-                // real redirect.
-                tokio::spawn(async move {
-                    if let Ok(Some(callback)) = tokio::time::timeout(
-                        CONNECTION_TIMEOUT,
-                        serve_connection(stream, &origin, &path),
-                    )
-                    .await
-                    .unwrap_or(Ok(None))
-                    {
-                        let _ = tx.send(callback).await;
-                    }
-                });
-            }
-        };
-        tokio::select! {
-            _ = serve => Err(Error::configuration("the loopback listener stopped")),
-            received = rx.recv() => received.unwrap_or(Err(Error::callback(CallbackError::Malformed("the listener closed")))),
-            _ = tokio::time::sleep(self.config.timeout) => Err(Error::Timeout {
-                what: format!("waiting for the browser's redirect to {}", self.redirect_uri),
-            }),
-        }
+    /// The first callback the browser brought (even before this was called), then the
+    /// listener closes. Times out with [`Error::Timeout`].
+    pub async fn wait(mut self) -> Result<Callback> {
+        let arrived = tokio::time::timeout(self.timeout, self.received.wait_for(Option::is_some))
+            .await
+            .map_err(|_| Error::Timeout {
+                what: format!(
+                    "waiting for the browser's redirect to {}",
+                    self.redirect_uri
+                ),
+            })?
+            .map_err(|_| Error::configuration("the loopback listener stopped"))?
+            .clone();
+        arrived.unwrap_or_else(|| Err(Error::configuration("the loopback listener stopped")))
     }
 }
 
-/// Serves one connection. `Ok(Some(_))` when it carried the callback.
-/// `base` is `http://127.0.0.1:<port>`: where the browser's redirect arrived.
-async fn serve_connection(
-    mut stream: TcpStream,
-    base: &str,
-    path: &str,
-) -> std::io::Result<Option<Result<Callback>>> {
-    let mut buffer = Vec::with_capacity(2048);
-    let head_end = loop {
-        if let Some(end) = find(&buffer, b"\r\n\r\n") {
-            break end + 4;
-        }
-        if buffer.len() >= HEAD_LIMIT {
-            respond(
-                &mut stream,
-                "431 Request Header Fields Too Large",
-                PAGE_ERROR,
-            )
-            .await?;
-            return Ok(None);
-        }
-        let mut chunk = [0u8; 2048];
-        let read = stream.read(&mut chunk).await?;
-        if read == 0 {
-            return Ok(None);
-        }
-        buffer.extend_from_slice(&chunk[..read]);
-    };
-    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut request_line = lines.next().unwrap_or("").split(' ');
-    let (method, target) = (
-        request_line.next().unwrap_or(""),
-        request_line.next().unwrap_or(""),
-    );
-    let (target_path, query) = target.split_once('?').unwrap_or((target, ""));
-    if target_path != path {
-        respond(&mut stream, "404 Not Found", PAGE_NOT_FOUND).await?;
-        return Ok(None);
+async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            // Out of file descriptors, say: wait instead of spinning.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let shared = shared.clone();
+        // One task per connection: an idle preconnect must not block the real redirect.
+        tokio::spawn(async move {
+            let service = service_fn(move |request| answer(request, shared.clone()));
+            let connection = http1::Builder::new()
+                .keep_alive(false)
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
+        });
     }
-    match method {
-        "GET" if query.is_empty() => {
-            // Either a fragment response, which only the browser can read, or nothing.
-            respond(&mut stream, "200 OK", PAGE_RELAY).await?;
-            Ok(None)
+}
+
+/// Answers one request: the callback (query, or a relayed fragment), the relay page, or a
+/// refusal. Pages never echo a parameter, so nothing from the callback reaches the page.
+async fn answer(
+    request: Request<Incoming>,
+    shared: Arc<Shared>,
+) -> std::result::Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    if request.uri().path() != shared.path {
+        return Ok(page(StatusCode::NOT_FOUND, PAGE_NOT_FOUND));
+    }
+    let target = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let callback = match *request.method() {
+        Method::GET if request.uri().query().is_none_or(str::is_empty) => {
+            // A fragment response, which only the browser can read, or nothing.
+            return Ok(page(StatusCode::OK, PAGE_RELAY));
         }
-        "GET" => {
-            let callback = Callback::parse(&format!("{base}{target}"));
-            respond(&mut stream, "200 OK", page_for(&callback)).await?;
-            Ok(Some(callback))
-        }
-        "POST" => {
-            let headers: Vec<(&str, &str)> = lines
-                .filter_map(|line| line.split_once(':'))
-                .map(|(name, value)| (name.trim(), value.trim()))
-                .collect();
+        Method::GET => Callback::parse(&format!("{}{target}", shared.origin)),
+        Method::POST => {
             // Only the relay page, served from this very origin, may post the fragment: a
             // page elsewhere in the browser must not end the wait with a forged callback.
-            let origin = headers
-                .iter()
-                .find(|(name, _)| name.eq_ignore_ascii_case("origin"))
-                .map(|(_, value)| *value);
-            if origin.is_some_and(|o| Some(o) != host_origin(&headers).as_deref()) {
-                respond(&mut stream, "403 Forbidden", PAGE_ERROR).await?;
-                return Ok(None);
+            let origin = request.headers().get(header::ORIGIN);
+            if origin.is_some_and(|o| o.as_bytes() != shared.origin.as_bytes()) {
+                return Ok(page(StatusCode::FORBIDDEN, PAGE_ERROR));
             }
-            let length = headers
-                .iter()
-                .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
-                .and_then(|(_, value)| value.parse::<usize>().ok())
-                .unwrap_or(0);
-            if length == 0 {
-                // A reload of the relay page after it cleared the fragment: nothing to take.
-                respond(&mut stream, "200 OK", PAGE_RELAY).await?;
-                return Ok(None);
+            let body = match Limited::new(request.into_body(), MAX_CALLBACK_LEN)
+                .collect()
+                .await
+            {
+                Ok(body) => body.to_bytes(),
+                Err(_) => return Ok(page(StatusCode::PAYLOAD_TOO_LARGE, PAGE_ERROR)),
+            };
+            if body.is_empty() {
+                // A reload of the relay page after it cleared the fragment.
+                return Ok(page(StatusCode::OK, PAGE_RELAY));
             }
-            if length > MAX_CALLBACK_LEN {
-                respond(&mut stream, "413 Content Too Large", PAGE_ERROR).await?;
-                return Ok(Some(Err(Error::callback(CallbackError::Malformed(
-                    "the relayed fragment is longer than 16 KiB",
-                )))));
-            }
-            let mut body = buffer[head_end..].to_vec();
-            while body.len() < length {
-                let mut chunk = [0u8; 2048];
-                let read = stream.read(&mut chunk).await?;
-                if read == 0 {
-                    return Ok(None);
-                }
-                body.extend_from_slice(&chunk[..read]);
-            }
-            body.truncate(length);
-            let callback = std::str::from_utf8(&body)
+            std::str::from_utf8(&body)
                 .map_err(|_| {
                     Error::callback(CallbackError::Malformed(
                         "the relayed fragment is not UTF-8",
                     ))
                 })
-                .and_then(|fragment| Callback::from_fragment(&format!("{base}{path}"), fragment));
-            respond(&mut stream, "200 OK", page_for(&callback)).await?;
-            Ok(Some(callback))
+                .and_then(|fragment| {
+                    Callback::from_fragment(&format!("{}{}", shared.origin, shared.path), fragment)
+                })
         }
-        _ => {
-            respond(&mut stream, "405 Method Not Allowed", PAGE_ERROR).await?;
-            Ok(None)
-        }
-    }
-}
-
-/// `http://<Host header>`: the origin a page served by this listener posts from.
-fn host_origin(headers: &[(&str, &str)]) -> Option<String> {
-    headers
-        .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case("host"))
-        .map(|(_, host)| format!("http://{host}"))
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn page_for(callback: &Result<Callback>) -> &'static str {
-    match callback {
+        _ => return Ok(page(StatusCode::METHOD_NOT_ALLOWED, PAGE_ERROR)),
+    };
+    let shown = match &callback {
         Ok(_) => PAGE_DONE,
         Err(_) => PAGE_ERROR,
+    };
+    let mut first = shared.first.lock().unwrap_or_else(PoisonError::into_inner);
+    if *first {
+        // Only the first callback counts; a second one (a reload) changes nothing.
+        return Ok(page(StatusCode::OK, PAGE_ALREADY));
     }
+    *first = true;
+    shared.sender.send_replace(Some(callback));
+    Ok(page(StatusCode::OK, shown))
 }
 
-async fn respond(stream: &mut TcpStream, status: &str, body: &str) -> std::io::Result<()> {
-    // The pages never echo a parameter back, so nothing from the callback reaches the page.
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
-         Cache-Control: no-store\r\nReferrer-Policy: no-referrer\r\nX-Content-Type-Options: nosniff\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
+fn page(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::CONNECTION, "close"),
+    ] {
+        headers.insert(name, http::HeaderValue::from_static(value));
+    }
+    response
 }
 
 const PAGE_DONE: &str = "<!doctype html><meta charset=utf-8><title>Signed in</title>\
-<p>Authorization received. You can close this window and return to the application.</p>";
+<p>Authorization received. You can close this tab and return to the program.</p>";
+
+const PAGE_ALREADY: &str = "<!doctype html><meta charset=utf-8><title>Signed in</title>\
+<p>The program already has its answer. You can close this tab.</p>";
 
 const PAGE_ERROR: &str = "<!doctype html><meta charset=utf-8><title>Sign-in failed</title>\
-<p>The authorization response could not be read. Return to the application and try again.</p>";
+<p>The authorization response could not be read. You can close this tab; return to the \
+program and try again.</p>";
 
 const PAGE_NOT_FOUND: &str =
     "<!doctype html><meta charset=utf-8><title>Not found</title><p>Not found.</p>";
@@ -283,144 +304,164 @@ const PAGE_NOT_FOUND: &str =
 const PAGE_RELAY: &str = "<!doctype html><meta charset=utf-8><title>Signing in…</title>\
 <p id=m>Completing sign-in…</p><script>\
 var f=location.hash.slice(1);history.replaceState(null,'',location.pathname);\
-if(!f){document.getElementById('m').textContent='Nothing to complete here. Return to the application.';}else \
+if(!f){document.getElementById('m').textContent='Nothing to complete here. You can close this tab.';}else \
 fetch(location.pathname,{method:'POST',headers:{'Content-Type':'application/x-www-form-urlencoded'},body:f})\
-.then(function(r){document.getElementById('m').textContent=r.ok?'Authorization received. You can close this window.':'Sign-in failed.';})\
-.catch(function(){document.getElementById('m').textContent='Sign-in failed.';});\
+.then(function(r){document.getElementById('m').textContent=r.ok?'Authorization received. You can close this tab and return to the program.':'Sign-in failed. You can close this tab and try again.';})\
+.catch(function(){document.getElementById('m').textContent='Sign-in failed. You can close this tab and try again.';});\
 </script>";
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    async fn raw(addr: &str, request: &str) -> String {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut out = String::new();
-        stream.read_to_string(&mut out).await.unwrap();
-        out
+    fn client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    /// A free loopback port for a "registered" redirect URI.
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
     }
 
     #[tokio::test]
-    async fn query_callback_is_served_once() {
-        let listener = LoopbackRedirect::bind(LoopbackConfig::default())
+    async fn it_listens_on_the_registered_port_and_path() {
+        let uri = format!("http://127.0.0.1:{}/app/callback", free_port());
+        let listener = LoopbackRedirect::bind_to(&uri).await.unwrap();
+        assert_eq!(listener.redirect_uri(), uri);
+        let miss = client()
+            .get(uri.replace("/app/callback", "/favicon.ico"))
+            .send()
             .await
             .unwrap();
+        assert_eq!(miss.status(), 404);
+        let hit = client()
+            .get(format!("{uri}?code=abc&state=xyz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(hit.status(), 200);
+        let page = hit.text().await.unwrap();
+        assert!(page.contains("close this tab"), "{page}");
+        assert!(!page.contains("abc") && !page.contains("xyz"));
+        let callback = listener.wait().await.unwrap();
+        assert_eq!(callback.query.get("code"), Some("abc"));
+        assert!(callback.arrived_at(&uri));
+    }
+
+    #[tokio::test]
+    async fn a_browser_that_arrives_before_wait_is_served_and_kept() {
+        let listener = LoopbackRedirect::bind_any_port("/callback").await.unwrap();
+        let uri = listener.redirect_uri().to_owned();
+        let early = client()
+            .get(format!("{uri}?code=early&state=s"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(early.status(), 200, "answered before anyone waits");
+        let again = client()
+            .get(format!("{uri}?code=second&state=s"))
+            .send()
+            .await
+            .unwrap();
+        assert!(again.text().await.unwrap().contains("already"));
+        let callback = listener.wait().await.unwrap();
+        assert_eq!(
+            callback.query.get("code"),
+            Some("early"),
+            "the first counts"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fragment_is_relayed_only_from_its_own_page() {
+        let listener = LoopbackRedirect::bind_any_port("/callback").await.unwrap();
+        let uri = listener.redirect_uri().to_owned();
+        let origin = uri.trim_end_matches("/callback").to_owned();
+        let relay = client().get(&uri).send().await.unwrap();
+        assert!(relay.text().await.unwrap().contains("location.hash"));
+        let forged = client()
+            .post(&uri)
+            .header("origin", "https://evil.example")
+            .body("access_token=forged&state=s")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), 403);
+        let empty = client()
+            .post(&uri)
+            .header("origin", &origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(empty.status(), 200);
+        let huge = client()
+            .post(&uri)
+            .header("origin", &origin)
+            .body("a".repeat(MAX_CALLBACK_LEN + 1))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(huge.status(), 413);
+        client()
+            .post(&uri)
+            .header("origin", &origin)
+            .body("access_token=real&state=s")
+            .send()
+            .await
+            .unwrap();
+        let callback = listener.wait().await.unwrap();
+        assert_eq!(callback.fragment.get("access_token"), Some("real"));
+        assert!(callback.arrived_at(&uri));
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_does_not_block_the_callback() {
+        let listener = LoopbackRedirect::bind_any_port("/callback").await.unwrap();
         let uri = listener.redirect_uri().to_owned();
         let addr = uri
             .trim_start_matches("http://")
             .trim_end_matches("/callback")
             .to_owned();
-        let waiter = tokio::spawn(listener.wait());
-        let miss = raw(&addr, "GET /favicon.ico HTTP/1.1\r\nHost: x\r\n\r\n").await;
-        assert!(miss.starts_with("HTTP/1.1 404"));
-        let hit = raw(
-            &addr,
-            "GET /callback?code=abc&state=xyz HTTP/1.1\r\nHost: x\r\n\r\n",
-        )
-        .await;
-        assert!(hit.starts_with("HTTP/1.1 200"));
-        assert!(!hit.contains("abc") && !hit.contains("xyz"));
-        let callback = waiter.await.unwrap().unwrap();
-        assert_eq!(callback.query.get("code"), Some("abc"));
-        assert!(
-            TcpStream::connect(&addr).await.is_err(),
-            "the listener is closed"
-        );
+        let _idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        client()
+            .get(format!("{uri}?state=s&code=c"))
+            .send()
+            .await
+            .unwrap();
+        assert!(listener.wait().await.is_ok());
     }
 
     #[tokio::test]
-    async fn fragment_callback_is_relayed() {
-        let listener = LoopbackRedirect::bind(LoopbackConfig::default())
+    async fn only_loopback_redirect_uris_with_a_port_are_accepted() {
+        for bad in [
+            "https://127.0.0.1:8765/callback",
+            "http://app.example:8765/callback",
+            "http://127.0.0.1/callback",
+            "not a url",
+        ] {
+            let err = LoopbackRedirect::bind_to(bad).await.unwrap_err();
+            assert!(matches!(err, Error::Configuration { .. }), "{bad}: {err}");
+        }
+        let taken = LoopbackRedirect::bind_any_port("/cb").await.unwrap();
+        let err = LoopbackRedirect::bind_to(taken.redirect_uri())
             .await
-            .unwrap();
-        let addr = listener
-            .redirect_uri()
-            .trim_start_matches("http://")
-            .trim_end_matches("/callback")
-            .to_owned();
-        let waiter = tokio::spawn(listener.wait());
-        let relay = raw(&addr, "GET /callback HTTP/1.1\r\nHost: x\r\n\r\n").await;
-        assert!(relay.contains("location.hash"));
-        let body = "access_token=t0k&state=s";
-        let posted = raw(
-            &addr,
-            &format!(
-                "POST /callback HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            ),
-        )
-        .await;
-        assert!(posted.starts_with("HTTP/1.1 200"));
-        let callback = waiter.await.unwrap().unwrap();
-        assert_eq!(callback.fragment.get("access_token"), Some("t0k"));
-    }
-
-    #[tokio::test]
-    async fn an_idle_connection_does_not_block_the_callback() {
-        let listener = LoopbackRedirect::bind(LoopbackConfig::default())
-            .await
-            .unwrap();
-        let addr = listener
-            .redirect_uri()
-            .trim_start_matches("http://")
-            .trim_end_matches("/callback")
-            .to_owned();
-        let waiter = tokio::spawn(listener.wait());
-        let _idle = TcpStream::connect(&addr).await.unwrap();
-        raw(&addr, "GET /callback?state=s&code=c HTTP/1.1\r\n\r\n").await;
-        assert!(waiter.await.unwrap().is_ok());
-    }
-
-    #[tokio::test]
-    async fn forged_or_empty_posts_do_not_end_the_wait() {
-        let listener = LoopbackRedirect::bind(LoopbackConfig::default())
-            .await
-            .unwrap();
-        let addr = listener
-            .redirect_uri()
-            .trim_start_matches("http://")
-            .trim_end_matches("/callback")
-            .to_owned();
-        let waiter = tokio::spawn(listener.wait());
-        let body = "access_token=forged&state=s";
-        let forged = raw(
-            &addr,
-            &format!(
-                "POST /callback HTTP/1.1\r\nHost: {addr}\r\nOrigin: https://evil.example\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            ),
-        )
-        .await;
-        assert!(forged.starts_with("HTTP/1.1 403"), "{forged}");
-        let empty = raw(
-            &addr,
-            &format!("POST /callback HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"),
-        )
-        .await;
-        assert!(empty.starts_with("HTTP/1.1 200"));
-        assert!(!waiter.is_finished(), "neither post ended the wait");
-        let body = "access_token=real&state=s";
-        raw(
-            &addr,
-            &format!(
-                "POST /callback HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            ),
-        )
-        .await;
-        let callback = waiter.await.unwrap().unwrap();
-        assert_eq!(callback.fragment.get("access_token"), Some("real"));
+            .unwrap_err();
+        assert!(err.to_string().contains("cannot listen"), "{err}");
     }
 
     #[tokio::test(start_paused = true)]
     async fn waiting_times_out() {
-        let listener = LoopbackRedirect::bind(LoopbackConfig {
-            timeout: Duration::from_secs(5),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+        let listener = LoopbackRedirect::bind_any_port("/callback")
+            .await
+            .unwrap()
+            .with_timeout(Duration::from_secs(5));
         let err = listener.wait().await.unwrap_err();
         assert!(matches!(err, Error::Timeout { .. }), "{err}");
     }

@@ -605,6 +605,16 @@ impl TokenManager {
         }
     }
 
+    /// The key of `account`'s grant with this manager's provider and client: for a service
+    /// that remembers its users by account (a session holding `key.account`).
+    pub fn key_for(&self, account: impl Into<String>) -> TokenKey {
+        TokenKey::new(
+            self.inner.provider.id(),
+            self.inner.provider.client_id(),
+            account,
+        )
+    }
+
     /// The accounts signed in with this manager's provider and client, in order.
     pub async fn accounts(&self) -> Result<Vec<TokenKey>> {
         let filter = KeyFilter::provider(self.inner.provider.id())
@@ -649,11 +659,7 @@ impl TokenManager {
             Ok(account) => account,
             Err(err) => return Err(self.inner.abandon_unidentified(&tokens, err).await),
         };
-        let key = TokenKey::new(
-            self.inner.provider.id(),
-            self.inner.provider.client_id(),
-            account,
-        );
+        let key = self.key_for(account);
         self.inner.revoke_replaced(&key).await;
         let version = self
             .inner

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::SystemTime;
 
-/// A redirect flow in progress: created by [`Flow::start`](crate::Flow::start), kept in a
+/// A redirect flow in progress: created by [`Flow::start`](crate::flow::Flow::start), kept in a
 /// [`TokenStore`](crate::TokenStore) under the hash of its state, taken exactly once when the
 /// callback arrives (on whichever instance of a service it lands).
 #[derive(Clone, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //! through the fault proxy that counts its token requests. Each test starts its own server.
 
 use grantkit_conformance::Decision;
-use grantkit_core::loopback::{LoopbackConfig, LoopbackRedirect};
+use grantkit_core::loopback::LoopbackRedirect;
 use grantkit_core::{
     Callback, CallbackError, ClientSecret, Error, GrantKind, Logout, MemoryTokenStore, Provider,
     RedirectFlow, Revocation, TokenKey, TokenManager, TokenSet, TokenStore as _,
@@ -163,9 +163,7 @@ async fn code_flow_with_pkce_through_the_loopback_helper() {
     let server = start(AuthServerOptions::default()).await;
     let provider = provider(&server, &BASIC_CLIENT).await;
     let manager = manager(provider.clone(), Arc::new(MemoryTokenStore::new()));
-    let listener = LoopbackRedirect::bind(LoopbackConfig::default())
-        .await
-        .unwrap();
+    let listener = LoopbackRedirect::bind_any_port("/callback").await.unwrap();
     let flow = RedirectFlow::authorization_code(listener.redirect_uri()).with_scopes(SCOPES);
     let url = manager.start_authorization(&flow).await.unwrap();
     let parsed = url.expose_url().unwrap();

@@ -44,3 +44,8 @@ pub mod provider {
     #[cfg(feature = "standard")]
     pub use grantkit_standard as standard;
 }
+
+/// The workspace README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct WorkspaceReadme;

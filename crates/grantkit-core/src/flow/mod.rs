@@ -5,7 +5,7 @@
 //! [`start_authorization`](crate::TokenManager::start_authorization) with a
 //! [`RedirectFlow`](crate::RedirectFlow) then
 //! [`complete_authorization`](crate::TokenManager::complete_authorization) with the
-//! [`Callback`](crate::Callback), or one call such as
+//! [`Callback`], or one call such as
 //! [`sign_in_with_password`](crate::TokenManager::sign_in_with_password). A redirect flow
 //! builds an authorization URL and a [`PendingAuthorization`]; [`finish`] checks the
 //! callback (state in constant time, expiry, where it arrived, `iss`, error redirects)

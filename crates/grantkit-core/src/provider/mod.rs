@@ -170,7 +170,7 @@ pub enum Grant {
 /// What to do once a token has expired (or the API has refused it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Renewal {
-    /// Call [`Provider::refresh`].
+    /// Call [`Provider::refresh`](crate::Provider::refresh).
     Refresh,
     /// The user must open this URL; the token cannot be refreshed.
     Renew(SecretUrl),
@@ -296,7 +296,7 @@ pub fn www_authenticate_param(headers: &HeaderMap, name: &str) -> Option<String>
     })
 }
 
-/// RFC 6750 classification, the default of [`Provider::classify`].
+/// RFC 6750 classification, the default of [`Provider::classify`](crate::Provider::classify).
 pub fn classify_rfc6750(response: &ApiResponse<'_>) -> ResponseClass {
     let status = response.status;
     match status.as_u16() {

@@ -97,7 +97,7 @@ impl Lease {
     }
 }
 
-/// Which keys [`TokenStore::list`] returns: those of one provider, optionally of one client.
+/// Which keys [`TokenStore::list`](crate::TokenStore::list) returns: those of one provider, optionally of one client.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyFilter {
     /// The provider id.
