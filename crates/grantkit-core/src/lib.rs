@@ -12,6 +12,7 @@ pub mod store;
 #[cfg(feature = "reqwest")]
 mod client;
 mod contract;
+mod device;
 mod error;
 mod key;
 #[cfg(feature = "loopback")]
@@ -26,6 +27,7 @@ mod token;
 #[cfg(feature = "reqwest")]
 pub use client::AuthorizedClient;
 pub use contract::{Provider, Revocation, TokenStore};
+pub use device::DeviceAuthorization;
 pub use error::{CallbackError, Error, Result};
 pub use flow::redirect::{Callback, RedirectFlow};
 pub use key::TokenKey;

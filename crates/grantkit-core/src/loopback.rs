@@ -29,7 +29,7 @@ use tokio::sync::watch;
 use url::{Host, Url};
 
 /// How long [`LoopbackRedirect::wait`] waits for the browser by default.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(300);
 
 /// How long one connection may take: a browser's idle preconnect must not hold a slot.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -154,7 +154,7 @@ impl LoopbackRedirect {
             redirect_uri,
             received,
             server,
-            timeout: DEFAULT_TIMEOUT,
+            timeout: DEFAULT_WAIT,
         })
     }
 

@@ -2,13 +2,14 @@
 
 use crate::clock::{Clock, SystemClock};
 use crate::contract::{Provider, Revocation, TokenStore};
+use crate::device::DeviceAuthorization;
 use crate::error::{CallbackError, Error, Result};
 use crate::flow::redirect::{Callback, RedirectFlow};
 use crate::flow::{self, ClientCredentialsFlow, Flow, FlowStart, PasswordFlow};
 use crate::key::TokenKey;
 use crate::memory::MemoryTokenStore;
 use crate::pending::PendingAuthorization;
-use crate::provider::Renewal;
+use crate::provider::{Grant, Renewal};
 use crate::secret::{AccessToken, Password, SecretUrl, StateHash, StateToken};
 use crate::store::{KeyFilter, Lease, Precondition, Version, Versioned};
 use crate::token::TokenSet;
@@ -590,6 +591,93 @@ impl TokenManager {
         S: Into<String>,
     {
         self.sign_in(&ClientCredentialsFlow::new(scopes)).await
+    }
+
+    /// Starts the device authorization grant (RFC 8628) for `scopes`: show the user the
+    /// returned code and verification URI, then poll with
+    /// [`poll_device_authorization`](Self::poll_device_authorization) or wait with
+    /// [`complete_device_authorization`](Self::complete_device_authorization).
+    pub async fn start_device_authorization<I, S>(&self, scopes: I) -> Result<DeviceAuthorization>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let scopes: Vec<String> = scopes.into_iter().map(Into::into).collect();
+        if !self
+            .inner
+            .provider
+            .capabilities()
+            .supports(crate::flow::FlowKind::DeviceCode)
+        {
+            return Err(Error::unsupported(format!(
+                "{} offers no device authorization grant",
+                self.inner.provider.id()
+            )));
+        }
+        let mut device = self
+            .inner
+            .provider
+            .start_device_authorization(&scopes)
+            .await?;
+        device.scopes = scopes;
+        Ok(device)
+    }
+
+    /// Asks the provider once whether the user has approved `device`: the key of the
+    /// stored grant once approved, `None` while still pending. Call it no more often than
+    /// [`device.interval()`](DeviceAuthorization::interval), which this lengthens when the
+    /// server asks to slow down (or does not answer).
+    ///
+    /// Fails with [`Error::OAuth`] `access_denied` when the user refused and
+    /// `expired_token` when the codes expired: start again.
+    pub async fn poll_device_authorization(
+        &self,
+        device: &mut DeviceAuthorization,
+    ) -> Result<Option<TokenKey>> {
+        if self.inner.clock.now() >= device.expires_at() {
+            return Err(Error::oauth(
+                "expired_token",
+                Some("the device code expired before the user approved: start again".into()),
+            ));
+        }
+        let grant = Grant::DeviceCode {
+            device_code: device.device_code.clone(),
+        };
+        match self.inner.provider.exchange(grant).await {
+            Ok(mut tokens) => {
+                if tokens.scopes.is_empty() {
+                    tokens.scopes = device.scopes.clone();
+                }
+                self.save_grant(tokens).await.map(Some)
+            }
+            Err(Error::OAuth { code, .. }) if code == "authorization_pending" => Ok(None),
+            Err(Error::OAuth { code, .. }) if code == "slow_down" => {
+                // RFC 8628 §3.5: five seconds more for this and every later poll.
+                device.interval += Duration::from_secs(5);
+                Ok(None)
+            }
+            Err(err) if err.is_retryable() => {
+                // §3.5: a client that gets no answer backs off.
+                tracing::warn!(error = %err, "polling the device authorization failed; backing off");
+                device.interval = (device.interval * 2).min(Duration::from_secs(60));
+                Ok(None)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Polls until the user approves `device` (or refuses, or the codes expire) and returns
+    /// the key of the stored grant.
+    pub async fn complete_device_authorization(
+        &self,
+        mut device: DeviceAuthorization,
+    ) -> Result<TokenKey> {
+        loop {
+            tokio::time::sleep(device.interval()).await;
+            if let Some(key) = self.poll_device_authorization(&mut device).await? {
+                return Ok(key);
+            }
+        }
     }
 
     /// Runs a direct flow and stores its grant.

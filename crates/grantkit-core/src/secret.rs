@@ -88,6 +88,11 @@ secret_type!(
     PkceVerifier
 );
 secret_type!(
+    /// The device code of the device authorization grant (RFC 8628): it obtains the tokens
+    /// once the user has approved, so it is as secret as they are.
+    DeviceCode
+);
+secret_type!(
     /// The `state` value of a redirect flow. Only its [`StateHash`] is ever used as a key.
     StateToken
 );

@@ -18,6 +18,8 @@ pub enum GrantKind {
     Password,
     /// Client credentials: no user; "refreshing" repeats the grant.
     ClientCredentials,
+    /// The device authorization grant (RFC 8628).
+    DeviceCode,
 }
 
 impl GrantKind {
@@ -28,6 +30,7 @@ impl GrantKind {
             Self::Implicit => "implicit",
             Self::Password => "password",
             Self::ClientCredentials => "client_credentials",
+            Self::DeviceCode => "device_code",
         }
     }
 
@@ -38,6 +41,7 @@ impl GrantKind {
             "implicit" => Self::Implicit,
             "password" => Self::Password,
             "client_credentials" => Self::ClientCredentials,
+            "device_code" => Self::DeviceCode,
             _ => return None,
         })
     }

@@ -5,6 +5,8 @@
 // storage, fixed test clients, one test user, headless consent — and adds nothing to the
 // OAuth protocol itself. Besides the server's own endpoints it serves:
 //
+//   /device                              RFC 8628's verification URI (the server's own,
+//                                        with pages that load nothing from elsewhere)
 //   /interaction/<uid>                   the consent step: GET shows the page, POST
 //   /interaction/<uid>/approve|deny      .../approve or .../deny answers it as the user
 //   /grantkit/resource                   a protected resource accepting every access token
@@ -95,6 +97,15 @@ const CLIENTS = [
     ...REDIRECT_FLOW,
   },
   {
+    // A device without a browser (RFC 8628): the user signs in elsewhere with a code.
+    client_id: 'grantkit-device',
+    client_secret: 'device-secret-0123456789',
+    token_endpoint_auth_method: 'client_secret_basic',
+    grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'],
+    response_types: [],
+    redirect_uris: [],
+  },
+  {
     // A service: client credentials only, so no redirect URI.
     client_id: 'grantkit-service',
     client_secret: 'service-secret-0123456789',
@@ -123,6 +134,24 @@ const CONFIGURATION = {
     // The built-in login pages are for development; the consent step is below.
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
+    // RFC 8628, with pages that load nothing from elsewhere: the user opens the
+    // verification URI, confirms the code, then answers the consent step below.
+    deviceFlow: {
+      enabled: true,
+      async userCodeInputSource(ctx, form) {
+        ctx.body = `<!doctype html><meta charset=utf-8><title>Enter the code</title>
+${form}<button id=continue type=submit form="op.deviceInputForm">Continue</button>\n`;
+      },
+      async userCodeConfirmSource(ctx, form, client, deviceInfo, userCode) {
+        const text = (value) => String(value ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+        ctx.body = `<!doctype html><meta charset=utf-8><title>Confirm the code</title>
+<p>Client <b>${text(client.clientId)}</b> shows the code <code id=code>${text(userCode)}</code>.
+${form}<button id=confirm type=submit form="op.deviceConfirmForm">Continue</button>\n`;
+      },
+      async successSource(ctx) {
+        ctx.body = '<!doctype html><meta charset=utf-8><title>Signed in</title><p id=done>Signed in. You can close this page.\n';
+      },
+    },
     introspection: { enabled: true },
     revocation: { enabled: true },
     userinfo: { enabled: true },

@@ -7,6 +7,9 @@ use grantkit_core::{Error, Result, provider::is_loopback};
 use serde::Deserialize;
 use url::Url;
 
+/// The grant type of the device authorization grant (RFC 8628 §3.4).
+pub(crate) const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
 /// The path RFC 8414 §3 inserts between the issuer's host and its path.
 const OAUTH_WELL_KNOWN: &str = "/.well-known/oauth-authorization-server";
 /// The path OpenID Connect Discovery 1.0 §4 appends to the issuer.
@@ -34,6 +37,8 @@ pub struct ServerMetadata {
     pub introspection_endpoint: Option<Url>,
     /// The RFC 7009 revocation endpoint.
     pub revocation_endpoint: Option<Url>,
+    /// The RFC 8628 device authorization endpoint.
+    pub device_authorization_endpoint: Option<Url>,
     /// The scopes the server knows.
     pub scopes_supported: Option<Vec<String>>,
     /// The `response_type` values the authorization endpoint accepts.
@@ -66,6 +71,7 @@ struct RawMetadata {
     userinfo_endpoint: Option<String>,
     introspection_endpoint: Option<String>,
     revocation_endpoint: Option<String>,
+    device_authorization_endpoint: Option<String>,
     scopes_supported: Option<Vec<String>>,
     response_types_supported: Option<Vec<String>>,
     grant_types_supported: Option<Vec<String>>,
@@ -92,6 +98,7 @@ impl ServerMetadata {
             userinfo_endpoint: None,
             introspection_endpoint: None,
             revocation_endpoint: None,
+            device_authorization_endpoint: None,
             scopes_supported: None,
             response_types_supported: Vec::new(),
             grant_types_supported: Some(
@@ -138,6 +145,17 @@ impl ServerMetadata {
     /// Sets the revocation endpoint (RFC 7009).
     pub fn with_revocation_endpoint(mut self, url: Url) -> Self {
         self.revocation_endpoint = Some(url);
+        self
+    }
+
+    /// Sets the device authorization endpoint (RFC 8628), which offers the device grant.
+    pub fn with_device_authorization_endpoint(mut self, url: Url) -> Self {
+        self.device_authorization_endpoint = Some(url);
+        if let Some(types) = &mut self.grant_types_supported
+            && !types.iter().any(|t| t == DEVICE_CODE_GRANT)
+        {
+            types.push(DEVICE_CODE_GRANT.to_owned());
+        }
         self
     }
 
@@ -256,6 +274,10 @@ impl ServerMetadata {
             userinfo_endpoint: endpoint("userinfo_endpoint", raw.userinfo_endpoint)?,
             introspection_endpoint: endpoint("introspection_endpoint", raw.introspection_endpoint)?,
             revocation_endpoint: endpoint("revocation_endpoint", raw.revocation_endpoint)?,
+            device_authorization_endpoint: endpoint(
+                "device_authorization_endpoint",
+                raw.device_authorization_endpoint,
+            )?,
             issuer: raw.issuer,
             scopes_supported: raw.scopes_supported,
             response_types_supported: raw.response_types_supported.unwrap_or_default(),
@@ -294,6 +316,14 @@ impl ServerMetadata {
             && self.token_endpoint.is_some()
             && self.response_types_supported.iter().any(|t| t == "code")
             && self.grant_types().contains(&"authorization_code")
+    }
+
+    /// Whether the device authorization grant (RFC 8628) is on offer: a device
+    /// authorization endpoint, and the grant type among the token endpoint's.
+    pub fn offers_device_code(&self) -> bool {
+        self.device_authorization_endpoint.is_some()
+            && self.token_endpoint.is_some()
+            && self.grant_types().contains(&DEVICE_CODE_GRANT)
     }
 
     /// Whether the client-credentials grant is on offer.

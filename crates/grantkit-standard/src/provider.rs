@@ -1,22 +1,26 @@
 //! `StandardProvider`: the provider for any authorization server that follows RFC 6749.
 
 use crate::account::AccountClaims;
-use crate::metadata::{ServerMetadata, check_secure};
+use crate::metadata::{DEVICE_CODE_GRANT, ServerMetadata, check_secure};
 use crate::oauth::{self, ClientEndpoints, OAuthClient, prepare, prepared};
 use async_trait::async_trait;
 use grantkit_core::provider::http::{
-    HttpResponse, ProviderHttp, TokenResponseRules, parse_token_response, throttled,
-    token_endpoint_error,
+    HttpResponse, ProviderHttp, TokenResponseRules, check_access_token, lifetime,
+    parse_token_response, throttled, token_endpoint_error,
 };
+use grantkit_core::provider::text::untrusted;
 use grantkit_core::{
-    CallbackError, ClientSecret, Error, GrantKind, Provider, Result, Revocation, TokenSet,
+    CallbackError, ClientSecret, DeviceAuthorization, Error, GrantKind, Provider, Result,
+    Revocation, TokenSet,
     clock::{Clock, SystemClock},
     flow::{CallbackParams, FlowKind},
     provider::{
-        AuthorizationRequest, Capabilities, Grant, Issuer, bearer_header, www_authenticate_param,
+        AuthorizationRequest, Capabilities, DeviceCode, Grant, Issuer, bearer_header,
+        www_authenticate_param,
     },
 };
 use oauth2::{CsrfToken, PkceCodeVerifier, RedirectUrl, Scope};
+use serde::Deserialize;
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
@@ -337,6 +341,9 @@ fn offered_flows(metadata: &ServerMetadata) -> Vec<FlowKind> {
     if metadata.offers_client_credentials() {
         flows.push(FlowKind::ClientCredentials);
     }
+    if metadata.offers_device_code() {
+        flows.push(FlowKind::DeviceCode);
+    }
     flows
 }
 
@@ -464,6 +471,85 @@ impl StandardProvider {
             .add_scopes(scopes.iter().cloned().map(Scope::new));
         let request = prepared(request.request(&prepare))?;
         self.token_request(request, GrantKind::ClientCredentials, scopes)
+            .await
+    }
+
+    /// Starts the device authorization grant (RFC 8628 §3.1–3.2).
+    async fn device_authorization(&self, scopes: &[String]) -> Result<DeviceAuthorization> {
+        #[derive(Deserialize)]
+        struct Answer {
+            device_code: String,
+            user_code: String,
+            verification_uri: String,
+            verification_uri_complete: Option<String>,
+            expires_in: serde_json::Value,
+            interval: Option<serde_json::Value>,
+        }
+        self.require(FlowKind::DeviceCode)?;
+        let endpoint = self
+            .metadata
+            .device_authorization_endpoint
+            .as_ref()
+            .ok_or_else(|| Error::unsupported("the server has no device authorization endpoint"))?;
+        let scope = scopes.join(" ");
+        let mut params = Vec::new();
+        if !scope.is_empty() {
+            params.push(("scope", scope.as_str()));
+        }
+        if self.token_auth == ClientAuth::ClientSecretBasic {
+            // RFC 8628 §3.1: the client id in the body as well, for servers that want it.
+            params.push(("client_id", self.client_id.as_str()));
+        }
+        let request = oauth::authenticated_form(
+            endpoint,
+            &self.client_id,
+            &self.secret,
+            self.token_auth,
+            &params,
+        )?;
+        let sent_at = self.clock.now();
+        let answer = self.send(request).await?;
+        if !answer.status.is_success() {
+            return Err(token_endpoint_error(&answer));
+        }
+        let answer: Answer = answer.json()?;
+        check_access_token(&answer.device_code)
+            .map_err(|_| Error::bad_response("the device code is empty or not printable"))?;
+        let expires_in = lifetime(&answer.expires_in).ok_or_else(|| {
+            Error::bad_response("the device authorization answer has no usable expires_in")
+        })?;
+        let interval = answer.interval.as_ref().and_then(lifetime);
+        let shown = |text: &str| untrusted(text, 512);
+        Ok(DeviceAuthorization::new(
+            DeviceCode::new(answer.device_code),
+            shown(&answer.user_code),
+            shown(&answer.verification_uri),
+            answer.verification_uri_complete.as_deref().map(shown),
+            expires_in,
+            interval,
+            sent_at,
+        ))
+    }
+
+    /// One poll of the token endpoint with the device code (RFC 8628 §3.4).
+    async fn device_token(&self, device_code: &DeviceCode) -> Result<TokenSet> {
+        self.require(FlowKind::DeviceCode)?;
+        let endpoint = self
+            .metadata
+            .token_endpoint
+            .as_ref()
+            .ok_or_else(|| Error::unsupported("the server has no token endpoint"))?;
+        let request = oauth::authenticated_form(
+            endpoint,
+            &self.client_id,
+            &self.secret,
+            self.token_auth,
+            &[
+                ("grant_type", DEVICE_CODE_GRANT),
+                ("device_code", device_code.expose_secret()),
+            ],
+        )?;
+        self.token_request(request, GrantKind::DeviceCode, &[])
             .await
     }
 
@@ -637,6 +723,10 @@ impl Provider for StandardProvider {
         })
     }
 
+    async fn start_device_authorization(&self, scopes: &[String]) -> Result<DeviceAuthorization> {
+        self.device_authorization(scopes).await
+    }
+
     async fn authorization_url(&self, request: &AuthorizationRequest) -> Result<Url> {
         self.require(request.flow)?;
         if !request.flow.is_redirect() {
@@ -694,6 +784,7 @@ impl Provider for StandardProvider {
             }
             Grant::Implicit { params, scopes } => self.implicit_tokens(&params, scopes),
             Grant::ClientCredentials { scopes } => self.client_credentials(&scopes).await,
+            Grant::DeviceCode { device_code } => self.device_token(&device_code).await,
             Grant::Password { .. } => Err(Error::unsupported(
                 "the resource-owner password grant (RFC 9700 §2.4: must not be used); \
                  use the authorization-code flow",

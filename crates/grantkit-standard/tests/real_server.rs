@@ -98,7 +98,11 @@ async fn discovery_derives_the_capabilities_from_the_servers_metadata() {
     let caps = provider.capabilities();
     assert_eq!(
         caps.flows,
-        [FlowKind::AuthorizationCode, FlowKind::ClientCredentials],
+        [
+            FlowKind::AuthorizationCode,
+            FlowKind::ClientCredentials,
+            FlowKind::DeviceCode
+        ],
         "no implicit: the server offers no plain `token` response type, though its \
          grant_types_supported lists `implicit`"
     );

@@ -1,5 +1,6 @@
 //! `Provider`: everything particular to one OAuth service.
 
+use crate::device::DeviceAuthorization;
 use crate::error::{Error, Result};
 use crate::flow::redirect::Callback;
 use crate::flow::{FlowKind, ParamLocation};
@@ -104,6 +105,20 @@ pub trait Provider: Send + Sync + fmt::Debug {
     ///   carries an `iss` anyway is refused.
     fn issuer(&self) -> Option<Issuer> {
         None
+    }
+
+    /// Starts the device authorization grant (RFC 8628 §3.1) for `scopes`.
+    ///
+    /// # Behavior
+    /// - Returns the user code, the verification URI and the device code the provider's
+    ///   [`exchange`](Self::exchange) of [`Grant::DeviceCode`] polls with.
+    /// - Defaults to [`Error::Unsupported`]: most providers have no device flow.
+    async fn start_device_authorization(&self, scopes: &[String]) -> Result<DeviceAuthorization> {
+        let _ = scopes;
+        Err(Error::unsupported(format!(
+            "{} offers no device authorization grant",
+            self.id()
+        )))
     }
 
     /// Exchanges a grant for a token set.

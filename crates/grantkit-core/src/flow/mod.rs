@@ -41,6 +41,9 @@ pub enum FlowKind {
     Password,
     /// Client credentials: the client acts for itself.
     ClientCredentials,
+    /// The device authorization grant (RFC 8628): the user signs in on another device with
+    /// a short code.
+    DeviceCode,
 }
 
 impl FlowKind {
@@ -51,6 +54,7 @@ impl FlowKind {
             Self::Implicit => "implicit",
             Self::Password => "password",
             Self::ClientCredentials => "client_credentials",
+            Self::DeviceCode => "device_code",
         }
     }
 
@@ -61,6 +65,7 @@ impl FlowKind {
             "implicit" => Self::Implicit,
             "password" => Self::Password,
             "client_credentials" => Self::ClientCredentials,
+            "device_code" => Self::DeviceCode,
             _ => return None,
         })
     }

@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 pub use crate::key::check_account;
 pub use crate::manager::{REFRESH_OUTCOME_UNKNOWN, REVOCATION_PENDING};
 pub use crate::net::{ensure_safe_destination, is_loopback};
-pub use crate::secret::{AuthorizationCode, PkceVerifier};
+pub use crate::secret::{AuthorizationCode, DeviceCode, PkceVerifier};
 
 /// What a provider can do. The conformance suite chooses its behaviours from these.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -164,6 +164,13 @@ pub enum Grant {
     ClientCredentials {
         /// The scopes to ask for.
         scopes: Vec<String>,
+    },
+    /// The device authorization grant (RFC 8628 §3.4): one poll of the token endpoint. Until
+    /// the user approves, the provider answers `Error::OAuth` with code
+    /// `authorization_pending` (or `slow_down`).
+    DeviceCode {
+        /// The device code from the device authorization endpoint.
+        device_code: DeviceCode,
     },
 }
 

@@ -151,6 +151,103 @@ pub(crate) async fn authorize(
     Err(format!("more than {MAX_HOPS} redirects"))
 }
 
+/// Plays the user on another device (RFC 8628): opens `verification_uri_complete`,
+/// confirms the code shown there, and answers `decision` on the consent step.
+pub(crate) async fn approve_device(
+    issuer: &Url,
+    verification_uri_complete: &str,
+    decision: Decision,
+) -> Result<(), String> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| format!("cannot build the browser's HTTP client: {e}"))?;
+    let mut jar = Jar::default();
+    let page_url = Url::parse(verification_uri_complete).map_err(|e| format!("not a URL: {e}"))?;
+    let mut request = http.get(page_url.clone());
+    if let Some(cookies) = jar.header_for(page_url.path()) {
+        request = request.header(http::header::COOKIE, cookies);
+    }
+    let page = request
+        .send()
+        .await
+        .map_err(|e| format!("the verification page failed: {e}"))?;
+    jar.store(page.headers(), page_url.path());
+    let html = page.text().await.map_err(|e| e.to_string())?;
+    // The confirmation form's hidden fields: what a browser would post.
+    let field = |name: &str| -> Result<String, String> {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = html
+            .find(&marker)
+            .ok_or_else(|| format!("the verification page has no `{name}` field"))?
+            + marker.len();
+        let end = html[start..]
+            .find('"')
+            .ok_or_else(|| "an unterminated field".to_owned())?;
+        Ok(html[start..start + end].to_owned())
+    };
+    let form = vec![
+        ("xsrf", field("xsrf")?),
+        ("user_code", field("user_code")?),
+        ("confirm", "yes".to_owned()),
+    ];
+    let mut url = page_url
+        .join("/device")
+        .map_err(|e| format!("a bad verification URL: {e}"))?;
+    let mut body = Some(form);
+    for _ in 0..MAX_HOPS {
+        let mut request = match body.take() {
+            Some(form) => http.post(url.clone()).form(&form),
+            None => http.get(url.clone()),
+        };
+        if let Some(cookies) = jar.header_for(url.path()) {
+            request = request.header(http::header::COOKIE, cookies);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("{} failed: {e}", url.path()))?;
+        jar.store(response.headers(), url.path());
+        let status = response.status();
+        let location = response
+            .headers()
+            .get(http::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let Some(location) = location.filter(|_| status.is_redirection()) else {
+            return if status.is_success() {
+                Ok(())
+            } else {
+                Err(format!("{} answered {status}", url.path()))
+            };
+        };
+        let next = url
+            .join(&location)
+            .map_err(|e| format!("a redirect to a bad location: {e}"))?;
+        if next.origin() != issuer.origin() {
+            return Err(format!(
+                "the device flow left the server for {}",
+                next.origin().ascii_serialization()
+            ));
+        }
+        if next.path().starts_with("/interaction/") {
+            let answer = match decision {
+                Decision::Approve => "approve",
+                Decision::Deny => "deny",
+            };
+            url = next
+                .join(&format!("{}/{answer}", next.path()))
+                .map_err(|e| format!("a bad consent URL: {e}"))?;
+            // The consent page's forms post nothing but their action.
+            body = Some(Vec::new());
+        } else {
+            url = next;
+        }
+    }
+    Err(format!("more than {MAX_HOPS} redirects"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

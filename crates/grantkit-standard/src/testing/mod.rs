@@ -75,6 +75,12 @@ pub const SERVICE_CLIENT: TestClient = TestClient {
     secret: "service-secret-0123456789",
 };
 
+/// A device client: the device authorization grant (RFC 8628) and refresh only.
+pub const DEVICE_CLIENT: TestClient = TestClient {
+    id: "grantkit-device",
+    secret: "device-secret-0123456789",
+};
+
 /// The `sub` of the one test user every authorization signs in as.
 pub const TEST_ACCOUNT: &str = "grantkit-test-user";
 /// The `username` the test server's introspection answers carry for the test user.

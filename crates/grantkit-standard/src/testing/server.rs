@@ -287,6 +287,18 @@ impl AuthServer {
             .map_err(AuthServerError::Browser)
     }
 
+    /// Plays the user on another device (RFC 8628): opens `verification_uri_complete`,
+    /// confirms the code and answers `decision` on the consent step.
+    pub async fn approve_device(
+        &self,
+        verification_uri_complete: &str,
+        decision: Decision,
+    ) -> Result<(), AuthServerError> {
+        browser::approve_device(&self.issuer_url, verification_uri_complete, decision)
+            .await
+            .map_err(AuthServerError::Browser)
+    }
+
     /// Makes the server refuse `token` as it refuses an expired one; the grant and its
     /// refresh token live on.
     pub async fn expire_access_token(&self, token: &AccessToken) -> Result<(), AuthServerError> {
