@@ -977,3 +977,47 @@ async fn a_store_of_token_sets_alone_is_enough() {
     let stored = store.get(&key).await.unwrap().unwrap();
     assert_eq!(stored.value.access_token.expose_secret(), "second-access");
 }
+
+#[tokio::test]
+async fn a_token_response_without_scope_granted_what_was_asked() {
+    let mut mock = mock_provider();
+    let later = std::time::SystemTime::now() + 120 * MINUTE;
+    mock.expect_authorization_url().returning(|request| {
+        let mut url = url::Url::parse("https://as.example/authorize").unwrap();
+        url.query_pairs_mut()
+            .append_pair("state", request.state.expose_secret());
+        Ok(url)
+    });
+    // The first answer names no scope, the second names its own.
+    let mut answers = vec![
+        tokens("second", None, later).with_scopes(["narrower"]),
+        tokens("first", None, later),
+    ];
+    mock.expect_exchange()
+        .times(2)
+        .returning(move |_| Ok(answers.pop().unwrap()));
+    let store = Arc::new(MemoryTokenStore::new());
+    let manager = TokenManager::builder(Arc::new(mock), store.clone())
+        .build()
+        .unwrap();
+    let flow = grantkit_core::RedirectFlow::authorization_code("http://127.0.0.1:9/cb")
+        .with_scopes(["read", "write"]);
+    let mut granted = Vec::new();
+    for _ in 0..2 {
+        let url = manager.start_authorization(&flow).await.unwrap();
+        let state = url::Url::parse(url.expose_secret())
+            .unwrap()
+            .query_pairs()
+            .find(|(name, _)| name == "state")
+            .unwrap()
+            .1
+            .into_owned();
+        let callback =
+            grantkit_core::Callback::parse(&format!("http://127.0.0.1:9/cb?code=c&state={state}"))
+                .unwrap();
+        let key = manager.complete_authorization(&callback).await.unwrap();
+        granted.push(store.get(&key).await.unwrap().unwrap().value.scopes);
+    }
+    assert_eq!(granted[0], ["read", "write"], "RFC 6749 §5.1: as requested");
+    assert_eq!(granted[1], ["narrower"], "what the server said it granted");
+}

@@ -135,7 +135,7 @@ impl JoindinProviderBuilder {
         let web_base = checked_base(&self.web_base, "web base")?;
         let http = match self.http_client {
             Some(client) => ProviderHttp::with_client(client),
-            None => ProviderHttp::new()?,
+            None => ProviderHttp::new(),
         }
         .with_timeout(self.timeout);
         let http = match self.max_body {
@@ -361,7 +361,7 @@ impl JoindinProvider {
             headers.insert(header::ACCEPT, HeaderValue::from_static(JSON));
             let answer = self
                 .http
-                .send(self.http.client().delete(url).headers(headers))
+                .send(self.http.client()?.delete(url).headers(headers))
                 .await?;
             match answer.status.as_u16() {
                 // 404 "No tokens found": gone already (another logout got there first).
@@ -412,7 +412,7 @@ impl JoindinProvider {
         headers.insert(header::AUTHORIZATION, bearer_header(&tokens.access_token)?);
         headers.insert(header::ACCEPT, HeaderValue::from_static(JSON));
         self.http
-            .send(self.http.client().get(url).headers(headers))
+            .send(self.http.client()?.get(url).headers(headers))
             .await
     }
 
@@ -464,7 +464,7 @@ impl JoindinProvider {
         // charset parameter the body is silently ignored.
         let request = self
             .http
-            .client()
+            .client()?
             .post(self.token_url())
             .header(header::CONTENT_TYPE, HeaderValue::from_static(JSON))
             .header(header::ACCEPT, HeaderValue::from_static(JSON))
@@ -557,7 +557,7 @@ impl JoindinProvider {
             .http
             .send(
                 self.http
-                    .client()
+                    .client()?
                     .get(url.as_str())
                     .header(header::ACCEPT, "text/html"),
             )

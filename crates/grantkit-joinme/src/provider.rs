@@ -210,7 +210,7 @@ impl JoinMeProviderBuilder {
             .set_auth_uri(AuthUrl::from_url(endpoints.authorize.clone()));
         let http = match self.http {
             Some(client) => ProviderHttp::with_client(client),
-            None => ProviderHttp::new()?,
+            None => ProviderHttp::new(),
         }
         .with_timeout(self.timeout);
         let http = match self.max_body {
@@ -358,7 +358,7 @@ impl JoinMeProvider {
             .finish();
         let request = self
             .http
-            .client()
+            .client()?
             .post(url.clone())
             .header(CONTENT_TYPE, FORM)
             .header(ACCEPT, JSON)
@@ -398,7 +398,7 @@ impl JoinMeProvider {
         let url = format!("{}/user", self.endpoints.api_base);
         let request = self
             .http
-            .client()
+            .client()?
             .get(url)
             .header(ACCEPT, JSON)
             .header(AUTHORIZATION, bearer_header(&tokens.access_token)?);

@@ -226,7 +226,7 @@ impl ServerMetadata {
         for location in [oauth, openid] {
             let response = http
                 .send(
-                    http.client()
+                    http.client()?
                         .get(location.clone())
                         .header(http::header::ACCEPT, "application/json"),
                 )

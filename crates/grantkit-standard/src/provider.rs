@@ -220,7 +220,7 @@ impl StandardProviderBuilder {
         }
         let http = match self.http_client {
             Some(client) => ProviderHttp::with_client(client),
-            None => ProviderHttp::new()?,
+            None => ProviderHttp::new(),
         }
         .with_timeout(self.timeout);
         let http = match self.max_body {
@@ -586,7 +586,7 @@ impl StandardProvider {
     async fn userinfo_account(&self, endpoint: &Url, tokens: &TokenSet) -> Result<String> {
         let request = self
             .http
-            .client()
+            .client()?
             .get(endpoint.clone())
             .header(
                 http::header::AUTHORIZATION,

@@ -250,7 +250,12 @@ pub async fn finish(
             scopes: pending.scopes.clone(),
         },
     };
-    provider.exchange(grant).await
+    let mut tokens = provider.exchange(grant).await?;
+    if tokens.scopes.is_empty() {
+        // RFC 6749 §5.1: a response that names no scope granted the scope requested.
+        tokens.scopes = pending.scopes;
+    }
+    Ok(tokens)
 }
 
 /// RFC 9207 §2.4: an `iss` that is present must name the provider's issuer, whatever the

@@ -13,6 +13,7 @@ use crate::token::{GrantKind, TokenSet};
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 /// The default timeout of one provider call.
@@ -23,12 +24,13 @@ pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 /// An HTTP client for a provider's own calls (token endpoint, revocation, identity).
 ///
 /// The default client uses rustls, follows no redirects (a redirected token request could
-/// carry credentials elsewhere), and times out after [`DEFAULT_TIMEOUT`]. A client of your
-/// own ([`ProviderHttp::with_client`]) keeps its settings; give it
-/// `redirect(Policy::none())`.
+/// carry credentials elsewhere), and times out after [`DEFAULT_TIMEOUT`]. It is built on
+/// first use: loading the system's root certificates costs milliseconds that a program
+/// reading a cached token never needs to spend. A client of your own
+/// ([`ProviderHttp::with_client`]) keeps its settings; give it `redirect(Policy::none())`.
 #[derive(Clone)]
 pub struct ProviderHttp {
-    client: reqwest::Client,
+    client: Arc<OnceLock<std::result::Result<reqwest::Client, String>>>,
     timeout: Duration,
     max_body: usize,
 }
@@ -42,23 +44,27 @@ impl fmt::Debug for ProviderHttp {
     }
 }
 
+impl Default for ProviderHttp {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl ProviderHttp {
-    /// The default client.
-    pub fn new() -> Result<Self> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|err| Error::configuration(format!("cannot build the HTTP client: {err}")))?;
-        Ok(Self::with_client(client))
+    /// The default client, built on first use.
+    pub fn new() -> Self {
+        Self {
+            client: Arc::new(OnceLock::new()),
+            timeout: DEFAULT_TIMEOUT,
+            max_body: DEFAULT_MAX_BODY,
+        }
     }
 
     /// Uses the caller's `reqwest::Client` (its proxy, TLS roots, pool).
     pub fn with_client(client: reqwest::Client) -> Self {
         Self {
-            client,
-            timeout: DEFAULT_TIMEOUT,
-            max_body: DEFAULT_MAX_BODY,
+            client: Arc::new(OnceLock::from(Ok(client))),
+            ..Self::new()
         }
     }
 
@@ -79,9 +85,24 @@ impl ProviderHttp {
         self.timeout
     }
 
-    /// The underlying client, for building requests.
-    pub fn client(&self) -> &reqwest::Client {
-        &self.client
+    /// The underlying client, for building requests; the default one is built here the
+    /// first time.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Configuration`] when the default client cannot be built (no usable TLS
+    /// roots, for example).
+    pub fn client(&self) -> Result<&reqwest::Client> {
+        self.client
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .connect_timeout(Duration::from_secs(10))
+                    .build()
+                    .map_err(|err| format!("cannot build the HTTP client: {err}"))
+            })
+            .as_ref()
+            .map_err(|reason| Error::configuration(reason.clone()))
     }
 
     /// Sends a request and reads its answer, within the timeout and the body cap.
@@ -89,7 +110,7 @@ impl ProviderHttp {
         let request = request.timeout(self.timeout).build()?;
         ensure_safe_destination(request.url())?;
         let call = async {
-            let response = self.client.execute(request).await?;
+            let response = self.client()?.execute(request).await?;
             let status = response.status();
             let headers = response.headers().clone();
             let body = read_capped(response, self.max_body).await?;
@@ -119,7 +140,7 @@ impl ProviderHttp {
         let (parts, body) = request.into_parts();
         let url = parts.uri.to_string();
         let builder = self
-            .client
+            .client()?
             .request(parts.method, url)
             .headers(parts.headers)
             .body(body);

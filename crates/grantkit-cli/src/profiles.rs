@@ -1,0 +1,189 @@
+//! `grantkit profile add | list | remove`: edits the profiles file, so nobody has to.
+
+use crate::config::{Config, Endpoints, Profile, ProviderKind, SecretSource};
+use crate::fail::Failure;
+use crate::output::Output;
+use clap::{ArgGroup, Args, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProfileCommand {
+    /// Adds a profile (or, with --force, replaces one).
+    Add(Box<AddArgs>),
+    /// Lists the profiles; client secrets show only where they come from.
+    List,
+    /// Removes a profile (its stored grants stay until `grantkit logout`).
+    Remove {
+        /// The profile.
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("secret").args(["client_secret_env", "client_secret_file", "client_secret_stdin"])))]
+pub(crate) struct AddArgs {
+    /// The profile's name.
+    name: String,
+    /// The service.
+    #[arg(long, value_enum)]
+    provider: ProviderKind,
+    /// The OAuth client id (join.me: the API key).
+    #[arg(long)]
+    client_id: String,
+    /// Read the client secret from this environment variable on every run.
+    #[arg(long, value_name = "VAR")]
+    client_secret_env: Option<String>,
+    /// Read the client secret from the first line of this file on every run.
+    #[arg(long, value_name = "PATH")]
+    client_secret_file: Option<PathBuf>,
+    /// Read the client secret from the first line of standard input on every run.
+    #[arg(long)]
+    client_secret_stdin: bool,
+    /// A scope to ask for (repeat for more).
+    #[arg(long = "scope", value_name = "SCOPE")]
+    scopes: Vec<String>,
+    /// The redirect URI registered with the service, e.g. `http://127.0.0.1:8765/callback`
+    /// (Joind.in and join.me compare it byte for byte).
+    #[arg(long)]
+    redirect_uri: Option<String>,
+    /// Joind.in and join.me: every endpoint from this base URL (an emulator).
+    #[arg(long)]
+    base_url: Option<String>,
+    /// A standard server's issuer, for discovery.
+    #[arg(long)]
+    issuer: Option<String>,
+    /// A standard server without discovery: its token endpoint.
+    #[arg(long)]
+    token_endpoint: Option<String>,
+    /// … its authorization endpoint.
+    #[arg(long, requires = "token_endpoint")]
+    authorization_endpoint: Option<String>,
+    /// … its device authorization endpoint (RFC 8628).
+    #[arg(long, requires = "token_endpoint")]
+    device_authorization_endpoint: Option<String>,
+    /// … its revocation endpoint (RFC 7009).
+    #[arg(long, requires = "token_endpoint")]
+    revocation_endpoint: Option<String>,
+    /// … its userinfo endpoint.
+    #[arg(long, requires = "token_endpoint")]
+    userinfo_endpoint: Option<String>,
+    /// Joind.in: the user name to log in as.
+    #[arg(long)]
+    username: Option<String>,
+    /// Where tokens live: a directory, or `redis://…` (comma-separated URLs for a Redis
+    /// Cluster) [default: $XDG_DATA_HOME/grantkit/tokens].
+    #[arg(long)]
+    store: Option<String>,
+    /// Replace a profile of the same name.
+    #[arg(long)]
+    force: bool,
+}
+
+pub(crate) async fn run(
+    command: ProfileCommand,
+    config_path: &Path,
+    out: &Output,
+) -> Result<ExitCode, Failure> {
+    let mut config = Config::load(config_path)?;
+    match command {
+        ProfileCommand::Add(args) => {
+            if config.profiles.contains_key(&args.name) && !args.force {
+                return Err(Failure::usage(format!(
+                    "profile `{}` exists; pass --force to replace it",
+                    args.name
+                )));
+            }
+            let name = args.name.clone();
+            let profile = profile(*args);
+            profile.check(&name)?;
+            config.profiles.insert(name.clone(), profile);
+            config.save(config_path)?;
+            out.result(
+                &serde_json::json!({"added": name, "config": config_path}),
+                "",
+            );
+            out.done(&format!(
+                "Added profile `{name}` to {}. Next: grantkit login {name}",
+                config_path.display()
+            ));
+        }
+        ProfileCommand::List => {
+            let listed: Vec<serde_json::Value> = config
+                .profiles
+                .iter()
+                .map(|(name, p)| {
+                    serde_json::json!({
+                        "name": name,
+                        "provider": p.provider.to_string(),
+                        "client_id": p.client_id,
+                        "client_secret": p.client_secret.as_ref().map(ToString::to_string),
+                        "scopes": p.scopes,
+                        "redirect_uri": p.redirect_uri,
+                        "base_url": p.base_url,
+                        "issuer": p.issuer,
+                        "store": p.store,
+                    })
+                })
+                .collect();
+            let text = config
+                .profiles
+                .iter()
+                .map(|(name, p)| {
+                    let secret = p
+                        .client_secret
+                        .as_ref()
+                        .map(|s| format!(", secret from {s}"))
+                        .unwrap_or_default();
+                    format!("{name}\t{} client {}{secret}", p.provider, p.client_id)
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            out.result(&serde_json::Value::Array(listed), &text);
+            if config.profiles.is_empty() {
+                out.note("No profiles yet: add one with `grantkit profile add NAME --provider …`");
+            }
+        }
+        ProfileCommand::Remove { name } => {
+            if config.profiles.remove(&name).is_none() {
+                return Err(config
+                    .profile(&name)
+                    .err()
+                    .unwrap_or_else(|| Failure::usage(format!("no profile `{name}`"))));
+            }
+            config.save(config_path)?;
+            out.result(&serde_json::json!({"removed": name}), "");
+            out.done(&format!("Removed profile `{name}`."));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn profile(args: AddArgs) -> Profile {
+    let client_secret = match (args.client_secret_env, args.client_secret_file) {
+        (Some(var), _) => Some(SecretSource::Env(var)),
+        (None, Some(path)) => Some(SecretSource::File(path)),
+        (None, None) if args.client_secret_stdin => Some(SecretSource::Stdin),
+        (None, None) => None,
+    };
+    let endpoints = args.token_endpoint.map(|token| Endpoints {
+        token,
+        authorization: args.authorization_endpoint,
+        device_authorization: args.device_authorization_endpoint,
+        revocation: args.revocation_endpoint,
+        userinfo: args.userinfo_endpoint,
+        introspection: None,
+    });
+    Profile {
+        provider: args.provider,
+        client_id: args.client_id,
+        client_secret,
+        scopes: args.scopes,
+        redirect_uri: args.redirect_uri,
+        base_url: args.base_url,
+        issuer: args.issuer,
+        endpoints,
+        username: args.username,
+        store: args.store,
+    }
+}
