@@ -7,7 +7,9 @@ use grantkit_core::{
     Callback, Error, MemoryTokenStore, Password, RedirectFlow, Revocation, TokenKey, TokenManager,
     TokenStore, store::Precondition,
 };
-use grantkit_emulator::{CommentRateLimit, JoindinEndpoint, JoindinEvent, JoindinQuirks};
+use grantkit_emulator::{
+    CommentRateLimit, Fault, FaultRule, JoindinEndpoint, JoindinEvent, JoindinQuirks,
+};
 use grantkit_joindin::testing::JoindinHarness;
 use grantkit_joindin::{
     EventFilter, EventQuery, JoindinClient, NewComment, Paging, UserRating, is_duplicate_comment,
@@ -523,6 +525,121 @@ async fn comments_are_posted_once() {
         "a rate-limited comment is not retried"
     );
     assert_eq!(emu.comment_count(), before + 2);
+}
+
+/// Everything logged while a test runs (the subscriber is the test thread's).
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+    fn make_writer(&'a self) -> Logs {
+        self.clone()
+    }
+}
+
+// Current-thread: the requests run on this thread, under this subscriber.
+#[tokio::test]
+async fn reads_survive_two_503s_and_a_reset_and_a_comment_is_posted_at_most_once() {
+    let logs = Logs::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let h = start(|_| {});
+    let (manager, store) = manager(&h);
+    let key = log_in(&h, &manager).await;
+    let token = stored_token(&store, &key).await;
+    let quick = grantkit_core::RetryPolicy::default()
+        .with_backoff(Duration::from_millis(5), Duration::from_millis(20));
+    let joindin = h.joindin_provider().api_client(
+        manager
+            .authorized_client(reqwest::Client::new(), key.clone())
+            .with_retry(quick),
+    );
+    let emu = h.emulator();
+    let sent = |method: &str| {
+        emu.requests()
+            .iter()
+            .filter(|r| r.method == method && r.path.starts_with("/v2.1/talks/3"))
+            .count()
+    };
+    let two_503s_and_a_reset = |method: reqwest::Method| {
+        emu.inject(
+            FaultRule::on(JoindinEndpoint::Api, Fault::ServerError { status: 503 })
+                .for_method(method.clone())
+                .times(2),
+        );
+        emu.inject(FaultRule::on(JoindinEndpoint::Api, Fault::ConnectionReset).for_method(method));
+    };
+
+    two_503s_and_a_reset(reqwest::Method::GET);
+    let talk = joindin.talk(3).await.expect("the read survives");
+    assert!(talk.is_some());
+    assert_eq!(sent("GET"), 4, "two 503s, a reset, then the answer");
+
+    // A server asking to wait is waited for.
+    emu.inject(
+        FaultRule::on(
+            JoindinEndpoint::Api,
+            Fault::ServiceUnavailable { retry_after_s: 1 },
+        )
+        .for_method(reqwest::Method::GET),
+    );
+    let started = std::time::Instant::now();
+    joindin.talk(3).await.expect("after Retry-After");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After honoured"
+    );
+
+    // The same faults on the POST that creates a comment: each attempt is sent once and
+    // nothing is posted twice.
+    let comments = emu.comment_count();
+    two_503s_and_a_reset(reqwest::Method::POST);
+    for attempt in 1..=3 {
+        let err = joindin
+            .post_talk_comment(3, &NewComment::new(format!("Attempt {attempt}"), 4))
+            .await
+            .unwrap_err();
+        assert!(err.is_retryable(), "{err:?}");
+        assert_eq!(sent("POST"), attempt, "sent once, not retried");
+    }
+    assert_eq!(emu.comment_count(), comments, "no comment was created");
+    // The answer lost after the comment was stored: one comment, not two.
+    emu.inject(
+        FaultRule::on(JoindinEndpoint::Api, Fault::ConnectionReset)
+            .for_method(reqwest::Method::POST)
+            .after_processing(),
+    );
+    let err = joindin
+        .post_talk_comment(3, &NewComment::new("Stored, answer lost", 4))
+        .await
+        .unwrap_err();
+    assert!(err.is_outcome_unknown(), "{err:?}");
+    assert_eq!(sent("POST"), 4);
+    assert_eq!(emu.comment_count(), comments + 1);
+
+    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(logged.contains("retrying"), "every retry is logged");
+    assert!(
+        logged.contains("attempt=2") && logged.contains("attempt=4"),
+        "{logged}"
+    );
+    assert!(!logged.contains(&token), "no token in the logs");
 }
 
 #[tokio::test]

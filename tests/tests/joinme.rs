@@ -12,7 +12,9 @@ use grantkit_core::{
     clock::{Clock, ManualClock},
     flow::FlowKind,
 };
-use grantkit_emulator::{EmulatorClock, JoinMeEmulator, JoinMeEndpoint, JoinMeQuirks};
+use grantkit_emulator::{
+    EmulatorClock, Fault, FaultRule, JoinMeEmulator, JoinMeEndpoint, JoinMeQuirks,
+};
 use grantkit_joinme::testing::{consent, provider_for};
 use grantkit_joinme::{
     JoinMeClient, JoinMeProvider, MeetingUpdate, NewMeeting, Scope, StartMeeting,
@@ -277,8 +279,74 @@ async fn code_flow_through_the_manager_and_every_api_call() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn implicit_flow_through_the_manager_then_renewal() {
+async fn joinme_expired_implicit_token_requires_the_initial_flow() {
+    // join.me's documentation: "Expired access token obtained through the implicit grant
+    // cannot be refreshed. Once expiring an implicit grant access token, you will need to
+    // send the user into the initial OAuth 2.0 workflow again."
     let jm = JoinMe::start(|_| {});
+    let key = jm.authorize(FlowKind::Implicit).await;
+    let tokens = jm.stored(&key).await;
+    jm.client(&key).user().await.expect("the token works");
+
+    jm.advance(DAY + Duration::from_secs(1));
+    let err = jm.manager.access_token(&key).await.unwrap_err();
+    assert!(err.is_reauthorization_required(), "{err:?}");
+    let restart = err.restart().expect("what to start again").clone();
+    assert_eq!(restart.flow, FlowKind::Implicit);
+    assert_eq!(restart.scopes, tokens.scopes);
+    assert_eq!(restart.key, key);
+    assert!(
+        jm.manager.accounts().await.unwrap().is_empty(),
+        "the dead grant is deleted"
+    );
+
+    // The initial flow again, from what the error carried.
+    let flow = restart
+        .redirect_flow(jm.emulator.fixtures().redirect_uri.clone())
+        .expect("a browser flow");
+    let url = jm.manager.start_authorization(&flow).await.unwrap();
+    let callback = consent(
+        &jm.emulator,
+        &jm.browser,
+        url.expose_secret(),
+        Decision::Approve,
+    )
+    .await
+    .unwrap();
+    let again = jm
+        .manager
+        .complete_authorization(&Callback::parse(&callback).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(again, key);
+    jm.client(&key).user().await.expect("the new token works");
+    assert_eq!(jm.token_calls(), 0, "no token endpoint for implicit grants");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn joinme_implicit_token_expired_by_expire_access_requires_the_initial_flow() {
+    let jm = JoinMe::start(|q| q.expire_access_delay = Duration::from_secs(600));
+    let key = jm.authorize(FlowKind::Implicit).await;
+    let tokens = jm.stored(&key).await;
+    let joinme = jm.client(&key);
+    assert_eq!(
+        jm.provider.revoke(&tokens).await.unwrap(),
+        Revocation::AccessExpired
+    );
+    joinme
+        .user()
+        .await
+        .expect("still valid while Expire Access propagates");
+    jm.advance(Duration::from_secs(601));
+    let err = joinme.user().await.unwrap_err();
+    assert!(err.is_reauthorization_required(), "{err:?}");
+    assert_eq!(err.restart().map(|r| r.flow), Some(FlowKind::Implicit));
+    assert!(jm.manager.accounts().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn implicit_flow_through_the_manager_then_opt_in_renewal() {
+    let jm = JoinMe::start(|q| q.renew_authorization = true);
     let t0 = jm.now();
     let key = jm.authorize(FlowKind::Implicit).await;
     assert_eq!(key.account, jm.emulator.fixtures().email);
@@ -415,8 +483,25 @@ async fn code_grant_stampede_on_an_expired_token_refreshes_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn implicit_stampede_on_a_stale_token_asks_every_caller_to_renew() {
+async fn implicit_stampede_on_a_stale_token_sends_every_caller_to_the_initial_flow() {
     let jm = JoinMe::start(|_| {});
+    let key = jm.authorize(FlowKind::Implicit).await;
+    let tokens = jm.stored(&key).await;
+    let joinme = jm.client(&key);
+    joinme.user().await.expect("warm: the token is cached");
+    let before = jm.token_calls();
+    assert!(jm.emulator.mark_stale(tokens.access_token.expose_secret()));
+    for result in stampede(&joinme).await {
+        let err = result.expect_err("the token is dead");
+        assert!(err.is_reauthorization_required(), "{err:?}");
+    }
+    assert_eq!(jm.token_calls(), before, "no token-endpoint call");
+    assert!(jm.manager.accounts().await.unwrap().is_empty(), "deleted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn implicit_stampede_on_a_stale_token_asks_every_caller_to_renew_when_opted_in() {
+    let jm = JoinMe::start(|q| q.renew_authorization = true);
     let key = jm.authorize(FlowKind::Implicit).await;
     let tokens = jm.stored(&key).await;
     let joinme = jm.client(&key);
@@ -542,9 +627,13 @@ async fn no_secret_reaches_an_error_or_debug_output() {
     assert!(replay.is_invalid_grant(), "{replay}");
     show(replay);
     let implicit = TokenSet::new(tokens.access_token.clone(), GrantKind::Implicit);
-    if let grantkit_core::provider::Renewal::Renew(renew_url) = jm.provider.renewal(&implicit) {
-        show(Error::RenewRequired { renew_url });
-    }
+    let renewing = provider_for(&jm.emulator, |b| b.renew_authorization(true))
+        .build()
+        .unwrap();
+    let grantkit_core::provider::Renewal::Renew(renew_url) = renewing.renewal(&implicit) else {
+        panic!("renewal is on");
+    };
+    show(Error::RenewRequired { renew_url });
     jm.emulator.revoke_refresh_token(&refresh);
     show(jm.provider.refresh(&tokens).await.unwrap_err());
     jm.emulator.revoke_access_token(&access);
@@ -571,4 +660,62 @@ async fn no_secret_reaches_an_error_or_debug_output() {
             assert!(!text.contains(secret.as_str()), "a secret in: {text}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reads_survive_503s_and_a_reset_and_a_meeting_is_scheduled_at_most_once() {
+    let jm = JoinMe::start(|_| {});
+    let key = jm.authorize(FlowKind::AuthorizationCode).await;
+    let quick = grantkit_core::RetryPolicy::default()
+        .with_backoff(Duration::from_millis(5), Duration::from_millis(20));
+    let joinme = JoinMeClient::new(
+        jm.manager
+            .authorized_client(jm.http.clone(), key.clone())
+            .with_retry(quick),
+        jm.provider.endpoints().api_base.as_str(),
+    )
+    .unwrap();
+    let sent = |method: &str| {
+        jm.emulator
+            .requests()
+            .iter()
+            .filter(|r| r.endpoint == JoinMeEndpoint::Api && r.method == method)
+            .count()
+    };
+    let faults = |method: reqwest::Method| {
+        jm.emulator.inject(
+            FaultRule::on(
+                JoinMeEndpoint::Api,
+                Fault::ServiceUnavailable { retry_after_s: 0 },
+            )
+            .for_method(method.clone())
+            .times(2),
+        );
+        jm.emulator
+            .inject(FaultRule::on(JoinMeEndpoint::Api, Fault::ConnectionReset).for_method(method));
+    };
+
+    // Signing in read the user once already.
+    let before = sent("GET");
+    faults(reqwest::Method::GET);
+    let user = joinme.user().await.expect("the read survives");
+    assert_eq!(user.email, jm.emulator.fixtures().email);
+    assert_eq!(
+        sent("GET") - before,
+        4,
+        "two 503s, a reset, then the answer"
+    );
+
+    let start = utc(jm.now() + DAY);
+    let meeting = NewMeeting::new("Retry", start, start + chrono::Duration::hours(1));
+    faults(reqwest::Method::POST);
+    for attempt in 1..=3 {
+        let err = joinme.schedule_meeting(&meeting).await.unwrap_err();
+        assert!(err.is_retryable(), "{err:?}");
+        assert_eq!(sent("POST"), attempt, "sent once, not retried");
+    }
+    assert_eq!(jm.emulator.meeting_count(), 0, "nothing was scheduled");
+    joinme.schedule_meeting(&meeting).await.expect("scheduled");
+    assert_eq!(jm.emulator.meeting_count(), 1);
+    assert_eq!(jm.token_calls(), 1, "no fault cost the token");
 }

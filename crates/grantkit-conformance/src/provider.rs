@@ -489,6 +489,16 @@ async fn probe(
     manager: &TokenManager,
     key: &TokenKey,
 ) -> grantkit_core::Result<Answer> {
+    probe_with(fixture, manager, key, grantkit_core::RetryPolicy::default()).await
+}
+
+/// [`probe`] with the client's retry policy given.
+async fn probe_with(
+    fixture: &ProviderFixture,
+    manager: &TokenManager,
+    key: &TokenKey,
+    retry: grantkit_core::RetryPolicy,
+) -> grantkit_core::Result<Answer> {
     let (method, url) = fixture.harness.api_probe();
     let http = reqwest::Client::builder()
         .timeout(manager.provider().request_timeout())
@@ -496,7 +506,8 @@ async fn probe(
         .expect("an HTTP client with a timeout");
     let client = manager
         .authorized_client(http, key.clone())
-        .with_max_read(1 << 20);
+        .with_max_read(1 << 20)
+        .with_retry(retry);
     let response = client.send(client.http().request(method, url)).await?;
     let status = response.status();
     grantkit_core::provider::http::read_capped(response, 1 << 20).await?;
@@ -1097,6 +1108,13 @@ pub async fn server_side_expiry_is_handled_as_the_provider_says(fixture: Provide
         Renewal::Reauthorize => {
             let err = outcome.expect_err("the expired token cannot be used");
             assert!(err.is_reauthorization_required(), "unexpected error: {err}");
+            let restart = err.restart().expect("the error says what to start again");
+            assert_eq!(restart.flow, fixture.flow, "the flow the grant came from");
+            assert_eq!(restart.key, key);
+            assert!(
+                stored(&fixture, &key).await.is_none(),
+                "the dead grant is deleted"
+            );
         }
     }
 }
@@ -1299,19 +1317,36 @@ pub async fn token_endpoint_faults_are_typed_and_keep_the_token(fixture: Provide
         .expect("a clean refresh after the faults");
 }
 
-/// Each injected API fault is a typed error through `AuthorizedClient`; the token is kept
-/// and the next request works.
+/// Each injected API fault is a typed error through `AuthorizedClient` (retries off); the
+/// token is kept and the next request works. With the default retry policy, a read that
+/// meets one 5xx page or one reset connection is retried and succeeds.
 pub async fn api_faults_are_typed_and_keep_the_token(fixture: ProviderFixture) {
     let manager = manager(&fixture, None);
     let key = authorize(&fixture, &manager).await;
     let original = stored(&fixture, &key).await.unwrap();
+    let (method, _) = fixture.harness.api_probe();
+    if method.is_idempotent() {
+        for fault in [ServerFault::ServerErrorHtml, ServerFault::Reset] {
+            fixture
+                .harness
+                .inject_fault(ServerEndpoint::Api, fault, 1)
+                .await
+                .unwrap();
+            let response = probe(&fixture, &manager, &key)
+                .await
+                .unwrap_or_else(|err| panic!("{fault:?} once was not retried: {err:?}"));
+            assert!(response.status().is_success());
+            fixture.harness.clear_faults().await.unwrap();
+        }
+    }
     for fault in ServerFault::BREAKING {
         fixture
             .harness
             .inject_fault(ServerEndpoint::Api, fault, 1)
             .await
             .unwrap();
-        let outcome = probe(&fixture, &manager, &key).await;
+        let outcome =
+            probe_with(&fixture, &manager, &key, grantkit_core::RetryPolicy::none()).await;
         match (&fault, &outcome) {
             // A malformed or truncated 200 is the caller's to parse; the client reports
             // only what it had to read itself.

@@ -5,7 +5,8 @@ use crate::key::TokenKey;
 use crate::manager::TokenManager;
 use crate::net::ensure_safe_destination;
 use crate::provider::http::{read_capped, read_prefix};
-use crate::provider::{ApiResponse, ResponseClass};
+use crate::provider::{ApiResponse, ResponseClass, retry_after};
+use crate::retry::{RetryPolicy, is_idempotent};
 use std::time::Duration;
 
 /// Sends requests for one grant with its token attached, through your own
@@ -34,7 +35,10 @@ use std::time::Duration;
 ///   replays the request if its body can be replayed. A token the provider calls invalid
 ///   leads to one refresh attempt where possible, otherwise to
 ///   [`Error::ReauthorizationRequired`].
-/// - It honours `Retry-After` on rate-limited answers, up to a bound.
+/// - It retries what is safe to retry — idempotent requests after a 5xx, a rate-limited
+///   answer, a reset connection or a timeout — with growing, jittered waits that honour
+///   `Retry-After`, within a deadline: see [`RetryPolicy`] ([`with_retry`](Self::with_retry)
+///   to change it). A `POST` is sent once.
 /// - A request without a timeout of its own gets the provider's request timeout.
 ///
 /// ```no_run
@@ -52,12 +56,9 @@ pub struct AuthorizedClient {
     manager: TokenManager,
     http: reqwest::Client,
     key: TokenKey,
-    max_retry_wait: Duration,
+    retry: RetryPolicy,
     max_read: usize,
 }
-
-/// How many rate-limited answers one request waits out before giving up.
-const MAX_RATE_LIMITED_RETRIES: u32 = 5;
 
 impl AuthorizedClient {
     /// The most of a body the client reads to judge an answer, by default: all of a
@@ -70,15 +71,15 @@ impl AuthorizedClient {
             manager,
             http,
             key,
-            max_retry_wait: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
             max_read: Self::DEFAULT_MAX_READ,
         }
     }
 
-    /// Waits at most this long in total for `Retry-After` (each wait at least 100 ms, at
-    /// most five of them) before returning [`Error::RateLimited`]. Zero never waits.
-    pub fn with_max_retry_wait(mut self, wait: Duration) -> Self {
-        self.max_retry_wait = wait;
+    /// Retries as `policy` says (default [`RetryPolicy::default`];
+    /// [`RetryPolicy::none`] never retries).
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
         self
     }
 
@@ -105,6 +106,33 @@ impl AuthorizedClient {
         &self.manager
     }
 
+    /// Waits before the next attempt of a request after `failed` failed attempts, the last
+    /// one with `err`; or returns `err` when the policy gives up.
+    async fn before_retry(
+        &self,
+        method: &http::Method,
+        err: &Error,
+        failed: u32,
+        started: tokio::time::Instant,
+        retry_after: Option<Duration>,
+    ) -> Result<()> {
+        let Some(wait) = self.retry.wait(failed, started.elapsed(), retry_after) else {
+            return Err(err.clone());
+        };
+        // The method, the failure and the attempt: never the URL (a query may hold a
+        // token), a header or a body.
+        tracing::debug!(
+            key = %self.key,
+            %method,
+            failure = %err,
+            attempt = failed + 1,
+            wait_ms = wait.as_millis() as u64,
+            "retrying"
+        );
+        tokio::time::sleep(wait).await;
+        Ok(())
+    }
+
     /// Builds and sends a request.
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
         self.execute(request.build()?).await
@@ -120,15 +148,39 @@ impl AuthorizedClient {
         if request.timeout().is_none() {
             *request.timeout_mut() = Some(provider.request_timeout());
         }
+        let idempotent = is_idempotent(request.method());
+        let started = tokio::time::Instant::now();
+        let mut failed = 0;
         let mut refreshed = false;
-        let mut waited = Duration::ZERO;
-        let mut rate_limited = 0;
         loop {
             let tokens = self.manager.access_token(&self.key).await?;
             let spare = request.try_clone();
             provider.authenticate(&tokens, request.headers_mut())?;
             let sent_to = request.url().clone();
-            let response = self.http.execute(request).await?;
+            let method = request.method().clone();
+            let response = match self.http.execute(request).await {
+                Ok(response) => response,
+                Err(err) => {
+                    let err = Error::from(err);
+                    // Nothing reached the server when the connection could not be made:
+                    // safe for any request. Once sent, only an idempotent one goes again.
+                    let safe = match &err {
+                        Error::Transport { request_sent, .. } => idempotent || !request_sent,
+                        Error::Timeout { .. } => idempotent,
+                        _ => false,
+                    };
+                    failed += 1;
+                    match spare.filter(|_| safe) {
+                        Some(spare) => {
+                            self.before_retry(&method, &err, failed, started, None)
+                                .await?;
+                            request = spare;
+                            continue;
+                        }
+                        None => return Err(err),
+                    }
+                }
+            };
             let status = response.status();
             let success = status.is_success() || status.is_redirection();
             if success && !reads_successes {
@@ -185,23 +237,28 @@ impl AuthorizedClient {
                     request = spare.ok_or(Error::NotReplayable)?;
                 }
                 ResponseClass::RateLimited { retry_after } => {
-                    // A short floor, so `Retry-After: 0` (or a date in the past) cannot turn
-                    // into a tight loop; and a bounded number of waits.
-                    let wait = retry_after
-                        .unwrap_or(Duration::from_secs(1))
-                        .max(Duration::from_millis(100));
-                    rate_limited += 1;
-                    let within_bound = waited
-                        .checked_add(wait)
-                        .is_some_and(|total| total <= self.max_retry_wait);
-                    match spare {
-                        Some(spare) if within_bound && rate_limited <= MAX_RATE_LIMITED_RETRIES => {
-                            tracing::info!(key = %self.key, wait_ms = wait.as_millis() as u64, "rate limited; waiting");
-                            tokio::time::sleep(wait).await;
-                            waited += wait;
+                    failed += 1;
+                    let err = Error::RateLimited { retry_after };
+                    match spare.filter(|_| idempotent) {
+                        Some(spare) => {
+                            self.before_retry(&method, &err, failed, started, retry_after)
+                                .await?;
                             request = spare;
                         }
-                        _ => return Err(Error::RateLimited { retry_after }),
+                        None => return Err(err),
+                    }
+                }
+                ResponseClass::Transient => {
+                    failed += 1;
+                    let retry_after = retry_after(&headers);
+                    let err = Error::unavailable(status.as_u16(), retry_after);
+                    match spare.filter(|_| idempotent) {
+                        Some(spare) => {
+                            self.before_retry(&method, &err, failed, started, retry_after)
+                                .await?;
+                            request = spare;
+                        }
+                        None => return Err(err),
                     }
                 }
                 other => {

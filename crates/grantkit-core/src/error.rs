@@ -4,6 +4,7 @@
 //! response body: provider errors carry their code and description, bad responses a
 //! description written here, and the renew URL (which carries a token) a [`SecretUrl`].
 
+use crate::flow::Restart;
 use crate::provider::text;
 use crate::secret::SecretUrl;
 use std::fmt;
@@ -87,16 +88,20 @@ pub enum Error {
         description: Option<String>,
     },
 
-    /// The grant is gone (no token stored, refused refresh token, revoked token): the user
-    /// must authorize again.
+    /// The grant is gone (no token stored, refused refresh token, revoked token, an
+    /// expired token nothing can renew): the user must authorize again.
     #[error("re-authorization required: {reason}")]
+    #[non_exhaustive]
     ReauthorizationRequired {
         /// What showed it.
         reason: String,
+        /// When the manager deleted a stored grant: the flow and scopes to start again
+        /// (also [`Error::restart`]).
+        restart: Option<Box<Restart>>,
     },
 
     /// The token expired and cannot be refreshed, but the user can renew it by opening the
-    /// provider's renew URL (join.me implicit grant).
+    /// provider's renew URL (join.me's implicit grant, where renewal was opted into).
     #[error("the user must renew the authorization at the provider's renew URL")]
     RenewRequired {
         /// Where to send the user; it carries the access token, so it is never printed.
@@ -343,6 +348,23 @@ impl Error {
     pub fn reauthorize(reason: impl Into<String>) -> Self {
         Self::ReauthorizationRequired {
             reason: reason.into(),
+            restart: None,
+        }
+    }
+
+    /// Re-authorization required for a grant that ended: `restart` says how it began.
+    pub fn grant_ended(reason: impl Into<String>, restart: Restart) -> Self {
+        Self::ReauthorizationRequired {
+            reason: reason.into(),
+            restart: Some(Box::new(restart)),
+        }
+    }
+
+    /// How to sign the user in again, when this error ended a stored grant.
+    pub fn restart(&self) -> Option<&Restart> {
+        match self {
+            Self::ReauthorizationRequired { restart, .. } => restart.as_deref(),
+            _ => None,
         }
     }
 

@@ -21,6 +21,8 @@ mod manager;
 mod memory;
 mod net;
 mod pending;
+#[cfg(feature = "reqwest")]
+mod retry;
 mod secret;
 mod token;
 
@@ -33,6 +35,8 @@ pub use flow::redirect::{Callback, RedirectFlow};
 pub use key::TokenKey;
 pub use manager::{Logout, ManagerConfig, TokenManager, TokenManagerBuilder};
 pub use memory::MemoryTokenStore;
+#[cfg(feature = "reqwest")]
+pub use retry::RetryPolicy;
 pub use secret::{AccessToken, ClientSecret, Password, RefreshToken, SecretUrl};
 pub use token::{GrantKind, TokenSet};
 

@@ -5,7 +5,7 @@ use crate::contract::{Provider, Revocation, TokenStore};
 use crate::device::DeviceAuthorization;
 use crate::error::{CallbackError, Error, Result};
 use crate::flow::redirect::{Callback, RedirectFlow};
-use crate::flow::{self, ClientCredentialsFlow, Flow, FlowStart, PasswordFlow};
+use crate::flow::{self, ClientCredentialsFlow, Flow, FlowStart, PasswordFlow, Restart};
 use crate::key::TokenKey;
 use crate::memory::MemoryTokenStore;
 use crate::pending::PendingAuthorization;
@@ -877,11 +877,24 @@ impl TokenManager {
             .get(key)
             .await?
             .ok_or_else(|| Error::reauthorize("no grant is stored for this key"))?;
-        let renewed = self
+        let renewed = match self
             .inner
             .provider
             .complete_renewal(&current.value, callback, self.inner.clock.now())
-            .await?;
+            .await
+        {
+            Ok(renewed) => renewed,
+            Err(err) if err.is_reauthorization_required() => {
+                // The renewal did not bring the token back: the grant is dead.
+                self.inner.delete_grant(key, current.version).await;
+                self.inner.forget(key);
+                return Err(Error::grant_ended(
+                    format!("the renewal did not revive the token: {err}"),
+                    Restart::of(key, &current.value),
+                ));
+            }
+            Err(err) => return Err(err),
+        };
         let version = self
             .inner
             .store
@@ -1343,8 +1356,9 @@ impl Inner {
                 // Expired, and nothing can renew it: the grant can never be used again.
                 // Deleted, unless a peer has replaced it meanwhile.
                 self.delete_grant(key, current.version).await;
-                Some(Err(Error::reauthorize(
+                Some(Err(Error::grant_ended(
                     "the token has expired and cannot be refreshed: authorize again",
+                    Restart::of(key, &current.value),
                 )))
             }
             Trigger::Rejected { invalid: true, .. } => {
@@ -1352,8 +1366,9 @@ impl Inner {
                 // unless a peer has replaced it meanwhile.
                 self.delete_grant(key, current.version).await;
                 self.forget(key);
-                Some(Err(Error::reauthorize(
+                Some(Err(Error::grant_ended(
                     "the provider refused the token and it cannot be refreshed",
+                    Restart::of(key, &current.value),
                 )))
             }
         }
@@ -1461,8 +1476,9 @@ impl Inner {
                 self.delete_grant(key, current.version).await;
                 self.forget(key);
                 tracing::warn!(key = %key, "refresh token refused (invalid_grant); grant deleted");
-                return Err(Error::reauthorize(
+                return Err(Error::grant_ended(
                     "the provider refused the refresh token (invalid_grant)",
+                    Restart::of(key, &current.value),
                 ));
             }
             let unknown =

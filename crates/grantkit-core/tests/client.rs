@@ -194,7 +194,11 @@ async fn provider_failures_and_permanent_refusals_are_reported() {
     let fx = fixture(Arc::new(mock));
     fx.seed(&tokens("new-access", Some("rt-1"), fx.now() + 600 * MINUTE))
         .await;
-    let client = fx.manager.authorized_client(reqwest::Client::new(), key());
+    // Retries off: the point is the error a 502 becomes once retries are spent.
+    let client = fx
+        .manager
+        .authorized_client(reqwest::Client::new(), key())
+        .with_retry(grantkit_core::RetryPolicy::none());
     let err = client
         .send(client.http().get(format!("{base}/broken")))
         .await

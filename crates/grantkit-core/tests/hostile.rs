@@ -262,6 +262,16 @@ async fn an_expired_grant_that_cannot_be_refreshed_is_deleted() {
     fx.clock.advance(Duration::from_secs(61));
     let err = fx.manager.access_token(&key()).await.unwrap_err();
     assert!(err.is_reauthorization_required(), "{err}");
+    let restart = err.restart().expect("what to start again");
+    assert_eq!(restart.flow, grantkit_core::flow::FlowKind::Implicit);
+    assert_eq!(restart.key, key());
+    let flow = restart
+        .redirect_flow("http://127.0.0.1:9/cb")
+        .expect("a browser flow");
+    assert_eq!(
+        grantkit_core::flow::Flow::kind(&flow),
+        grantkit_core::flow::FlowKind::Implicit
+    );
     assert!(
         fx.store.get(&key()).await.unwrap().is_none(),
         "a grant that can never be used again is deleted"

@@ -478,6 +478,34 @@ async fn an_invalid_token_without_refresh_is_deleted_and_every_caller_must_reaut
 }
 
 #[tokio::test]
+async fn a_renewal_that_does_not_revive_the_token_ends_the_grant() {
+    let mut mock = bare_mock_provider();
+    mock.expect_renewal()
+        .returning(|_| Renewal::Renew(SecretUrl::new("https://renew.example/?access_token=t")));
+    mock.expect_complete_renewal()
+        .times(1)
+        .returning(|_, _, _| Err(Error::reauthorize("still expired")));
+    let fx = fixture(Arc::new(mock));
+    let mut implicit = tokens("implicit-token", None, fx.now() - MINUTE);
+    implicit.grant = grantkit_core::GrantKind::Implicit;
+    fx.seed(&implicit).await;
+    let err = fx
+        .manager
+        .complete_renewal(
+            &key(),
+            &grantkit_core::Callback::parse("/cb?renewed=1").unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_reauthorization_required(), "{err}");
+    assert_eq!(
+        err.restart().map(|r| r.flow),
+        Some(grantkit_core::flow::FlowKind::Implicit)
+    );
+    assert!(fx.store.get(&key()).await.unwrap().is_none(), "deleted");
+}
+
+#[tokio::test]
 async fn a_store_outage_after_the_refresh_keeps_the_new_token_and_saves_it_later() {
     // The provider has committed the rotation; losing the new refresh token would lose the
     // grant. The store refuses the write, so the token is served from memory and written

@@ -23,6 +23,12 @@ pub enum Fault {
         /// The status code, e.g. 500, 502 or 503.
         status: u16,
     },
+    /// 503 Service Unavailable with `Retry-After`, as a server in maintenance or a load
+    /// balancer shedding load sends it.
+    ServiceUnavailable {
+        /// Seconds sent in `Retry-After`.
+        retry_after_s: u32,
+    },
     /// The provider's own backend-failure answer: Joind.in 500 `["Database error"]`,
     /// join.me token endpoint `server_error` with an `error_ticket_id`, join.me API 500
     /// `{"Message": …}`.
@@ -56,6 +62,8 @@ pub enum FaultKind {
     Latency,
     /// [`Fault::ServerError`].
     ServerError,
+    /// [`Fault::ServiceUnavailable`].
+    ServiceUnavailable,
     /// [`Fault::BackendError`].
     BackendError,
     /// [`Fault::TooManyRequests`].
@@ -78,6 +86,7 @@ impl Fault {
         match self {
             Fault::Latency(_) => FaultKind::Latency,
             Fault::ServerError { .. } => FaultKind::ServerError,
+            Fault::ServiceUnavailable { .. } => FaultKind::ServiceUnavailable,
             Fault::BackendError => FaultKind::BackendError,
             Fault::TooManyRequests { .. } => FaultKind::TooManyRequests,
             Fault::MasheryOverQps { .. } => FaultKind::MasheryOverQps,
@@ -122,6 +131,7 @@ pub enum Trigger {
 #[derive(Clone, Debug, PartialEq)]
 pub struct FaultRule<E> {
     pub(crate) target: Option<E>,
+    pub(crate) method: Option<http::Method>,
     pub(crate) fault: Fault,
     pub(crate) trigger: Trigger,
     pub(crate) after_processing: bool,
@@ -132,6 +142,7 @@ impl<E> FaultRule<E> {
     pub fn on(endpoint: E, fault: Fault) -> Self {
         Self {
             target: Some(endpoint),
+            method: None,
             fault,
             trigger: Trigger::Next(1),
             after_processing: false,
@@ -142,10 +153,19 @@ impl<E> FaultRule<E> {
     pub fn on_any(fault: Fault) -> Self {
         Self {
             target: None,
+            method: None,
             fault,
             trigger: Trigger::Next(1),
             after_processing: false,
         }
+    }
+
+    /// Only for requests with this method (a rule for the `POST` that creates a comment
+    /// leaves the `GET`s around it alone). Requests with other methods neither fire nor
+    /// consume the rule.
+    pub fn for_method(mut self, method: http::Method) -> Self {
+        self.method = Some(method);
+        self
     }
 
     /// Fire on the next `n` matching requests.
@@ -176,6 +196,11 @@ impl<E> FaultRule<E> {
     /// The endpoint the rule applies to (`None`: every endpoint).
     pub fn target(&self) -> Option<&E> {
         self.target.as_ref()
+    }
+
+    /// The method the rule applies to (`None`: every method).
+    pub fn method(&self) -> Option<&http::Method> {
+        self.method.as_ref()
     }
 
     /// The fault.
@@ -305,12 +330,15 @@ impl<E: Copy + PartialEq + fmt::Debug> FaultPlan<E> {
             .collect()
     }
 
-    /// Decides the faults for one request to `endpoint`, consuming one-shot rules.
-    pub(crate) fn decide(&self, endpoint: E) -> Decision {
+    /// Decides the faults for one `method` request to `endpoint`, consuming one-shot
+    /// rules.
+    pub(crate) fn decide(&self, endpoint: E, method: &http::Method) -> Decision {
         let mut state = self.lock();
         let mut decision = Decision::default();
         for active in state.rules.iter_mut() {
-            if active.rule.target.is_some_and(|t| t != endpoint) {
+            if active.rule.target.is_some_and(|t| t != endpoint)
+                || active.rule.method.as_ref().is_some_and(|m| m != method)
+            {
                 continue;
             }
             let is_latency = matches!(active.rule.fault, Fault::Latency(_));
@@ -352,14 +380,28 @@ impl<E: Copy + PartialEq + fmt::Debug> FaultPlan<E> {
 mod tests {
     use super::*;
 
+    const GET: http::Method = http::Method::GET;
+
+    #[test]
+    fn a_rule_for_one_method_leaves_the_others_alone() {
+        let plan = FaultPlan::new();
+        plan.add(FaultRule::on(1u8, Fault::ConnectionReset).for_method(http::Method::POST));
+        assert!(plan.decide(1, &GET).fault.is_none(), "not fired on a GET");
+        assert_eq!(
+            plan.decide(1, &http::Method::POST).fault,
+            Some(Fault::ConnectionReset)
+        );
+        assert!(plan.active().is_empty(), "consumed by the POST only");
+    }
+
     #[test]
     fn next_n_fires_n_times_on_its_endpoint_only() {
         let plan = FaultPlan::new();
         plan.add(FaultRule::on(1u8, Fault::MalformedJson).times(2));
-        assert!(plan.decide(2).fault.is_none());
-        assert_eq!(plan.decide(1).fault, Some(Fault::MalformedJson));
-        assert_eq!(plan.decide(1).fault, Some(Fault::MalformedJson));
-        assert!(plan.decide(1).fault.is_none());
+        assert!(plan.decide(2, &GET).fault.is_none());
+        assert_eq!(plan.decide(1, &GET).fault, Some(Fault::MalformedJson));
+        assert_eq!(plan.decide(1, &GET).fault, Some(Fault::MalformedJson));
+        assert!(plan.decide(1, &GET).fault.is_none());
         assert!(plan.active().is_empty());
     }
 
@@ -370,11 +412,11 @@ mod tests {
         plan.add(FaultRule::on(1u8, Fault::ConnectionReset));
         plan.add(FaultRule::on(1u8, Fault::OversizedBody));
         plan.add(FaultRule::on_any(Fault::Latency(Duration::from_millis(7))));
-        let d = plan.decide(1);
+        let d = plan.decide(1, &GET);
         assert_eq!(d.latency, Duration::from_millis(12));
         assert_eq!(d.fault, Some(Fault::ConnectionReset));
         // The second terminal rule was not consumed.
-        assert_eq!(plan.decide(1).fault, Some(Fault::OversizedBody));
+        assert_eq!(plan.decide(1, &GET).fault, Some(Fault::OversizedBody));
     }
 
     #[test]
@@ -383,7 +425,7 @@ mod tests {
             let plan = FaultPlan::new();
             plan.add(FaultRule::on_any(Fault::MalformedJson).with_probability(0.5, 42));
             (0..64)
-                .map(|_| plan.decide(0u8).fault.is_some())
+                .map(|_| plan.decide(0u8, &GET).fault.is_some())
                 .collect::<Vec<_>>()
         };
         let a = run();
@@ -395,7 +437,9 @@ mod tests {
     fn every_nth_and_removal() {
         let plan = FaultPlan::new();
         let id = plan.add(FaultRule::on_any(Fault::MalformedJson).every_nth(3));
-        let fired: Vec<bool> = (0..6).map(|_| plan.decide(0u8).fault.is_some()).collect();
+        let fired: Vec<bool> = (0..6)
+            .map(|_| plan.decide(0u8, &GET).fault.is_some())
+            .collect();
         assert_eq!(fired, [false, false, true, false, false, true]);
         assert!(plan.remove(id));
         assert!(!plan.remove(id));

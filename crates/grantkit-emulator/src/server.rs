@@ -241,7 +241,7 @@ async fn handle<A: App>(
     let endpoint = app.classify(&method, &path);
     let shared = app.shared();
     let seq = shared.telemetry.arrived(endpoint);
-    let decision = shared.faults.decide(endpoint);
+    let decision = shared.faults.decide(endpoint, &method);
     if !decision.latency.is_zero() {
         tokio::time::sleep(decision.latency).await;
     }

@@ -623,6 +623,18 @@ async fn joinme_10_renew_authorization_and_tokeninfo() {
         .await
         .expect(401);
     let fx = emu.fixtures().clone();
+    // Off by default, as join.me documents: no renew page, nothing revived.
+    let r = send(client().get(emu.renew_url()).query(&[
+        ("client_id", fx.client_id.as_str()),
+        ("access_token", access.as_str()),
+    ]))
+    .await;
+    assert_eq!(r.status, 500);
+    assert!(r.header("location").is_none());
+    api(&emu, reqwest::Method::GET, "/user", &access, None)
+        .await
+        .expect(401);
+    emu.update_quirks(|q| q.renew_authorization = true);
     let r = send(client().get(emu.renew_url()).query(&[
         ("client_id", fx.client_id.as_str()),
         ("access_token", access.as_str()),

@@ -8,7 +8,6 @@ use grantkit_core::{AuthorizedClient, Error, Result};
 use http::{HeaderValue, header};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use std::time::Duration;
 use url::Url;
 
 const JSON: &str = "application/json";
@@ -516,15 +515,16 @@ impl JoindinClient {
             "private": comment.private,
         }))
         .map_err(|_| Error::configuration("the comment could not be written as JSON"))?;
-        // No waiting and replaying on 429: a comment is posted once or not at all.
-        let once = self.client.clone().with_max_retry_wait(Duration::ZERO);
-        let request = once
+        // A POST: the client sends it once (no retry on 429, 5xx or a lost answer), so a
+        // comment is posted once or not at all.
+        let request = self
+            .client
             .http()
             .post(url.as_str())
             .header(header::CONTENT_TYPE, HeaderValue::from_static(JSON))
             .header(header::ACCEPT, HeaderValue::from_static(JSON))
             .body(body);
-        let response = once.send(request).await?;
+        let response = self.client.send(request).await?;
         let location = response
             .headers()
             .get(header::LOCATION)

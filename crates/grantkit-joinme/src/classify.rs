@@ -75,13 +75,13 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 ///    and retrying before the reset is pointless.
 /// 3. Mashery's over-QPS code, or any 429 → rate limited, with `Retry-After`.
 /// 4. 5xx → transient.
-/// 5. `ErrorCode: "stale_token"` → token expired (refresh, or renew an implicit token).
+/// 5. `ErrorCode: "stale_token"` → token expired (refresh; an implicit token cannot be).
 /// 6. Insufficient scope (`ErrorCode` or `WWW-Authenticate … error="insufficient_scope"`),
 ///    whatever the status → forbidden, with the scope join.me names.
 /// 7. Mashery's "developer inactive" (unknown or revoked token), `error="invalid_token"` in
 ///    the challenge or the body, or Mashery's 401 "not authorized" → token invalid.
-/// 8. Any other 401 → token expired: it never deletes a grant, and a refresh (or a renew
-///    prompt) is the cautious answer to a refusal nothing explains.
+/// 8. Any other 401 → token expired: a refresh is the cautious answer to a refusal nothing
+///    explains (a grant that cannot be refreshed ends, as an expired one does).
 /// 9. Any other 403 without a Mashery code → forbidden; other Mashery codes and other 4xx
 ///    → permanent.
 pub fn classify_response(response: &ApiResponse<'_>) -> ResponseClass {

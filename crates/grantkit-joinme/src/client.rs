@@ -25,8 +25,11 @@ const MAX_ANSWER: usize = 16 * 1024 * 1024;
 /// join.me's REST API for one grant: the user, ad-hoc and scheduled meetings.
 ///
 /// Requests go through an [`AuthorizedClient`], which attaches the token, refreshes it
-/// (code grant) or reports [`Error::RenewRequired`] (implicit grant) when join.me says it
-/// is stale, waits out Mashery's per-second throttle, and replays. Answers are read
+/// (code grant) or reports [`Error::ReauthorizationRequired`] (implicit grant; or
+/// [`Error::RenewRequired`] with renewal opted in) when join.me says it is stale, and
+/// retries reads (and any request that never reached join.me) after Mashery's per-second
+/// throttle, a 5xx or a reset connection, as its [`grantkit_core::RetryPolicy`] says;
+/// a meeting is never scheduled or started twice by a retry. Answers are read
 /// leniently: any 2xx is a success (join.me documents 201 where it sends 200), `DELETE`
 /// may answer 204 or `200 {}`, and a refusal becomes [`Error::Api`] with join.me's
 /// `Message`.

@@ -81,6 +81,7 @@ pub struct JoinMeProviderBuilder {
     token: String,
     expire_access: String,
     renew_authorization: String,
+    renew: bool,
     api_base: String,
     default_scopes: Scopes,
     http: Option<reqwest::Client>,
@@ -98,6 +99,7 @@ impl fmt::Debug for JoinMeProviderBuilder {
             .field("token", &self.token)
             .field("expire_access", &self.expire_access)
             .field("renew_authorization", &self.renew_authorization)
+            .field("renew", &self.renew)
             .field("api_base", &self.api_base)
             .field("default_scopes", &self.default_scopes)
             .field("timeout", &self.timeout)
@@ -124,9 +126,29 @@ impl JoinMeProviderBuilder {
         self
     }
 
-    /// Sets the renew-authorization endpoint.
+    /// Sets the renew-authorization endpoint (used only with
+    /// [`renew_authorization`](Self::renew_authorization)).
     pub fn renew_authorization_url(mut self, url: impl Into<String>) -> Self {
         self.renew_authorization = url.into();
+        self
+    }
+
+    /// Renew expired implicit tokens at join.me's renew-authorization page instead of
+    /// signing the user in again (default: off).
+    ///
+    /// join.me's documentation says: "Expired access token obtained through the implicit
+    /// grant cannot be refreshed. Once expiring an implicit grant access token, you will
+    /// need to send the user into the initial OAuth 2.0 workflow again." That is the
+    /// default: an expired implicit token is
+    /// [`Error::ReauthorizationRequired`](grantkit_core::Error::ReauthorizationRequired)
+    /// with the flow to start again, and the dead grant is deleted. Only LogMeIn's own
+    /// sample application shows a renew page (`…/auth/renewauthorization`, answered with
+    /// `?isAuthorizationRenewed=true` and the same token valid again); on, an expired
+    /// implicit token is [`Error::RenewRequired`](grantkit_core::Error::RenewRequired)
+    /// carrying that page's URL, completed by
+    /// [`TokenManager::complete_renewal`](grantkit_core::TokenManager::complete_renewal).
+    pub fn renew_authorization(mut self, yes: bool) -> Self {
+        self.renew = yes;
         self
     }
 
@@ -226,7 +248,7 @@ impl JoinMeProviderBuilder {
             .with_pkce(false)
             .with_expire_access(true)
             .with_revoke_grant(false)
-            .with_renew_authorization(true)
+            .with_renew_authorization(self.renew)
             .with_scopes(Scope::ALL.map(Scope::as_str));
         Ok(JoinMeProvider {
             client_id: self.client_id,
@@ -307,6 +329,7 @@ impl JoinMeProvider {
             token: DEFAULT_TOKEN_URL.to_owned(),
             expire_access: DEFAULT_EXPIRE_ACCESS_URL.to_owned(),
             renew_authorization: DEFAULT_RENEW_AUTHORIZATION_URL.to_owned(),
+            renew: false,
             api_base: DEFAULT_API_BASE.to_owned(),
             default_scopes: Scopes::usual(),
             http: None,
@@ -410,7 +433,9 @@ impl JoinMeProvider {
                 body: &response.body,
             });
             return Err(match class {
-                ResponseClass::TokenExpired if tokens.refresh_token.is_none() => {
+                ResponseClass::TokenExpired
+                    if tokens.refresh_token.is_none() && self.capabilities.renew_authorization =>
+                {
                     Error::RenewRequired {
                         renew_url: self.renew_url(tokens),
                     }
@@ -676,7 +701,7 @@ impl Provider for JoinMeProvider {
             (Some(token), GrantKind::AuthorizationCode) => token,
             _ => {
                 return Err(Error::unsupported(
-                    "join.me refreshes authorization-code tokens only; implicit tokens are renewed by the user",
+                    "join.me refreshes authorization-code tokens only; an implicit token cannot be refreshed",
                 ));
             }
         };
@@ -755,12 +780,15 @@ impl Provider for JoinMeProvider {
         }
     }
 
-    /// Code-grant tokens refresh; implicit tokens (and any without a refresh token) are
-    /// renewed by the user at the renew-authorization URL.
+    /// Code-grant tokens refresh. Implicit tokens (and any without a refresh token) mean
+    /// signing in again through the initial flow, as join.me documents; or, with
+    /// [`renew_authorization`](JoinMeProviderBuilder::renew_authorization), renewing at the
+    /// renew-authorization URL.
     fn renewal(&self, tokens: &TokenSet) -> Renewal {
         match (&tokens.refresh_token, tokens.grant) {
             (Some(_), GrantKind::AuthorizationCode) => Renewal::Refresh,
-            _ => Renewal::Renew(self.renew_url(tokens)),
+            _ if self.capabilities.renew_authorization => Renewal::Renew(self.renew_url(tokens)),
+            _ => Renewal::Reauthorize,
         }
     }
 
@@ -774,6 +802,12 @@ impl Provider for JoinMeProvider {
         callback: &Callback,
         now: SystemTime,
     ) -> Result<TokenSet> {
+        if !self.capabilities.renew_authorization {
+            return Err(Error::unsupported(
+                "renewal is off: an expired join.me implicit token means signing in again \
+                 (JoinMeProviderBuilder::renew_authorization turns renewal on)",
+            ));
+        }
         let params = if callback.query.is_empty() {
             &callback.fragment
         } else {
@@ -800,8 +834,19 @@ impl Provider for JoinMeProvider {
                 Some("join.me did not renew the authorization".into()),
             ));
         }
-        // The flag's value is not documented beyond `true`: the API has the last word.
-        self.get_user(tokens).await?;
+        // The flag's value is not documented beyond `true`: the API has the last word. A
+        // token it still calls expired was not revived (Expire Access, or a forged
+        // callback): the grant is over.
+        match self.get_user(tokens).await {
+            Err(Error::RenewRequired { .. }) => {
+                return Err(Error::reauthorize(
+                    "join.me still calls the token expired after the renewal: sign in again",
+                ));
+            }
+            other => {
+                other?;
+            }
+        }
         let mut renewed = tokens.clone();
         renewed.expires_at = Some(now + DEFAULT_TOKEN_LIFETIME);
         Ok(renewed)
@@ -933,19 +978,33 @@ mod tests {
         let caps = provider.capabilities();
         assert!(caps.supports(FlowKind::AuthorizationCode) && caps.supports(FlowKind::Implicit));
         assert!(caps.refresh && caps.may_rotate_refresh_tokens && caps.expire_access);
-        assert!(caps.renew_authorization && !caps.revoke_grant && !caps.pkce);
+        assert!(!caps.renew_authorization && !caps.revoke_grant && !caps.pkce);
         assert_eq!(provider.id(), "joinme");
     }
 
     #[test]
-    fn renewal_refreshes_code_grants_and_renews_the_rest() {
+    fn joinme_expired_implicit_token_requires_the_initial_flow() {
+        // "Expired access token obtained through the implicit grant cannot be refreshed.
+        // Once expiring an implicit grant access token, you will need to send the user into
+        // the initial OAuth 2.0 workflow again."
         let provider = provider();
         let code = TokenSet::new(AccessToken::new("acc3ss"), GrantKind::AuthorizationCode)
             .with_refresh_token(RefreshToken::new("r3fresh"));
         assert_eq!(provider.renewal(&code), Renewal::Refresh);
         let implicit = TokenSet::new(AccessToken::new("acc3ss"), GrantKind::Implicit);
+        assert_eq!(provider.renewal(&implicit), Renewal::Reauthorize);
+    }
+
+    #[test]
+    fn renewal_when_opted_in_renews_implicit_tokens_at_the_renew_page() {
+        let provider = JoinMeProvider::builder("apikey0123", ClientSecret::new("S3cr3tKey9"))
+            .renew_authorization(true)
+            .build()
+            .unwrap();
+        assert!(provider.capabilities().renew_authorization);
+        let implicit = TokenSet::new(AccessToken::new("acc3ss"), GrantKind::Implicit);
         let Renewal::Renew(url) = provider.renewal(&implicit) else {
-            panic!("implicit tokens are renewed");
+            panic!("implicit tokens are renewed when renewal is on");
         };
         let parsed = url.expose_url().unwrap();
         assert_eq!(parsed.path(), "/api/public/v1/auth/renewauthorization");

@@ -48,8 +48,9 @@ pub type QuirkChange = fn(&mut JoinMeQuirks);
 /// | `joinme[expire_access_path]` | `expire_access_path` | Expire Access at another URL (the provider is configured for it) |
 /// | `joinme[expire_access_delay=600s]` | `expire_access_delay` | Expire Access taking its documented 10 minutes |
 /// | `joinme[success_as_string]` | `success_as_string` | `"success": "true"` |
-/// | `joinme[renew_flag=True]` | `renew_flag_value` | another spelling of `isAuthorizationRenewed` |
-/// | `joinme[renew_keeps_expired]` | `renew_revives_expired` off | renewal that does not revive expired tokens |
+/// | `joinme[renew_authorization]` | `renew_authorization` (and the provider opted in) | LogMeIn's renew page for expired implicit tokens |
+/// | `joinme[renew_flag=True]` | `renew_authorization`, `renew_flag_value` | another spelling of `isAuthorizationRenewed` |
+/// | `joinme[renew_keeps_expired]` | `renew_authorization`, `renew_revives_expired` off | renewal that does not revive expired tokens |
 /// | `joinme[inactive_body=json]` | `inactive_body` | LogMeIn's JSON "Developer Inactive" body |
 /// | `joinme[insufficient_scope_status=401]` | `insufficient_scope_status` | scope refusals as 401 |
 /// | `joinme[user_get_status=201]` | `user_get_status` | `GET /v1/user` answering 201 as documented |
@@ -86,10 +87,15 @@ pub fn variants() -> Vec<(&'static str, QuirkChange)> {
             q.expire_access_delay = Duration::from_secs(600);
         }),
         ("joinme[success_as_string]", |q| q.success_as_string = true),
+        ("joinme[renew_authorization]", |q| {
+            q.renew_authorization = true
+        }),
         ("joinme[renew_flag=True]", |q| {
-            q.renew_flag_value = "True".into()
+            q.renew_authorization = true;
+            q.renew_flag_value = "True".into();
         }),
         ("joinme[renew_keeps_expired]", |q| {
+            q.renew_authorization = true;
             q.renew_revives_expired = false;
         }),
         ("joinme[inactive_body=json]", |q| {
@@ -193,7 +199,8 @@ impl JoinMeHarness {
     }
 }
 
-/// A provider builder for `emulator`'s seeded basic-plan application and endpoints.
+/// A provider builder for `emulator`'s seeded basic-plan application and endpoints, renewing
+/// implicit tokens where the emulator serves the renew page.
 pub fn provider_for(
     emulator: &JoinMeEmulator,
     change: impl FnOnce(JoinMeProviderBuilder) -> JoinMeProviderBuilder,
@@ -207,6 +214,7 @@ pub fn provider_for(
     .token_url(emulator.token_url())
     .expire_access_url(emulator.expire_access_url())
     .renew_authorization_url(emulator.renew_url())
+    .renew_authorization(emulator.quirks().renew_authorization)
     .api_base(emulator.api_base())
     .default_scopes(Scopes::usual())
     .timeout(HARNESS_REQUEST_TIMEOUT);

@@ -58,7 +58,7 @@ async fn fixture_for(
         .expect("identified and stored");
     let client = manager
         .authorized_client(reqwest::Client::new(), key)
-        .with_max_retry_wait(Duration::ZERO);
+        .with_retry(grantkit_core::RetryPolicy::none());
     let joinme = JoinMeClient::new(client, provider.endpoints().api_base.as_str()).unwrap();
     Fixture { harness, joinme }
 }

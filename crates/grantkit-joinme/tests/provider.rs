@@ -302,10 +302,48 @@ async fn identify_reads_the_email_with_200_or_201() {
     );
     let tokens = issued(h.emulator(), JoinMeGrant::Implicit, &["user_info"]);
     h.emulator().mark_stale(tokens.access_token.expose_secret());
-    assert!(matches!(
-        provider.identify(&tokens).await.unwrap_err(),
-        Error::RenewRequired { .. }
-    ));
+    let err = provider.identify(&tokens).await.unwrap_err();
+    assert!(err.is_reauthorization_required(), "{err:?}");
+}
+
+#[tokio::test]
+async fn joinme_expired_implicit_token_cannot_be_renewed_by_default() {
+    // The emulator's defaults follow join.me's documentation: no renew page, and the
+    // provider does not offer one.
+    let h = harness(|_| {});
+    let provider = h.joinme_provider();
+    assert!(!provider.capabilities().renew_authorization);
+    let tokens = issued(h.emulator(), JoinMeGrant::Implicit, &["user_info"]);
+    h.emulator().clock().advance(DEFAULT_TOKEN_LIFETIME);
+    let page = browser()
+        .get(
+            JoinMeProvider::builder("x", ClientSecret::new("y"))
+                .renew_authorization_url(h.emulator().renew_url())
+                .renew_authorization(true)
+                .build()
+                .unwrap()
+                .renew_url(&tokens)
+                .expose_secret(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 500, "the renew page is not served");
+    assert_eq!(
+        h.emulator()
+            .token_status(tokens.access_token.expose_secret()),
+        Some(TokenStatus::Stale),
+        "nothing revived it"
+    );
+    let err = provider
+        .complete_renewal(
+            &tokens,
+            &Callback::parse("/cb?isAuthorizationRenewed=true").unwrap(),
+            SystemTime::now(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
 }
 
 /// Opens the renew URL as the user's browser and returns the callback.
@@ -322,7 +360,10 @@ async fn renew(provider: &JoinMeProvider, tokens: &TokenSet) -> Callback {
 #[tokio::test]
 async fn renewal_revives_the_same_token_for_a_day() {
     for flag in ["true", "True"] {
-        let h = harness(|q| q.renew_flag_value = flag.into());
+        let h = harness(|q| {
+            q.renew_authorization = true;
+            q.renew_flag_value = flag.into();
+        });
         let provider = h.joinme_provider();
         let tokens = issued(h.emulator(), JoinMeGrant::Implicit, &["user_info"]);
         h.emulator().clock().advance(DEFAULT_TOKEN_LIFETIME);
@@ -344,8 +385,12 @@ async fn renewal_revives_the_same_token_for_a_day() {
 
 #[tokio::test]
 async fn renewal_is_confirmed_with_the_api_and_refusals_are_typed() {
-    // A renewal that does not revive an Expire-Access token: the API still says stale.
-    let h = harness(|q| q.renew_revives_expired = false);
+    // A renewal that does not revive an Expire-Access token: the API still says stale, so
+    // the grant is over and the user signs in again.
+    let h = harness(|q| {
+        q.renew_authorization = true;
+        q.renew_revives_expired = false;
+    });
     let provider = h.joinme_provider();
     let tokens = issued(h.emulator(), JoinMeGrant::Implicit, &["user_info"]);
     provider.revoke(&tokens).await.unwrap();
@@ -354,19 +399,19 @@ async fn renewal_is_confirmed_with_the_api_and_refusals_are_typed() {
         .complete_renewal(&tokens, &callback, SystemTime::now())
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::RenewRequired { .. }), "{err:?}");
+    assert!(err.is_reauthorization_required(), "{err:?}");
 
     // A forged callback changes nothing: the API decides.
     let forged = Callback::parse("/joinme/callback?isAuthorizationRenewed=true").unwrap();
-    assert!(matches!(
+    assert!(
         provider
             .complete_renewal(&tokens, &forged, SystemTime::now())
             .await
-            .unwrap_err(),
-        Error::RenewRequired { .. }
-    ));
+            .unwrap_err()
+            .is_reauthorization_required()
+    );
 
-    let h = harness(|_| {});
+    let h = harness(|q| q.renew_authorization = true);
     h.emulator().set_auto_consent(Some(AutoConsent::Deny));
     let provider = h.joinme_provider();
     let tokens = issued(h.emulator(), JoinMeGrant::Implicit, &["user_info"]);

@@ -13,6 +13,7 @@
 //! [`ClientCredentialsFlow`]) are one call into the provider.
 
 pub(crate) mod redirect;
+mod restart;
 
 use crate::Provider;
 use crate::error::{CallbackError, Error, Result};
@@ -27,6 +28,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 
 pub use redirect::MAX_CALLBACK_LEN;
+pub use restart::Restart;
 
 /// The kinds of flow grantkit knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

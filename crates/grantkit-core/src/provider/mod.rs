@@ -41,7 +41,7 @@ pub struct Capabilities {
     /// The whole grant can be revoked (RFC 7009).
     pub revoke_grant: bool,
     /// An expired token that cannot be refreshed can be renewed by the user at a URL
-    /// (join.me implicit grant).
+    /// (join.me's implicit grant, where opted in).
     pub renew_authorization: bool,
     /// The scopes the provider knows.
     pub scopes: Vec<String>,

@@ -165,6 +165,9 @@ impl App for JoindinApp {
         let quirks = self.lock().quirks.clone();
         match fault {
             Fault::ServerError { status } => wire::server_error_page(*status, &[]),
+            Fault::ServiceUnavailable { retry_after_s } => {
+                wire::server_error_page(503, &[("retry-after", retry_after_s.to_string())])
+            }
             Fault::BackendError => api::database_error(&quirks),
             Fault::TooManyRequests { retry_after_s } => api::rate_limited(&quirks, *retry_after_s),
             Fault::MasheryOverQps { retry_after_s } => wire::mashery_over_qps(403, *retry_after_s),

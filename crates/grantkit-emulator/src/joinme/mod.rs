@@ -97,9 +97,15 @@ pub struct JoinMeQuirks {
     pub expire_access_delay: Duration,
     /// Expire Access answers `"success": "true"` (a string) instead of `true` (off).
     pub success_as_string: bool,
+    /// Serve `renewauthorization` (off). join.me's documentation says an expired implicit
+    /// token "cannot be refreshed … you will need to send the user into the initial OAuth
+    /// 2.0 workflow again"; only LogMeIn's sample code (spec §4.5) shows a renew page. Off,
+    /// the path answers the authorize error page and no token is revived.
+    pub renew_authorization: bool,
     /// Value of `isAuthorizationRenewed` after renew (`true`).
     pub renew_flag_value: String,
-    /// Renew also revives tokens expired through Expire Access (on).
+    /// With `renew_authorization`: renew also revives tokens expired through Expire Access
+    /// (on).
     pub renew_revives_expired: bool,
     /// Serve `GET /api/public/v1/auth/tokenInfo` (off).
     pub tokeninfo_endpoint: bool,
@@ -141,6 +147,7 @@ impl Default for JoinMeQuirks {
             expire_access_path: "/api/public/v1/auth/expireaccess".into(),
             expire_access_delay: Duration::ZERO,
             success_as_string: false,
+            renew_authorization: false,
             renew_flag_value: "true".into(),
             renew_revives_expired: true,
             tokeninfo_endpoint: false,
@@ -257,6 +264,15 @@ impl App for JoinMeService {
                 wire::server_error_page(*status, &api::mashery_error_headers(*status))
             }
             Fault::ServerError { status } => wire::server_error_page(*status, &[]),
+            Fault::ServiceUnavailable { retry_after_s } => {
+                let mut headers = if endpoint == JoinMeEndpoint::Api {
+                    api::mashery_error_headers(503)
+                } else {
+                    Vec::new()
+                };
+                headers.push(("retry-after", retry_after_s.to_string()));
+                wire::server_error_page(503, &headers)
+            }
             Fault::BackendError if endpoint == JoinMeEndpoint::Api => api::backend_error(),
             Fault::BackendError => oauth::server_error(),
             Fault::TooManyRequests { retry_after_s } => wire::respond(

@@ -636,6 +636,9 @@ pub(crate) fn renew(state: &mut JoinMeState, req: &AppRequest, now: i64) -> Http
     ));
     let get = |k: &str| params.get(k).cloned().unwrap_or_default();
     let (client_id, token) = (get("client_id"), get("access_token"));
+    if !state.quirks.renew_authorization {
+        return error_page(state.quirks.authorize_error_status);
+    }
     let Some(callback) = state.db.app(&client_id).map(|a| a.callback_url.clone()) else {
         return error_page(state.quirks.authorize_error_status);
     };
