@@ -97,8 +97,10 @@ impl RetryPolicy {
     }
 
     /// The wait before attempt `failed + 1`, after `failed` attempts failed within
-    /// `elapsed`; `None` to give up. `retry_after` is the server's minimum.
-    pub(crate) fn wait(
+    /// `elapsed` of the first; `None` to give up. `retry_after` is the server's minimum.
+    /// For clients that send without an [`AuthorizedClient`](crate::AuthorizedClient) and
+    /// retry the same way.
+    pub fn wait(
         &self,
         failed: u32,
         elapsed: Duration,

@@ -1,16 +1,24 @@
 //! `JoindinClient`: the Joind.in API v2.1 as typed calls over an `AuthorizedClient`.
 
-use crate::model::{Event, Meta, Page, Root, Talk, TalkComment, User, WhoAmI};
+use crate::model::{
+    Event, EventComment, EventTrack, Host, Language, Meta, Page, Root, Talk, TalkComment, TalkType,
+    User, WhoAmI,
+};
 use futures::StreamExt as _;
 use futures::stream::BoxStream;
+use grantkit_core::provider::ApiResponse;
+use grantkit_core::provider::http::read_capped;
 use grantkit_core::store::codec::describe_json_error;
-use grantkit_core::{AuthorizedClient, Error, Result};
-use http::{HeaderValue, header};
+use grantkit_core::{AuthorizedClient, Error, Result, RetryPolicy};
+use http::{HeaderValue, Method, header};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
 
 const JSON: &str = "application/json";
+/// The most of an answer the client reads: Joind.in's largest lists (`resultsperpage=0`)
+/// are a few MiB.
+const MAX_ANSWER: usize = 16 * 1024 * 1024;
 /// Query parameters never sent: `callback` turns answers into JSONP, `format` into HTML.
 const FORBIDDEN_PARAMS: [&str; 2] = ["callback", "format"];
 
@@ -179,7 +187,7 @@ impl EventQuery {
     }
 }
 
-/// A comment to post on a talk.
+/// A comment to post on a talk or an event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewComment {
     /// The text.
@@ -201,11 +209,40 @@ impl NewComment {
         }
     }
 
-    /// Makes the comment private.
+    /// Makes the comment private (talk comments only).
     pub fn private(mut self, private: bool) -> Self {
         self.private = private;
         self
     }
+
+    /// Refuses what Joind.in would refuse, before anything is sent.
+    fn check(&self) -> Result<()> {
+        if self.comment.trim().is_empty() {
+            return Err(Error::configuration("a comment needs some text"));
+        }
+        if !(1..=5).contains(&self.rating) {
+            return Err(Error::configuration(
+                "a comment needs a rating from 1 to 5 (Joind.in refuses 0)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Where a `201 Created` says the new `what` is.
+fn posted(response: &reqwest::Response, what: &str) -> Result<PostedComment> {
+    let uri = response
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            Error::bad_response(format!("Joind.in accepted the {what} but sent no Location"))
+        })?;
+    Ok(PostedComment {
+        id: crate::lenient::id_from_uri(&uri),
+        uri,
+    })
 }
 
 /// A comment Joind.in stored: where it is.
@@ -224,41 +261,214 @@ pub fn is_duplicate_comment(error: &Error) -> bool {
     matches!(error, Error::Api { status: 400, message, .. } if message == "Duplicate comment")
 }
 
-/// The Joind.in API v2.1, typed, for one grant: every call goes through an
-/// [`AuthorizedClient`], which attaches the token and turns an anonymous answer (a token
-/// Joind.in no longer knows) into [`Error::ReauthorizationRequired`].
+/// How a [`JoindinClient`] reaches Joind.in: [`Anonymous`] or [`SignedIn`].
+pub trait Access: sealed::Send + Clone + std::fmt::Debug + Send + Sync + 'static {}
+
+mod sealed {
+    use futures::future::BoxFuture;
+    use grantkit_core::Result;
+    use url::Url;
+
+    /// `GET` of a link: the body of a successful answer, every other answer a typed error.
+    pub trait Send {
+        fn get<'a>(&'a self, url: &'a Url) -> BoxFuture<'a, Result<Vec<u8>>>;
+    }
+}
+
+/// A [`JoindinClient`] that sends no token: every public read, no writes.
+///
+/// Joind.in needs a token only to add or change data and to read private data (a private
+/// comment, pending events, whether *you* attend or starred something).
+#[derive(Clone, Debug)]
+pub struct Anonymous {
+    http: reqwest::Client,
+    retry: RetryPolicy,
+}
+
+/// A [`JoindinClient`] for one grant: every read, and the writes.
+#[derive(Clone, Debug)]
+pub struct SignedIn {
+    client: AuthorizedClient,
+}
+
+impl Access for Anonymous {}
+impl Access for SignedIn {}
+
+impl sealed::Send for SignedIn {
+    fn get<'a>(&'a self, url: &'a Url) -> futures::future::BoxFuture<'a, Result<Vec<u8>>> {
+        Box::pin(async move {
+            let request = self
+                .client
+                .http()
+                .get(url.as_str())
+                .header(header::ACCEPT, HeaderValue::from_static(JSON));
+            let response = self.client.send(request).await?;
+            Ok(response.bytes().await?.to_vec())
+        })
+    }
+}
+
+impl sealed::Send for Anonymous {
+    fn get<'a>(&'a self, url: &'a Url) -> futures::future::BoxFuture<'a, Result<Vec<u8>>> {
+        Box::pin(anonymous_get(&self.http, &self.retry, url))
+    }
+}
+
+/// An anonymous read, retried as `retry` says: no token, so nothing to refresh; Joind.in's
+/// refusals become `Error::Api` with its message.
+async fn anonymous_get(http: &reqwest::Client, retry: &RetryPolicy, url: &Url) -> Result<Vec<u8>> {
+    let started = tokio::time::Instant::now();
+    let mut failed = 0;
+    loop {
+        let sent = http
+            .get(url.as_str())
+            .header(header::ACCEPT, HeaderValue::from_static(JSON))
+            .send()
+            .await;
+        let (err, retry_after) = match sent {
+            Err(err) => (Error::from(err), None),
+            Ok(response) if response.status().is_success() => {
+                return Ok(read_capped(response, MAX_ANSWER).await?.to_vec());
+            }
+            Ok(response) => {
+                let status = response.status();
+                let headers = response.headers().clone();
+                let body = read_capped(response, 64 * 1024).await.unwrap_or_default();
+                let class = crate::wire::classify(&ApiResponse {
+                    status,
+                    headers: &headers,
+                    body: &body,
+                });
+                let err = match class {
+                    grantkit_core::provider::ResponseClass::RateLimited { retry_after } => {
+                        Error::RateLimited { retry_after }
+                    }
+                    _ => crate::wire::api_error(status, &body),
+                };
+                let retry_after = err.retry_after();
+                (err, retry_after)
+            }
+        };
+        failed += 1;
+        // A read may always go again: 5xx, rate limits, resets and timeouts.
+        let wait = retry.wait(failed, started.elapsed(), retry_after);
+        match wait.filter(|_| err.is_retryable()) {
+            Some(wait) => {
+                tracing::debug!(
+                    method = %Method::GET,
+                    failure = %err,
+                    attempt = failed + 1,
+                    wait_ms = wait.as_millis() as u64,
+                    "retrying"
+                );
+                tokio::time::sleep(wait).await;
+            }
+            None => return Err(err),
+        }
+    }
+}
+
+/// The Joind.in API v2.1, typed: anonymously for reading
+/// ([`JoindinClient::anonymous`]), or for one grant through an [`AuthorizedClient`]
+/// ([`JoindinProvider::api_client`](crate::JoindinProvider::api_client)), which attaches
+/// the token and turns an anonymous answer (a token Joind.in no longer knows) into
+/// [`Error::ReauthorizationRequired`]. The reads are the same on both; the writes exist
+/// only on `JoindinClient<SignedIn>`.
 ///
 /// Answers are read leniently (text or numbers, `0`/`1` or booleans, `[]` for empty
-/// maps); requests send `Accept: application/json` and never `callback` or `format`.
-/// Links the server hands out (`next_page`) are followed only on the API's own host.
+/// maps); requests send `Accept: application/json` and never `callback` or `format`; they
+/// go over HTTPS only (plain HTTP to a loopback address, for tests). Links the server
+/// hands out (`next_page`, `*_uri`) are followed only on the API's own host. Reads are
+/// retried after a 5xx, a rate limit, a reset or a timeout ([`RetryPolicy`]); a write is
+/// sent once.
+///
+/// ```no_run
+/// # async fn example() -> grantkit_core::Result<()> {
+/// use grantkit_joindin::{EventFilter, EventQuery, JoindinClient, DEFAULT_API_BASE};
+///
+/// let joindin = JoindinClient::anonymous(DEFAULT_API_BASE)?;
+/// let upcoming = joindin.events(&EventQuery::new().filter(EventFilter::Upcoming)).await?;
+/// for event in &upcoming.items {
+///     println!("{}", event.name.as_deref().unwrap_or("(no name)"));
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug)]
-pub struct JoindinClient {
-    client: AuthorizedClient,
+pub struct JoindinClient<A: Access = SignedIn> {
+    access: A,
     api_base: String,
     verbose: bool,
 }
 
-impl JoindinClient {
+impl JoindinClient<Anonymous> {
+    /// A client without a token for the API at `api_base` (e.g.
+    /// [`DEFAULT_API_BASE`](crate::DEFAULT_API_BASE)), with a
+    /// [`DEFAULT_TIMEOUT`](crate::DEFAULT_TIMEOUT) per request.
+    ///
+    /// # Errors
+    /// [`Error::Configuration`] when `api_base` is not an `https://` URL (or `http://` to
+    /// a loopback address).
+    pub fn anonymous(api_base: &str) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(crate::DEFAULT_TIMEOUT)
+            .build()
+            .map_err(|_| Error::configuration("an HTTP client could not be built"))?;
+        Self::anonymous_with(http, api_base)
+    }
+
+    /// [`anonymous`](Self::anonymous) with your own HTTP client (proxy, TLS roots,
+    /// timeouts).
+    pub fn anonymous_with(http: reqwest::Client, api_base: &str) -> Result<Self> {
+        let base = Url::parse(api_base)
+            .map_err(|_| Error::configuration("the Joind.in API base is not a URL"))?;
+        let secure = base.scheme() == "https"
+            || (base.scheme() == "http" && grantkit_core::provider::is_loopback(&base));
+        if !secure {
+            return Err(Error::configuration(
+                "Joind.in's API is read over HTTPS only (plain HTTP only to a loopback address)",
+            ));
+        }
+        Ok(Self {
+            access: Anonymous {
+                http,
+                retry: RetryPolicy::default(),
+            },
+            api_base: api_base.trim_end_matches('/').to_owned(),
+            verbose: false,
+        })
+    }
+
+    /// Retries reads as `policy` says ([`RetryPolicy::none`] never retries).
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.access.retry = policy;
+        self
+    }
+}
+
+impl JoindinClient<SignedIn> {
     /// A client for the API at `api_base` (e.g. `https://api.joind.in/v2.1`). Prefer
     /// [`JoindinProvider::api_client`](crate::JoindinProvider::api_client), which passes
     /// the provider's base.
     pub fn new(client: AuthorizedClient, api_base: &str) -> Self {
         Self {
-            client,
+            access: SignedIn { client },
             api_base: api_base.trim_end_matches('/').to_owned(),
             verbose: false,
         }
     }
 
+    /// The underlying authorized client.
+    pub fn authorized_client(&self) -> &AuthorizedClient {
+        &self.access.client
+    }
+}
+
+impl<A: Access> JoindinClient<A> {
     /// Asks for the verbose form of every resource (`verbose=yes`).
     pub fn verbose(mut self, verbose: bool) -> Self {
         self.verbose = verbose;
         self
-    }
-
-    /// The underlying authorized client.
-    pub fn authorized_client(&self) -> &AuthorizedClient {
-        &self.client
     }
 
     fn url(&self, path: &str) -> Result<Url> {
@@ -302,16 +512,9 @@ impl JoindinClient {
         Ok(url)
     }
 
-    /// `GET` with the token: the body of a successful answer (every other answer is the
-    /// provider's typed error).
+    /// `GET`: the body of a successful answer (every other answer is a typed error).
     async fn get(&self, url: &Url) -> Result<Vec<u8>> {
-        let request = self
-            .client
-            .http()
-            .get(url.as_str())
-            .header(header::ACCEPT, HeaderValue::from_static(JSON));
-        let response = self.client.send(request).await?;
-        Ok(response.bytes().await?.to_vec())
+        sealed::Send::get(&self.access, url).await
     }
 
     /// `GET` of a document.
@@ -323,31 +526,6 @@ impl JoindinClient {
     pub async fn root(&self) -> Result<Root> {
         let value = self.get_document(&self.url("")?).await?;
         serde_json::from_value(value).map_err(|err| shape_error("root document", &err))
-    }
-
-    /// Who the token belongs to (`meta.user_uri` of the root document; the cheapest call).
-    pub async fn whoami(&self) -> Result<WhoAmI> {
-        let root = self.root().await?;
-        let user_uri = root.meta.user_uri.ok_or_else(|| {
-            Error::reauthorize("Joind.in answered anonymously: it does not know the token")
-        })?;
-        match crate::lenient::id_from_uri(&user_uri) {
-            Some(0) => Err(Error::reauthorize(
-                "Joind.in identified the token as user 0: it does not know the token",
-            )),
-            Some(user_id) => Ok(WhoAmI { user_id, user_uri }),
-            None => Err(Error::bad_response(
-                "Joind.in's user_uri does not end in a user id",
-            )),
-        }
-    }
-
-    /// The user the token belongs to.
-    pub async fn me(&self) -> Result<User> {
-        let who = self.whoami().await?;
-        self.user(who.user_id)
-            .await?
-            .ok_or_else(|| Error::reauthorize("Joind.in no longer has the token's user"))
     }
 
     /// One page of any list the API links to (`talks_uri`, `next_page`, …), following the
@@ -483,62 +661,6 @@ impl JoindinClient {
         }
     }
 
-    /// Posts a comment on a talk, once.
-    ///
-    /// The token is checked first (`GET /`): Joind.in's newer servers would store a
-    /// comment sent with a token they no longer know as "user 0". The post itself is never
-    /// retried: a `429` is [`Error::RateLimited`] with the server's `Retry-After`; a
-    /// repeated text is `Error::Api` `Duplicate comment` ([`is_duplicate_comment`]).
-    ///
-    /// # Errors
-    /// [`Error::Configuration`] for an empty comment or a rating outside 1 to 5 (nothing is
-    /// sent); `Error::Api` 404 for an unknown talk; [`Error::ReauthorizationRequired`]
-    /// when the token is gone.
-    pub async fn post_talk_comment(
-        &self,
-        talk_id: u64,
-        comment: &NewComment,
-    ) -> Result<PostedComment> {
-        if comment.comment.trim().is_empty() {
-            return Err(Error::configuration("a talk comment needs some text"));
-        }
-        if !(1..=5).contains(&comment.rating) {
-            return Err(Error::configuration(
-                "a talk comment needs a rating from 1 to 5 (Joind.in refuses 0)",
-            ));
-        }
-        self.whoami().await?;
-        let url = self.url(&format!("talks/{talk_id}/comments"))?;
-        let body = serde_json::to_vec(&serde_json::json!({
-            "comment": comment.comment,
-            "rating": comment.rating,
-            "private": comment.private,
-        }))
-        .map_err(|_| Error::configuration("the comment could not be written as JSON"))?;
-        // A POST: the client sends it once (no retry on 429, 5xx or a lost answer), so a
-        // comment is posted once or not at all.
-        let request = self
-            .client
-            .http()
-            .post(url.as_str())
-            .header(header::CONTENT_TYPE, HeaderValue::from_static(JSON))
-            .header(header::ACCEPT, HeaderValue::from_static(JSON))
-            .body(body);
-        let response = self.client.send(request).await?;
-        let location = response
-            .headers()
-            .get(header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let uri = location.ok_or_else(|| {
-            Error::bad_response("Joind.in accepted the comment but sent no Location")
-        })?;
-        Ok(PostedComment {
-            id: crate::lenient::id_from_uri(&uri),
-            uri,
-        })
-    }
-
     /// One user; `None` when Joind.in has no such user (404, or 200 with an empty list on
     /// newer servers).
     pub async fn user(&self, id: u64) -> Result<Option<User>> {
@@ -571,6 +693,343 @@ impl JoindinClient {
         };
         let page: Page<T> = read_page(document(&body)?, plural)?;
         Ok(page.items.into_iter().next())
+    }
+
+    /// One page of an event's comments, newest first (an unknown event has none).
+    pub async fn event_comments(
+        &self,
+        event_id: u64,
+        paging: Paging,
+    ) -> Result<Page<EventComment>> {
+        self.list(&format!("events/{event_id}/comments"), paging, "comments")
+            .await
+    }
+
+    /// One event comment; `None` when Joind.in has no such comment.
+    pub async fn event_comment(&self, id: u64) -> Result<Option<EventComment>> {
+        self.single(&format!("event_comments/{id}"), "comments")
+            .await
+    }
+
+    /// One page of the comments on all talks of an event, oldest first.
+    pub async fn event_talk_comments(
+        &self,
+        event_id: u64,
+        paging: Paging,
+    ) -> Result<Page<TalkComment>> {
+        self.list(
+            &format!("events/{event_id}/talk_comments"),
+            paging,
+            "comments",
+        )
+        .await
+    }
+
+    /// One talk comment; `None` when Joind.in has no such comment (or it is private and
+    /// not yours).
+    pub async fn talk_comment(&self, id: u64) -> Result<Option<TalkComment>> {
+        self.single(&format!("talk_comments/{id}"), "comments")
+            .await
+    }
+
+    /// One page of the users attending an event.
+    pub async fn event_attendees(&self, event_id: u64, paging: Paging) -> Result<Page<User>> {
+        self.list(&format!("events/{event_id}/attendees"), paging, "users")
+            .await
+    }
+
+    /// The tracks of an event.
+    pub async fn event_tracks(&self, event_id: u64, paging: Paging) -> Result<Page<EventTrack>> {
+        self.list(&format!("events/{event_id}/tracks"), paging, "tracks")
+            .await
+    }
+
+    /// One track; `None` when Joind.in has no such track.
+    pub async fn track(&self, id: u64) -> Result<Option<EventTrack>> {
+        self.single(&format!("tracks/{id}"), "tracks").await
+    }
+
+    /// The tracks a talk is in.
+    pub async fn talk_tracks(&self, talk_id: u64) -> Result<Vec<EventTrack>> {
+        let page = self
+            .list(&format!("talks/{talk_id}/tracks"), Paging::all(), "tracks")
+            .await?;
+        Ok(page.items)
+    }
+
+    /// The hosts of an event. Joind.in answers an empty body for an event without hosts:
+    /// that is an empty list.
+    pub async fn event_hosts(&self, event_id: u64) -> Result<Vec<Host>> {
+        let mut url = self.url(&format!("events/{event_id}/hosts"))?;
+        Paging::all().apply(&mut url);
+        let body = self.get(&url).await?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Vec::new());
+        }
+        Ok(read_page(document(&body)?, "hosts")?.items)
+    }
+
+    /// One page of the talks a user gives.
+    pub async fn user_talks(&self, user_id: u64, paging: Paging) -> Result<Page<Talk>> {
+        self.list(&format!("users/{user_id}/talks"), paging, "talks")
+            .await
+    }
+
+    /// One page of the events a user attended.
+    pub async fn user_attended_events(&self, user_id: u64, paging: Paging) -> Result<Page<Event>> {
+        self.list(&format!("users/{user_id}/attended"), paging, "events")
+            .await
+    }
+
+    /// One page of the events a user hosts.
+    pub async fn user_hosted_events(&self, user_id: u64, paging: Paging) -> Result<Page<Event>> {
+        self.list(&format!("users/{user_id}/hosted"), paging, "events")
+            .await
+    }
+
+    /// One page of a user's talk comments, newest first.
+    pub async fn user_talk_comments(
+        &self,
+        user_id: u64,
+        paging: Paging,
+    ) -> Result<Page<TalkComment>> {
+        self.list(
+            &format!("users/{user_id}/talk_comments"),
+            paging,
+            "comments",
+        )
+        .await
+    }
+
+    /// The languages talks are given in.
+    pub async fn languages(&self) -> Result<Vec<Language>> {
+        Ok(self
+            .list("languages", Paging::all(), "languages")
+            .await?
+            .items)
+    }
+
+    /// The kinds of talk (talk, keynote, workshop…).
+    pub async fn talk_types(&self) -> Result<Vec<TalkType>> {
+        Ok(self
+            .list("talk_types", Paging::all(), "talk_types")
+            .await?
+            .items)
+    }
+
+    /// One page of the list at `path`.
+    async fn list<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        paging: Paging,
+        plural: &str,
+    ) -> Result<Page<T>> {
+        let mut url = self.url(path)?;
+        paging.apply(&mut url);
+        self.page(&url, plural).await
+    }
+}
+
+impl JoindinClient<SignedIn> {
+    /// Who the token belongs to (`meta.user_uri` of the root document; the cheapest call).
+    pub async fn whoami(&self) -> Result<WhoAmI> {
+        let root = self.root().await?;
+        let user_uri = root.meta.user_uri.ok_or_else(|| {
+            Error::reauthorize("Joind.in answered anonymously: it does not know the token")
+        })?;
+        match crate::lenient::id_from_uri(&user_uri) {
+            Some(0) => Err(Error::reauthorize(
+                "Joind.in identified the token as user 0: it does not know the token",
+            )),
+            Some(user_id) => Ok(WhoAmI { user_id, user_uri }),
+            None => Err(Error::bad_response(
+                "Joind.in's user_uri does not end in a user id",
+            )),
+        }
+    }
+
+    /// The user the token belongs to.
+    pub async fn me(&self) -> Result<User> {
+        let who = self.whoami().await?;
+        self.user(who.user_id)
+            .await?
+            .ok_or_else(|| Error::reauthorize("Joind.in no longer has the token's user"))
+    }
+
+    /// Posts a comment on a talk, once.
+    ///
+    /// The token is checked first (`GET /`): Joind.in's newer servers would store a
+    /// comment sent with a token they no longer know as "user 0". The post itself is never
+    /// retried: a `429` is [`Error::RateLimited`] with the server's `Retry-After`; a
+    /// repeated text is `Error::Api` `Duplicate comment` ([`is_duplicate_comment`]).
+    ///
+    /// # Errors
+    /// [`Error::Configuration`] for an empty comment or a rating outside 1 to 5 (nothing is
+    /// sent); `Error::Api` 404 for an unknown talk; [`Error::ReauthorizationRequired`]
+    /// when the token is gone.
+    pub async fn post_talk_comment(
+        &self,
+        talk_id: u64,
+        comment: &NewComment,
+    ) -> Result<PostedComment> {
+        comment.check()?;
+        self.whoami().await?;
+        let body = serde_json::json!({
+            "comment": comment.comment,
+            "rating": comment.rating,
+            "private": comment.private,
+        });
+        // A POST: the client sends it once (no retry on 429, 5xx or a lost answer), so a
+        // comment is posted once or not at all.
+        let response = self
+            .write(
+                Method::POST,
+                &format!("talks/{talk_id}/comments"),
+                Some(body),
+            )
+            .await?;
+        posted(&response, "comment")
+    }
+
+    /// Posts a comment on an event, once (a POST is never retried).
+    ///
+    /// # Errors
+    /// [`Error::Configuration`] for an empty comment or a rating outside 1 to 5 (nothing is
+    /// sent); `Error::Api` 404 for an unknown event.
+    pub async fn post_event_comment(
+        &self,
+        event_id: u64,
+        comment: &NewComment,
+    ) -> Result<PostedComment> {
+        comment.check()?;
+        let body = serde_json::json!({
+            "comment": comment.comment,
+            "rating": comment.rating,
+        });
+        let response = self
+            .write(
+                Method::POST,
+                &format!("events/{event_id}/comments"),
+                Some(body),
+            )
+            .await?;
+        posted(&response, "comment")
+    }
+
+    /// Changes the text of your talk comment: Joind.in allows it for 15 minutes after
+    /// posting. Returns the comment as it now reads.
+    ///
+    /// # Errors
+    /// `Error::Api` 403 when the comment is not yours, 400 after the 15 minutes.
+    pub async fn edit_talk_comment(&self, id: u64, text: &str) -> Result<TalkComment> {
+        if text.trim().is_empty() {
+            return Err(Error::configuration("a talk comment needs some text"));
+        }
+        let body = serde_json::json!({ "comment": text });
+        let response = self
+            .write(Method::PUT, &format!("talk_comments/{id}"), Some(body))
+            .await?;
+        let body = read_capped(response, MAX_ANSWER).await?;
+        let page: Page<TalkComment> = read_page(document(&body)?, "comments")?;
+        page.items
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::bad_response("Joind.in answered the edit without the comment"))
+    }
+
+    /// Reports a talk comment to the moderators (`202 Accepted`).
+    pub async fn report_talk_comment(&self, id: u64) -> Result<()> {
+        self.write(Method::POST, &format!("talk_comments/{id}/reported"), None)
+            .await
+            .map(drop)
+    }
+
+    /// Reports an event comment to the moderators (`202 Accepted`).
+    pub async fn report_event_comment(&self, id: u64) -> Result<()> {
+        self.write(Method::POST, &format!("event_comments/{id}/reported"), None)
+            .await
+            .map(drop)
+    }
+
+    /// Whether you attend the event.
+    pub async fn is_attending(&self, event_id: u64) -> Result<bool> {
+        self.flag(&format!("events/{event_id}/attending"), "is_attending")
+            .await
+    }
+
+    /// Marks you as attending the event (attending twice is attending).
+    pub async fn attend(&self, event_id: u64) -> Result<()> {
+        self.write(Method::POST, &format!("events/{event_id}/attending"), None)
+            .await
+            .map(drop)
+    }
+
+    /// Marks you as not attending the event.
+    pub async fn unattend(&self, event_id: u64) -> Result<()> {
+        self.write(
+            Method::DELETE,
+            &format!("events/{event_id}/attending"),
+            None,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Whether you starred the talk.
+    pub async fn has_starred(&self, talk_id: u64) -> Result<bool> {
+        self.flag(&format!("talks/{talk_id}/starred"), "has_starred")
+            .await
+    }
+
+    /// Stars a talk. Joind.in answers a second star with `500 Database error`; this
+    /// checks first, so starring a starred talk is `Ok`.
+    pub async fn star(&self, talk_id: u64) -> Result<()> {
+        if self.has_starred(talk_id).await? {
+            return Ok(());
+        }
+        self.write(Method::POST, &format!("talks/{talk_id}/starred"), None)
+            .await
+            .map(drop)
+    }
+
+    /// Removes your star from a talk.
+    pub async fn unstar(&self, talk_id: u64) -> Result<()> {
+        self.write(Method::DELETE, &format!("talks/{talk_id}/starred"), None)
+            .await
+            .map(drop)
+    }
+
+    /// `{"<name>": bool}` at `path`.
+    async fn flag(&self, path: &str, name: &str) -> Result<bool> {
+        let value = self.get_document(&self.url(path)?).await?;
+        value
+            .get(name)
+            .and_then(crate::lenient::bool_of)
+            .ok_or_else(|| Error::bad_response(format!("Joind.in's answer has no `{name}`")))
+    }
+
+    /// A write with the token: `body` as JSON (exactly `application/json`), sent once
+    /// unless it never left (the client's [`RetryPolicy`] retries a `PUT` or `DELETE`).
+    async fn write(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<reqwest::Response> {
+        let url = self.url(path)?;
+        let client = &self.access.client;
+        let mut request = client
+            .http()
+            .request(method, url.as_str())
+            .header(header::ACCEPT, HeaderValue::from_static(JSON));
+        if let Some(body) = body {
+            let body = serde_json::to_vec(&body)
+                .map_err(|_| Error::configuration("the request could not be written as JSON"))?;
+            request = request
+                .header(header::CONTENT_TYPE, HeaderValue::from_static(JSON))
+                .body(body);
+        }
+        client.send(request).await
     }
 }
 

@@ -9,9 +9,13 @@ pub mod testing;
 mod wire;
 
 pub use client::{
-    EventFilter, EventQuery, JoindinClient, NewComment, Paging, PostedComment, is_duplicate_comment,
+    Access, Anonymous, EventFilter, EventQuery, JoindinClient, NewComment, Paging, PostedComment,
+    SignedIn, is_duplicate_comment,
 };
-pub use model::{Event, Page, Talk, TalkComment, User, UserRating, WhoAmI};
+pub use model::{
+    Event, EventComment, EventTrack, Host, Language, Page, Talk, TalkComment, TalkType, User,
+    UserRating, WhoAmI,
+};
 pub use provider::{
     ApplicationTokensRevoked, DEFAULT_API_BASE, DEFAULT_TIMEOUT, DEFAULT_WEB_BASE, JoindinProvider,
     JoindinProviderBuilder, OBTAINED_AT_EXTRA, PROVIDER_ID, USER_URI_EXTRA, obtained_at,

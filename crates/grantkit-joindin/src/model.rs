@@ -559,3 +559,105 @@ mod tests {
         assert_eq!(user.id(), Some(3));
     }
 }
+
+/// A comment on an event. Event comments name their link `comment_uri`, not `uri`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[non_exhaustive]
+pub struct EventComment {
+    /// Its URI; the id is its last segment.
+    #[serde(deserialize_with = "text")]
+    pub comment_uri: String,
+    /// Rating, 1 to 5.
+    #[serde(default, deserialize_with = "opt_u64")]
+    pub rating: Option<u64>,
+    /// Text (never coerced by the server).
+    #[serde(default, deserialize_with = "opt_text")]
+    pub comment: Option<String>,
+    /// Author's display name.
+    #[serde(default, deserialize_with = "opt_text")]
+    pub user_display_name: Option<String>,
+    /// Author's user name.
+    #[serde(default, deserialize_with = "opt_text")]
+    pub username: Option<String>,
+    /// When, RFC 3339.
+    #[serde(default, deserialize_with = "opt_text")]
+    pub created_date: Option<String>,
+    /// The event.
+    #[serde(default, deserialize_with = "opt_text")]
+    pub event_uri: Option<String>,
+    /// The author, when not anonymous.
+    #[serde(default, deserialize_with = "opt_text")]
+    pub user_uri: Option<String>,
+    /// Where to report it (`POST`, signed in).
+    #[serde(default, deserialize_with = "opt_text")]
+    pub reported_uri: Option<String>,
+    /// Verbose: the application it was posted with.
+    #[serde(default, deserialize_with = "opt_text")]
+    pub source: Option<String>,
+}
+
+impl EventComment {
+    /// The comment's id: the last segment of its URI.
+    pub fn id(&self) -> Option<u64> {
+        id_from_uri(&self.comment_uri)
+    }
+}
+
+/// A track of an event, as the track lists give it (a talk's own `tracks` are [`Track`]
+/// links).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[non_exhaustive]
+pub struct EventTrack {
+    /// Its URI; the id is its last segment.
+    #[serde(deserialize_with = "text")]
+    pub uri: String,
+    /// Name (never coerced by the server).
+    #[serde(default, deserialize_with = "opt_text")]
+    pub track_name: Option<String>,
+    /// Description.
+    #[serde(default, deserialize_with = "opt_text")]
+    pub track_description: Option<String>,
+    /// Talks in the track.
+    #[serde(default, deserialize_with = "opt_u64")]
+    pub talks_count: Option<u64>,
+    /// The event.
+    #[serde(default, deserialize_with = "opt_text")]
+    pub event_uri: Option<String>,
+}
+
+impl EventTrack {
+    /// The track's id: the last segment of its URI.
+    pub fn id(&self) -> Option<u64> {
+        id_from_uri(&self.uri)
+    }
+}
+
+/// A language a talk can be given in.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[non_exhaustive]
+pub struct Language {
+    /// Its URI; the id is its last segment.
+    #[serde(deserialize_with = "text")]
+    pub uri: String,
+    /// Name, e.g. `English - UK`.
+    #[serde(default, deserialize_with = "opt_text")]
+    pub name: Option<String>,
+    /// Code, e.g. `en_GB`.
+    #[serde(default, deserialize_with = "opt_text")]
+    pub code: Option<String>,
+}
+
+/// A kind of talk: talk, keynote, workshop…
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[non_exhaustive]
+pub struct TalkType {
+    /// Its URI; the id is its last segment.
+    #[serde(deserialize_with = "text")]
+    pub uri: String,
+    /// Title, e.g. `Keynote`.
+    #[serde(default, deserialize_with = "opt_text")]
+    pub title: Option<String>,
+    /// Description.
+    #[serde(default, deserialize_with = "opt_text")]
+    pub description: Option<String>,
+}

@@ -1,8 +1,8 @@
 //! `JoinMeClient`: join.me's REST API, typed, over an [`AuthorizedClient`].
 
 use crate::model::{
-    ConferenceSettings, Meeting, MeetingId, MeetingList, MeetingUpdate, NewMeeting, StartMeeting,
-    StartedMeeting, User,
+    ConferenceSettings, Meeting, MeetingId, MeetingList, MeetingUpdate, NewMeeting, Presenter,
+    StartMeeting, StartedMeeting, User,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use grantkit_core::provider::http::read_capped;
@@ -177,6 +177,32 @@ impl JoinMeClient {
             Body(request),
         )
         .await
+    }
+
+    /// `GET /v1/presenters` (`provisioning`, Business keys): the account's presenters.
+    pub async fn presenters(&self) -> Result<Vec<Presenter>> {
+        self.call(Method::GET, &["presenters"], None, NoBody).await
+    }
+
+    /// `GET /v1/presenters/{id}` (`provisioning`).
+    pub async fn presenter(&self, id: u64) -> Result<Presenter> {
+        let id = id.to_string();
+        self.call(Method::GET, &["presenters", &id], None, NoBody)
+            .await
+    }
+
+    /// `POST /v1/presenters` (`provisioning`): invites `email` to present; the seat is the
+    /// presenter's once they accept. Sent once (a POST is never retried).
+    pub async fn invite_presenter(&self, email: &str) -> Result<Presenter> {
+        let email = email.trim();
+        if !email.contains('@') {
+            return Err(Error::configuration(
+                "a presenter is invited by e-mail address",
+            ));
+        }
+        let body = serde_json::json!({ "email": email });
+        self.call(Method::POST, &["presenters"], None, Body(&body))
+            .await
     }
 
     /// Sends a request and reads a JSON answer.

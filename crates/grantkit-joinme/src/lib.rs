@@ -11,8 +11,8 @@ pub mod testing;
 pub use classify::classify_response;
 pub use client::{DEFAULT_API_TIMEOUT, JoinMeClient};
 pub use model::{
-    ConferenceSettings, Meeting, MeetingId, MeetingUpdate, NewMeeting, StartMeeting,
-    StartedMeeting, User, ViewerMode, Webhook, Webhooks,
+    ConferenceSettings, Meeting, MeetingId, MeetingUpdate, NewMeeting, Presenter, StartMeeting,
+    StartedMeeting, User, ViewerMode, Webhook, Webhooks, WebhooksStatus,
 };
 pub use provider::{
     DEFAULT_API_BASE, DEFAULT_AUTHORIZE_URL, DEFAULT_EXPIRE_ACCESS_URL,

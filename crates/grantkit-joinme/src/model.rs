@@ -165,9 +165,51 @@ pub struct StartedMeeting {
     pub viewer_link: Option<String>,
     /// The meeting's audio conference.
     pub audio_conference: Option<ConferenceSettings>,
-    /// How the webhooks' registration went (only when webhooks were sent; its shape is
-    /// not documented).
-    pub webhooks_status: Option<serde_json::Value>,
+    /// How the webhooks' registration went (only when webhooks were sent).
+    pub webhooks_status: Option<WebhooksStatus>,
+}
+
+/// How each webhook of a start call was registered: join.me may start a meeting while
+/// registering a webhook fails, so check [`is_registered`](Self::is_registered). join.me
+/// does not document the values; `"registered"` is the one known to mean success, and
+/// every other value is kept as sent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct WebhooksStatus(pub std::collections::BTreeMap<String, serde_json::Value>);
+
+impl WebhooksStatus {
+    /// The status of `meeting.start` or `meeting.end`, as join.me wrote it.
+    pub fn status(&self, event: &str) -> Option<String> {
+        self.0.get(event).map(|value| match value {
+            serde_json::Value::String(text) => text.clone(),
+            other => other.to_string(),
+        })
+    }
+
+    /// Whether the webhook for `event` (`meeting.start`, `meeting.end`) was registered.
+    pub fn is_registered(&self, event: &str) -> bool {
+        self.status(event)
+            .is_some_and(|s| s.eq_ignore_ascii_case("registered"))
+    }
+}
+
+/// A presenter seat of a join.me Business account (`provisioning` scope).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Presenter {
+    /// Its id.
+    #[serde(deserialize_with = "required_u64")]
+    pub id: u64,
+    /// The presenter's e-mail address.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub email: Option<String>,
+    /// Whether the presenter accepted the invitation.
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub is_invitation_accepted: Option<bool>,
+    /// Whether a seat of the plan is assigned to the presenter.
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub is_seat_assigned: Option<bool>,
 }
 
 impl fmt::Debug for StartedMeeting {

@@ -331,3 +331,110 @@ async fn calls_time_out() {
     let err = joinme.user().await.unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn the_quota_reset_of_the_plan_headers_reaches_quota_exceeded() {
+    let f = fixture(
+        |q| {
+            q.plan_headers = true;
+            q.rate_limit = Some(JoinMeRateLimit {
+                qps: 1_000,
+                quota: 2,
+                quota_period: Duration::from_secs(86_400),
+            });
+        },
+        &["user_info"],
+    )
+    .await;
+    // Mashery's format, for the next midnight UTC (the period is a day).
+    let next_midnight = || {
+        let tomorrow = Utc::now().date_naive() + Span::days(1);
+        tomorrow
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .format("%A, %B %-d, %Y %-I:%M:%S %p GMT")
+            .to_string()
+    };
+    let before = next_midnight();
+    // identify() at save_grant used one request of the quota.
+    f.joinme.user().await.unwrap();
+    let err = f.joinme.user().await.unwrap_err();
+    let after = next_midnight();
+    let Error::QuotaExceeded { reset: Some(reset) } = &err else {
+        panic!("expected the quota with its reset: {err:?}");
+    };
+    assert!(*reset == before || *reset == after, "{reset}");
+    assert!(err.to_string().contains(reset.as_str()));
+}
+
+#[tokio::test]
+async fn business_presenters_are_listed_read_and_invited() {
+    let scopes = ["user_info", "provisioning"];
+    // Off (the default), the API has no such path.
+    let f = fixture(|_| {}, &scopes).await;
+    let err = f.joinme.presenters().await.unwrap_err();
+    assert!(matches!(err, Error::Api { status: 404, .. }), "{err:?}");
+
+    let f = fixture(|q| q.presenters_api = true, &scopes).await;
+    let seeded = f.joinme.presenters().await.unwrap();
+    assert_eq!(seeded.len(), 1);
+    assert_eq!(seeded[0].email.as_deref(), Some("presenter@example.com"));
+    assert_eq!(seeded[0].is_invitation_accepted, Some(true));
+    assert_eq!(f.joinme.presenter(seeded[0].id).await.unwrap(), seeded[0]);
+
+    let invited = f.joinme.invite_presenter("new@example.com").await.unwrap();
+    assert_eq!(invited.email.as_deref(), Some("new@example.com"));
+    assert_eq!(invited.is_invitation_accepted, Some(false));
+    assert_eq!(invited.is_seat_assigned, Some(false));
+    assert_eq!(f.joinme.presenters().await.unwrap().len(), 2);
+    assert_eq!(f.joinme.presenter(invited.id).await.unwrap(), invited);
+
+    let err = f
+        .joinme
+        .invite_presenter("new@example.com")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Api { status: 400, message, .. } if message.contains("already been invited")),
+        "{err:?}"
+    );
+    let err = f.joinme.presenter(9_999).await.unwrap_err();
+    assert!(matches!(err, Error::Api { status: 404, .. }), "{err:?}");
+    let err = f
+        .joinme
+        .invite_presenter("not an address")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Configuration { .. }), "{err:?}");
+
+    // Without `provisioning` the token is refused, naming the scope.
+    let f = fixture(|q| q.presenters_api = true, &["user_info"]).await;
+    let err = f.joinme.presenters().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Forbidden { scope: Some(s) } if s == "provisioning"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn webhook_registration_is_reported_per_event() {
+    use grantkit_joinme::{Webhook, Webhooks};
+    let webhooks = Webhooks {
+        meeting_start: Some(Webhook::new("https://hooks.example.com/start")),
+        meeting_end: Some(Webhook::new("not a url")),
+    };
+    let request = StartMeeting::new(false).with_webhooks(webhooks);
+    let f = fixture(|q| q.webhooks = true, &["user_info", "start_meeting"]).await;
+    let started = f.joinme.start_meeting(&request).await.unwrap();
+    let status = started.webhooks_status.expect("a status for the webhooks");
+    assert!(status.is_registered("meeting.start"));
+    assert!(!status.is_registered("meeting.end"));
+    assert_eq!(
+        status.status("meeting.end").as_deref(),
+        Some("invalidCallbackUrl")
+    );
+    // A server that ignores webhooks sends no status.
+    let f = fixture(|_| {}, &["user_info", "start_meeting"]).await;
+    let started = f.joinme.start_meeting(&request).await.unwrap();
+    assert_eq!(started.webhooks_status, None);
+}

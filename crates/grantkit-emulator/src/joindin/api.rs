@@ -14,6 +14,8 @@ use crate::server::AppRequest;
 use crate::time::{format_with_offset, parse_rfc3339, zone_offset};
 use crate::wire::{self, HttpResponse, respond};
 
+mod resources;
+
 /// `WWW-Authenticate` on every 401, closing quote missing as in the source.
 pub(crate) const WWW_AUTHENTICATE: &str = "Bearer realm=\"api.joind.in";
 /// `Content-Type` of every API response (sic: `utf8`).
@@ -372,10 +374,19 @@ fn identify(
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Route {
     Events,
+    EventsPost,
+    EventsDelete,
     TalksSearch,
-    TalkComments,
+    TalkSub,
     Talk,
     TalksPost,
+    TalksDelete,
+    EventCommentsGet,
+    EventCommentsPost,
+    TalkCommentsPost,
+    Tracks,
+    Languages,
+    TalkTypes,
     TokenPost,
     TokenList,
     TokenGet,
@@ -408,25 +419,27 @@ fn match_route(method: &Method, segs: &[&str]) -> Result<Route, ApiError> {
     let Some((head, rest)) = segs.split_first() else {
         return Err(err(404, "Endpoint not found"));
     };
-    let rules: [(Route, Method, bool); 12] = [
+    // `{resource}/{id}/{action}`: the shape of every write below a resource.
+    let action = |resource: &str| {
+        *head == resource && rest.len() >= 2 && numeric(rest[0]) && any_segments(&rest[1..])
+    };
+    let rules: [(Route, Method, bool); 21] = [
         (
             Route::Events,
             Method::GET,
             *head == "events" && any_segments(rest),
         ),
+        (Route::EventsPost, Method::POST, action("events")),
+        (Route::EventsDelete, Method::DELETE, action("events")),
         (
             Route::TalksSearch,
             Method::GET,
             *head == "talks" && end(rest),
         ),
         (
-            Route::TalkComments,
+            Route::TalkSub,
             Method::GET,
-            *head == "talks"
-                && rest.len() >= 2
-                && numeric(rest[0])
-                && rest[1] == "comments"
-                && end(&rest[2..]),
+            *head == "talks" && rest.len() >= 2 && numeric(rest[0]) && end(&rest[2..]),
         ),
         (
             Route::Talk,
@@ -438,6 +451,7 @@ fn match_route(method: &Method, segs: &[&str]) -> Result<Route, ApiError> {
             Method::POST,
             *head == "talks" && any_segments(rest),
         ),
+        (Route::TalksDelete, Method::DELETE, action("talks")),
         (
             Route::TokenPost,
             Method::POST,
@@ -468,6 +482,36 @@ fn match_route(method: &Method, segs: &[&str]) -> Result<Route, ApiError> {
             Route::TalkCommentsPut,
             Method::PUT,
             *head == "talk_comments" && any_segments(rest),
+        ),
+        (
+            Route::TalkCommentsPost,
+            Method::POST,
+            action("talk_comments"),
+        ),
+        (
+            Route::EventCommentsGet,
+            Method::GET,
+            *head == "event_comments" && any_segments(rest),
+        ),
+        (
+            Route::EventCommentsPost,
+            Method::POST,
+            action("event_comments"),
+        ),
+        (
+            Route::Tracks,
+            Method::GET,
+            *head == "tracks" && any_segments(rest),
+        ),
+        (
+            Route::Languages,
+            Method::GET,
+            *head == "languages" && any_segments(rest),
+        ),
+        (
+            Route::TalkTypes,
+            Method::GET,
+            *head == "talk_types" && any_segments(rest),
         ),
     ];
     let mut path_matched = false;
@@ -520,14 +564,35 @@ fn dispatch(ctx: &Ctx, method: &Method, path: &str, state: &mut JoindinState) ->
             Some(id) => match sub {
                 None => event_single(ctx, db, id),
                 Some("talks") => event_talks(ctx, db, id),
-                Some(_) => Err(err(404, "Unknown Subrequest")),
+                Some(sub) => resources::event_sub(ctx, db, id, sub),
             },
             None => events_list(ctx, db),
         },
+        Route::EventsPost => resources::event_post(ctx, db, id_at(1).unwrap_or(0), sub),
+        Route::EventsDelete => resources::event_delete(ctx, db, id_at(1).unwrap_or(0), sub),
         Route::TalksSearch => talks_search(ctx, db),
         Route::Talk => talk_single(ctx, db, id_at(1).unwrap_or(0)),
-        Route::TalkComments => talk_comments(ctx, db, id_at(1).unwrap_or(0)),
+        Route::TalkSub => match sub {
+            Some("comments") => talk_comments(ctx, db, id_at(1).unwrap_or(0)),
+            _ => resources::talk_sub(ctx, db, id_at(1).unwrap_or(0), sub),
+        },
+        Route::TalksPost if sub == Some("starred") => {
+            resources::star(ctx, db, id_at(1).unwrap_or(0))
+        }
         Route::TalksPost => talks_post(ctx, db, quirks, id_at(1), sub),
+        Route::TalksDelete => {
+            resources::talk_delete(ctx, db, id_at(1).unwrap_or(0), &elements[2..])
+        }
+        Route::EventCommentsGet => resources::event_comment_single(ctx, db, id_at(1)),
+        Route::EventCommentsPost => {
+            resources::report_event_comment(ctx, db, id_at(1).unwrap_or(0), sub)
+        }
+        Route::TalkCommentsPost => {
+            resources::report_talk_comment(ctx, db, id_at(1).unwrap_or(0), sub)
+        }
+        Route::Tracks => resources::track_single(ctx, db, id_at(1)),
+        Route::Languages => resources::languages(ctx, id_at(1)),
+        Route::TalkTypes => resources::talk_types(ctx, id_at(1)),
         Route::TokenPost => token_post(ctx, db, quirks),
         Route::TokenList => token_list(ctx, db, None),
         Route::TokenGet => token_list(ctx, db, Some(elements.get(1).copied().unwrap_or(""))),
@@ -714,6 +779,14 @@ fn talk_ratings(db: &Db, talk_id: u64) -> Vec<i64> {
         .collect()
 }
 
+/// The mean rating, rounded down; 0 without ratings.
+fn average_rating(ratings: &[i64]) -> i64 {
+    match ratings.len() {
+        0 => 0,
+        n => ratings.iter().sum::<i64>() / n as i64,
+    }
+}
+
 fn event_item(ctx: &Ctx, db: &Db, id: u64, e: &JoindinEvent) -> PVal {
     let api = ctx.api();
     let uri = format!("{api}/events/{id}");
@@ -736,28 +809,15 @@ fn event_item(ctx: &Ctx, db: &Db, id: u64, e: &JoindinEvent) -> PVal {
         .iter()
         .filter(|c| talks.contains(&c.talk_id))
         .count();
+    let event_ratings: Vec<i64> = db
+        .event_comments
+        .iter()
+        .filter(|c| c.event_id == id)
+        .map(|c| c.rating)
+        .collect();
     let viewer = viewer_username(ctx, db);
     let friendly = inflect(&e.name);
-    let images = match &e.icon {
-        None => PVal::List(Vec::new()),
-        Some(icon) => {
-            let image = |kind: &str, size: u32| {
-                MapBuilder::new()
-                    .put("type", PVal::str(kind))
-                    .put(
-                        "url",
-                        PVal::str(format!("{}/inc/img/event_icons/{kind}/{icon}", ctx.website)),
-                    )
-                    .put("width", PVal::col(size))
-                    .put("height", PVal::col(size))
-                    .build()
-            };
-            MapBuilder::new()
-                .put("orig", image("orig", 1140))
-                .put("small", image("small", 140))
-                .build()
-        }
-    };
+    let images = event_images(ctx, e);
     let mut m = MapBuilder::new()
         .put("name", PVal::str(e.name.clone()))
         .put("url_friendly_name", PVal::str(friendly.clone()))
@@ -773,8 +833,11 @@ fn event_item(ctx: &Ctx, db: &Db, id: u64, e: &JoindinEvent) -> PVal {
             "attending",
             PVal::Bool(viewer.as_ref().is_some_and(|v| e.attendees.contains(v))),
         )
-        .put("event_average_rating", PVal::col(0))
-        .put("event_comments_count", PVal::col(0))
+        .put(
+            "event_average_rating",
+            PVal::col(average_rating(&event_ratings)),
+        )
+        .put("event_comments_count", PVal::col(event_ratings.len()))
         .put("tracks_count", PVal::col(tracks.len()))
         .put("talks_count", PVal::col(talks.len()))
         .put("icon", PVal::opt_str(e.icon.as_deref()))
@@ -973,12 +1036,7 @@ fn talk_item(ctx: &Ctx, db: &Db, id: u64, t: &JoindinTalk) -> PVal {
         || PVal::str(format_with_offset(t.start, 0)),
         |e| event_date(e, t.start),
     );
-    let ratings = talk_ratings(db, id);
-    let average = if ratings.is_empty() {
-        0
-    } else {
-        ratings.iter().sum::<i64>() / ratings.len() as i64
-    };
+    let average = average_rating(&talk_ratings(db, id));
     let comment_count = db
         .comments
         .iter()
@@ -1073,18 +1131,48 @@ fn talk_item(ctx: &Ctx, db: &Db, id: u64, t: &JoindinTalk) -> PVal {
         .build()
 }
 
-/// Tracks have no table of their own here: ids are positions in a stable ordering.
-fn track_id(db: &Db, event_id: u64, name: &str) -> usize {
-    let mut all: Vec<(u64, &str)> = db
+/// Every track as `(event id, name)`. Tracks have no table of their own here: a track's id
+/// is its 1-based position in this stable ordering.
+fn all_tracks(db: &Db) -> Vec<(u64, String)> {
+    let mut all: Vec<(u64, String)> = db
         .talks
         .iter()
-        .flat_map(|(_, t)| t.tracks.iter().map(move |n| (t.event_id, n.as_str())))
+        .flat_map(|(_, t)| t.tracks.iter().map(move |n| (t.event_id, n.clone())))
         .collect();
     all.sort_unstable();
     all.dedup();
-    all.iter()
-        .position(|(e, n)| *e == event_id && *n == name)
+    all
+}
+
+fn track_id(db: &Db, event_id: u64, name: &str) -> usize {
+    all_tracks(db)
+        .iter()
+        .position(|(e, n)| *e == event_id && n == name)
         .map_or(0, |p| p + 1)
+}
+
+/// An event's `images`: `[]` without an icon, else a map of sizes.
+fn event_images(ctx: &Ctx, e: &JoindinEvent) -> PVal {
+    match &e.icon {
+        None => PVal::List(Vec::new()),
+        Some(icon) => {
+            let image = |kind: &str, size: u32| {
+                MapBuilder::new()
+                    .put("type", PVal::str(kind))
+                    .put(
+                        "url",
+                        PVal::str(format!("{}/inc/img/event_icons/{kind}/{icon}", ctx.website)),
+                    )
+                    .put("width", PVal::col(size))
+                    .put("height", PVal::col(size))
+                    .build()
+            };
+            MapBuilder::new()
+                .put("orig", image("orig", 1140))
+                .put("small", image("small", 140))
+                .build()
+        }
+    }
 }
 
 fn talks_of_event(ctx: &Ctx, db: &Db, event_id: u64) -> Vec<(u64, JoindinTalk)> {
@@ -1305,6 +1393,7 @@ fn talks_post(
         private,
         source,
         created: ctx.now,
+        reported: false,
     });
     Ok(Outcome::Void {
         status: 201,
@@ -1402,8 +1491,8 @@ fn users_get(
         .filter(|s| numeric(s))
         .and_then(|s| s.parse::<u64>().ok())
     {
-        if sub.is_some() {
-            return Err(err(404, "Unknown Subrequest"));
+        if let Some(sub) = sub {
+            return resources::user_sub(ctx, db, id, sub);
         }
         return match db.user(id) {
             Some(_) => Ok(Outcome::Content(envelope(

@@ -285,6 +285,21 @@ pub(crate) struct CommentRow {
     pub(crate) private: bool,
     pub(crate) source: String,
     pub(crate) created: i64,
+    /// Reported for moderation (`POST …/reported`).
+    pub(crate) reported: bool,
+}
+
+/// A comment on an event (`event_comments` row): no privacy flag, a rating from 1 to 5.
+#[derive(Clone, Debug)]
+pub(crate) struct EventCommentRow {
+    pub(crate) id: u64,
+    pub(crate) event_id: u64,
+    pub(crate) user_id: u64,
+    pub(crate) comment: String,
+    pub(crate) rating: i64,
+    pub(crate) source: String,
+    pub(crate) created: i64,
+    pub(crate) reported: bool,
 }
 
 /// The legacy site's `oauth_allow` parameters kept for exactly one request.
@@ -328,12 +343,14 @@ pub(crate) struct Db {
     pub(crate) events: Vec<(u64, JoindinEvent)>,
     pub(crate) talks: Vec<(u64, JoindinTalk)>,
     pub(crate) comments: Vec<CommentRow>,
+    pub(crate) event_comments: Vec<EventCommentRow>,
     pub(crate) sessions: HashMap<String, Session>,
     pub(crate) next_user_id: u64,
     pub(crate) next_token_id: u64,
     pub(crate) next_event_id: u64,
     pub(crate) next_talk_id: u64,
     pub(crate) next_comment_id: u64,
+    pub(crate) next_event_comment_id: u64,
 }
 
 impl Db {
@@ -344,6 +361,7 @@ impl Db {
             next_event_id: 1,
             next_talk_id: 1,
             next_comment_id: 1,
+            next_event_comment_id: 1,
             ..Self::default()
         }
     }
@@ -378,6 +396,14 @@ impl Db {
     }
 
     /// Adds a client, replacing one with the same key.
+    pub(crate) fn add_event_comment(&mut self, mut row: EventCommentRow) -> u64 {
+        row.id = self.next_event_comment_id;
+        self.next_event_comment_id += 1;
+        let id = row.id;
+        self.event_comments.push(row);
+        id
+    }
+
     pub(crate) fn add_client(&mut self, client: JoindinClient) {
         self.clients
             .retain(|c| c.consumer_key != client.consumer_key);
@@ -633,6 +659,7 @@ pub(crate) fn seed(db: &mut Db, fx: &JoindinFixtures) {
         private: false,
         source: "joind.in".into(),
         created: ts(created),
+        reported: false,
     };
     db.add_comment(comment(
         oauth_id,
@@ -648,5 +675,27 @@ pub(crate) fn seed(db: &mut Db, fx: &JoindinFixtures) {
         "Doubleplusgood",
         4,
         "2014-01-24T13:00:00+01:00",
+    ));
+    let event_comment = |user_id, text: &str, rating, created: &str| EventCommentRow {
+        id: 0,
+        event_id: bnl_id,
+        user_id,
+        comment: text.into(),
+        rating,
+        source: "joind.in".into(),
+        created: ts(created),
+        reported: false,
+    };
+    db.add_event_comment(event_comment(
+        1,
+        "Well organised, see you next year.",
+        5,
+        "2014-01-25T18:00:00+01:00",
+    ));
+    db.add_event_comment(event_comment(
+        4,
+        "Good coffee.",
+        4,
+        "2014-01-25T19:00:00+01:00",
     ));
 }

@@ -8,11 +8,11 @@
 use http::Method;
 use serde_json::{Map, Value, json};
 
-use super::model::{Db, JoinMeUser, MeetingRow, TokenStatus};
+use super::model::{Db, JoinMeUser, MeetingRow, PresenterRow, TokenStatus};
 use super::oauth::status_of;
 use super::{InactiveBody, JoinMeState, START_MEETING_PATH};
 use crate::server::AppRequest;
-use crate::time::{format_naive, format_utc_z, parse_rfc3339};
+use crate::time::{civil_from_days, format_naive, format_utc_z, parse_rfc3339};
 use crate::wire::{self, HttpResponse, respond};
 
 const JSON: &str = "application/json; charset=utf-8";
@@ -153,6 +153,74 @@ fn throttle(state: &mut JoinMeState, client_id: &str, now: i64) -> Option<HttpRe
     None
 }
 
+/// Mashery's `X-Plan-*` headers for `client_id`'s counters (with `plan_headers` and a
+/// rate limit).
+fn plan_headers(state: &JoinMeState, client_id: &str) -> Vec<(&'static str, String)> {
+    let (Some(limit), true) = (state.quirks.rate_limit, state.quirks.plan_headers) else {
+        return Vec::new();
+    };
+    let t = state
+        .db
+        .throttles
+        .get(client_id)
+        .cloned()
+        .unwrap_or_default();
+    let period = i64::try_from(limit.quota_period.as_secs()).unwrap_or(i64::MAX);
+    vec![
+        ("x-plan-qps-allotted", limit.qps.to_string()),
+        ("x-plan-qps-current", t.in_second.to_string()),
+        ("x-plan-quota-allotted", limit.quota.to_string()),
+        ("x-plan-quota-current", t.in_period.to_string()),
+        (
+            "x-plan-quota-reset",
+            mashery_date(t.period_start.saturating_add(period)),
+        ),
+    ]
+}
+
+/// Mashery's date: `Thursday, June 4, 2015 12:00:00 AM GMT`.
+fn mashery_date(ts: i64) -> String {
+    const DAYS: [&str; 7] = [
+        "Sunday",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+    ];
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let days = ts.div_euclid(86_400);
+    let seconds = ts.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    // 1970-01-01 was a Thursday.
+    let weekday = DAYS[(days + 4).rem_euclid(7) as usize];
+    let (hour, minute, second) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    let (hour12, half) = match hour {
+        0 => (12, "AM"),
+        1..=11 => (hour, "AM"),
+        12 => (12, "PM"),
+        _ => (hour - 12, "PM"),
+    };
+    format!(
+        "{weekday}, {} {day}, {year} {hour12}:{minute:02}:{second:02} {half} GMT",
+        MONTHS[month as usize - 1]
+    )
+}
+
 /// The routes of `/v1`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Route {
@@ -164,9 +232,11 @@ enum Route {
     MeetingStart(u64),
     /// A meeting path whose id is not a number: 404 from the backend.
     NoSuchMeeting,
+    Presenters,
+    Presenter(Option<u64>),
 }
 
-fn route(path: &str) -> Option<Route> {
+fn route(path: &str, presenters_api: bool) -> Option<Route> {
     let trimmed = path.trim_end_matches('/');
     let segs: Vec<&str> = trimmed.split('/').skip(2).collect();
     let id = |s: &str| s.parse::<u64>().ok();
@@ -179,28 +249,47 @@ fn route(path: &str) -> Option<Route> {
         ["meetings", "start"] => Some(Route::StartNow),
         ["meetings", m] => Some(id(m).map_or(Route::NoSuchMeeting, Route::Meeting)),
         ["meetings", m, "start"] => Some(id(m).map_or(Route::NoSuchMeeting, Route::MeetingStart)),
+        ["presenters"] if presenters_api => Some(Route::Presenters),
+        ["presenters", p] if presenters_api => Some(Route::Presenter(id(p))),
         _ => None,
     }
 }
 
-/// Answers a request under `/v1`.
+/// Answers a request under `/v1`, with the `X-Plan-*` headers when they are on.
 pub(crate) fn handle(
     state: &mut JoinMeState,
     req: &AppRequest,
     now: i64,
     base: &str,
 ) -> HttpResponse {
-    // Mashery: a Bearer token must be present, then known and active.
-    let token = req
-        .headers
+    let mut response = answer(state, req, now, base);
+    let client_id =
+        bearer(req).and_then(|token| state.db.access.get(&token).map(|r| r.client_id.clone()));
+    if let Some(client_id) = client_id {
+        for (name, value) in plan_headers(state, &client_id) {
+            if let Ok(value) = http::HeaderValue::try_from(value) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+    }
+    response
+}
+
+/// The Bearer token of a request, as Mashery reads it.
+fn bearer(req: &AppRequest) -> Option<String> {
+    req.headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, token)| {
             scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && !token.contains(' ')
         })
-        .map(|(_, token)| token.to_owned());
-    let Some(token) = token else {
+        .map(|(_, token)| token.to_owned())
+}
+
+fn answer(state: &mut JoinMeState, req: &AppRequest, now: i64, base: &str) -> HttpResponse {
+    // Mashery: a Bearer token must be present, then known and active.
+    let Some(token) = bearer(req) else {
         return not_authorized();
     };
     let Some(row) = state.db.access.get(&token).cloned() else {
@@ -217,7 +306,7 @@ pub(crate) fn handle(
     if status == TokenStatus::Stale {
         return stale();
     }
-    let Some(route) = route(&req.path) else {
+    let Some(route) = route(&req.path, state.quirks.presenters_api) else {
         return message(
             404,
             &format!(
@@ -231,6 +320,8 @@ pub(crate) fn handle(
         Route::StartNow | Route::MeetingStart(_) => &[Method::POST],
         Route::Meetings => &[Method::GET, Method::POST],
         Route::Meeting(_) | Route::NoSuchMeeting => &[Method::GET, Method::PATCH, Method::DELETE],
+        Route::Presenters => &[Method::GET, Method::POST],
+        Route::Presenter(_) => &[Method::GET],
     };
     if !allowed.contains(&req.method) {
         return message(
@@ -244,6 +335,7 @@ pub(crate) fn handle(
     let needed = match route {
         Route::User | Route::ConferenceSettings => "user_info",
         Route::StartNow | Route::MeetingStart(_) => "start_meeting",
+        Route::Presenters | Route::Presenter(_) => "provisioning",
         _ => "scheduler",
     };
     if !row.scopes.iter().any(|s| s == needed) {
@@ -272,12 +364,108 @@ pub(crate) fn handle(
         Route::Meetings if req.method == Method::GET => list_meetings(state, &ctx, req),
         Route::Meetings => schedule(state, &ctx, &body),
         Route::NoSuchMeeting => message(404, "Meeting not found."),
+        Route::Presenters if req.method == Method::GET => {
+            let list: Vec<Value> = state
+                .db
+                .presenters
+                .iter()
+                .filter(|p| p.owner == user.email)
+                .map(presenter_json)
+                .collect();
+            json_response(200, &Value::Array(list))
+        }
+        Route::Presenters => invite_presenter(state, &user, &body),
+        Route::Presenter(id) => match state
+            .db
+            .presenters
+            .iter()
+            .find(|p| Some(p.id) == id && p.owner == user.email)
+        {
+            Some(p) => json_response(200, &presenter_json(p)),
+            None => message(404, "Presenter not found."),
+        },
         Route::Meeting(id) => match req.method {
             Method::GET => get_meeting(&state.db, &ctx, id),
             Method::PATCH => update_meeting(state, &ctx, &body, id),
             _ => delete_meeting(state, &ctx, id),
         },
     }
+}
+
+fn presenter_json(p: &PresenterRow) -> Value {
+    json!({
+        "id": p.id,
+        "email": p.email,
+        "isInvitationAccepted": p.invitation_accepted,
+        "isSeatAssigned": p.seat_assigned,
+    })
+}
+
+/// `POST /v1/presenters {"email"}`: an invitation, not yet accepted, no seat yet.
+fn invite_presenter(
+    state: &mut JoinMeState,
+    user: &JoinMeUser,
+    body: &Map<String, Value>,
+) -> HttpResponse {
+    let email = match body.get("email") {
+        Some(Value::String(e)) if looks_like_email(e) => e.trim().to_owned(),
+        _ => return message(400, "The email field must be an e-mail address."),
+    };
+    if state
+        .db
+        .presenters
+        .iter()
+        .any(|p| p.owner == user.email && p.email.eq_ignore_ascii_case(&email))
+    {
+        return message(400, "The presenter has already been invited.");
+    }
+    let row = PresenterRow {
+        id: state.db.next_presenter_id,
+        owner: user.email.clone(),
+        email,
+        invitation_accepted: false,
+        seat_assigned: false,
+    };
+    state.db.next_presenter_id += 1;
+    let response = presenter_json(&row);
+    state.db.presenters.push(row);
+    json_response(201, &response)
+}
+
+fn looks_like_email(s: &str) -> bool {
+    s.trim()
+        .split_once('@')
+        .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+}
+
+/// Registers `webhooks` (`meeting.start`, `meeting.end`) and says how each went: an
+/// absolute http(s) callback is registered, anything else failed.
+fn register_webhooks(state: &mut JoinMeState, owner: &str, webhooks: &Value) -> Value {
+    let mut status = Map::new();
+    if let Value::Object(hooks) = webhooks {
+        for (event, hook) in hooks {
+            if event != "meeting.start" && event != "meeting.end" {
+                status.insert(event.clone(), json!("unknownEvent"));
+                continue;
+            }
+            let url = hook
+                .get("callbackUrl")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let absolute = url::Url::parse(url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+            if absolute {
+                state
+                    .db
+                    .webhooks
+                    .push((owner.to_owned(), event.clone(), url.to_owned()));
+                status.insert(event.clone(), json!("registered"));
+            } else {
+                status.insert(event.clone(), json!("invalidCallbackUrl"));
+            }
+        }
+    }
+    Value::Object(status)
 }
 
 struct Ctx<'a> {
@@ -405,7 +593,15 @@ fn start_meeting(
         return message(400, "The value of viewerAppDetection is not valid.");
     }
     let code = meeting.as_ref().map(|m| m.conference_id.clone());
-    let (response, viewer) = start_response(state, ctx, personal, code.as_deref());
+    let (mut response, viewer) = start_response(state, ctx, personal, code.as_deref());
+    if state.quirks.webhooks
+        && let Some(webhooks) = body.get("webhooks")
+    {
+        let status = register_webhooks(state, &ctx.user.email, webhooks);
+        if let Value::Object(map) = &mut response {
+            map.insert("webhooksStatus".into(), status);
+        }
+    }
     if let Some(m) = meeting.and_then(|m| state.db.meetings.iter_mut().find(|x| x.id == m.id)) {
         m.viewer_link = Some(viewer);
     }

@@ -125,6 +125,14 @@ pub struct JoinMeQuirks {
     pub rate_limit: Option<JoinMeRateLimit>,
     /// Status of throttled requests (403, Mashery's default; some tenants use 429).
     pub throttle_status: u16,
+    /// With `rate_limit`: every answer carries Mashery's `X-Plan-QPS-*` and
+    /// `X-Plan-Quota-Allotted/Current/Reset` headers (off).
+    pub plan_headers: bool,
+    /// Register the `webhooks` of a start-meeting call and answer `webhooksStatus`
+    /// (`{"meeting.start": "registered"}`) (off: webhooks are ignored).
+    pub webhooks: bool,
+    /// Serve the Business presenters API, `/v1/presenters` (off: 404 as any unknown path).
+    pub presenters_api: bool,
 }
 
 impl Default for JoinMeQuirks {
@@ -159,6 +167,9 @@ impl Default for JoinMeQuirks {
             delete_returns_empty_object: false,
             rate_limit: None,
             throttle_status: 403,
+            plan_headers: false,
+            webhooks: false,
+            presenters_api: false,
         }
     }
 }

@@ -227,12 +227,27 @@ pub(crate) struct Db {
     pub(crate) presenter_links: HashMap<String, i64>,
     pub(crate) throttles: HashMap<String, Throttle>,
     pub(crate) next_meeting_id: u64,
+    pub(crate) presenters: Vec<PresenterRow>,
+    pub(crate) next_presenter_id: u64,
+    /// Webhooks registered by start-meeting calls: (owner, event, callback URL).
+    pub(crate) webhooks: Vec<(String, String, String)>,
+}
+
+/// A presenter seat of a Business account (`/v1/presenters`).
+#[derive(Clone, Debug)]
+pub(crate) struct PresenterRow {
+    pub(crate) id: u64,
+    pub(crate) owner: String,
+    pub(crate) email: String,
+    pub(crate) invitation_accepted: bool,
+    pub(crate) seat_assigned: bool,
 }
 
 impl Db {
     pub(crate) fn new() -> Self {
         Self {
             next_meeting_id: 1_000_001,
+            next_presenter_id: 501,
             ..Self::default()
         }
     }
@@ -318,6 +333,13 @@ pub(crate) fn seed(db: &mut Db, fx: &JoinMeFixtures) {
     let mut pro = JoinMeUser::pro(fx.email.clone(), fx.password.clone(), "Grant Kit");
     pro.personal_url = Some("grantkit".into());
     pro.meetings_hosted = 42;
+    db.presenters.push(PresenterRow {
+        id: 500,
+        owner: pro.email.clone(),
+        email: "presenter@example.com".into(),
+        invitation_accepted: true,
+        seat_assigned: true,
+    });
     db.add_user(pro);
     db.add_user(JoinMeUser::free(
         fx.free_email.clone(),
