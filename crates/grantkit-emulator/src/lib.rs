@@ -6,6 +6,7 @@ mod faults;
 mod joindin;
 mod joinme;
 mod server;
+pub mod switches;
 mod telemetry;
 mod time;
 mod wire;

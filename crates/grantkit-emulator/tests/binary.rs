@@ -45,10 +45,13 @@ async fn binary_serves_a_full_joinme_code_flow() {
         "password",
     ];
     let object = ready.as_object().expect("object");
-    assert_eq!(object.len(), keys.len(), "{ready}");
+    assert_eq!(object.len(), keys.len() + 1, "{ready}");
     for key in keys {
         assert!(ready[key].is_string(), "{key} in {ready}");
     }
+    let quirks = ready["quirks"].as_object().expect("quirks object");
+    assert!(quirks.values().all(Value::is_string), "{ready}");
+    assert_eq!(ready["quirks"]["expire_access_delay"], json!("0s"));
     assert_eq!(ready["provider"], json!("joinme"));
     let s = |k: &str| ready[k].as_str().expect("string").to_owned();
     let http = client();
@@ -174,4 +177,118 @@ async fn binary_rejects_bad_arguments() {
         .expect("runs");
     assert!(!output.status.success());
     assert!(output.stdout.is_empty());
+}
+
+/// Runs the binary to its end: the paths that exit without serving.
+async fn run(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_grantkit-emulator"))
+        .args(args)
+        .output()
+        .await
+        .expect("runs")
+}
+
+#[tokio::test]
+async fn binary_lists_the_quirks_of_both_providers() {
+    let out = run(&["joindin", "--list-quirks"]).await;
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8(out.stdout).expect("UTF-8");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("development_mode "))
+        .unwrap_or_else(|| panic!("development_mode in {table}"));
+    assert_eq!(row.split_whitespace().nth(1), Some("on"), "{row}");
+
+    let out = run(&["joinme", "--list-quirks"]).await;
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8(out.stdout).expect("UTF-8");
+    assert!(
+        table.lines().any(|l| l.starts_with("expire_access_delay ")),
+        "{table}"
+    );
+
+    let out = run(&[
+        "joinme",
+        "--quirk",
+        "expire_access_delay=10m",
+        "--list-quirks",
+        "--json",
+    ])
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let rows: Value = serde_json::from_slice(&out.stdout).expect("a JSON array");
+    let row = rows
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|r| r["name"] == json!("expire_access_delay"))
+        .expect("expire_access_delay listed");
+    assert_eq!(row["value"], json!("10m"));
+    assert_eq!(row["default"], json!("0s"));
+    assert!(row["help"].as_str().is_some_and(|h| !h.is_empty()), "{row}");
+}
+
+#[tokio::test]
+async fn binary_quirks_show_in_the_ready_line() {
+    let (mut child, ready) = spawn(&[
+        "joindin",
+        "--quirk",
+        "development_mode=off",
+        "--quirk",
+        "comment_rate_limit=5/10m",
+    ])
+    .await;
+    assert_eq!(ready["quirks"]["development_mode"], json!("off"), "{ready}");
+    assert_eq!(
+        ready["quirks"]["comment_rate_limit"],
+        json!("5/10m"),
+        "{ready}"
+    );
+    assert_eq!(ready["quirks"]["jsonp"], json!("on"), "untouched: {ready}");
+    child.kill().await.expect("killed");
+}
+
+#[tokio::test]
+async fn binary_rejects_bad_switches_before_starting() {
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["joindin", "--quirk", "no_such_switch=on"],
+            "development_mode",
+        ),
+        (
+            &["joinme", "--quirk", "expire_access_delay=soon"],
+            "duration",
+        ),
+        (&["joinme", "--quirk", "x_frame_options"], "NAME=VALUE"),
+        (
+            &["joindin", "--fault", "api:meltdown"],
+            "service-unavailable",
+        ),
+        (
+            &["joinme", "--fault", "oauth-allow:reset"],
+            "renew-authorization",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = run(args).await;
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "nothing started: {args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let prefix = format!("grantkit-emulator: {} {}: ", args[1], args[2]);
+        assert!(stderr.starts_with(&prefix), "{prefix} in {stderr}");
+        assert!(stderr.contains(needle), "{needle} in {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn binary_injects_faults_from_the_command_line() {
+    let (mut child, ready) = spawn(&["joindin", "--fault", "service-unavailable=1@2"]).await;
+    let events = format!("{}/events", ready["api_base"].as_str().expect("api_base"));
+    let http = client();
+    for _ in 0..2 {
+        let r = send(http.get(events.as_str())).await.expect(503);
+        assert_eq!(r.header("retry-after"), Some("1"));
+    }
+    send(http.get(events.as_str())).await.expect(200);
+    child.kill().await.expect("killed");
 }
