@@ -44,7 +44,9 @@ pub struct RetryPolicy {
     pub initial_backoff: Duration,
     /// The largest step (default 5 s).
     pub max_backoff: Duration,
-    /// How long all attempts and waits of one request may take (default 30 s).
+    /// How long after the first attempt a retry may still start (default 30 s): no wait
+    /// begins that would end later. The last attempt itself may then run for its own
+    /// timeout.
     pub deadline: Duration,
     /// Whether waits are drawn at random within their step (default on).
     pub jitter: bool,

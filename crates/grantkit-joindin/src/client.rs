@@ -6,8 +6,8 @@ use crate::model::{
 };
 use futures::StreamExt as _;
 use futures::stream::BoxStream;
-use grantkit_core::provider::ApiResponse;
 use grantkit_core::provider::http::read_capped;
+use grantkit_core::provider::{ApiResponse, ResponseClass, retry_after as retry_after_header};
 use grantkit_core::store::codec::describe_json_error;
 use grantkit_core::{AuthorizedClient, Error, Result, RetryPolicy};
 use http::{HeaderValue, Method, header};
@@ -262,7 +262,7 @@ pub fn is_duplicate_comment(error: &Error) -> bool {
 }
 
 /// How a [`JoindinClient`] reaches Joind.in: [`Anonymous`] or [`SignedIn`].
-pub trait Access: sealed::Send + Clone + std::fmt::Debug + Send + Sync + 'static {}
+pub trait Access: sealed::Transport + Clone + std::fmt::Debug + Send + Sync + 'static {}
 
 mod sealed {
     use futures::future::BoxFuture;
@@ -270,7 +270,7 @@ mod sealed {
     use url::Url;
 
     /// `GET` of a link: the body of a successful answer, every other answer a typed error.
-    pub trait Send {
+    pub trait Transport {
         fn get<'a>(&'a self, url: &'a Url) -> BoxFuture<'a, Result<Vec<u8>>>;
     }
 }
@@ -294,7 +294,7 @@ pub struct SignedIn {
 impl Access for Anonymous {}
 impl Access for SignedIn {}
 
-impl sealed::Send for SignedIn {
+impl sealed::Transport for SignedIn {
     fn get<'a>(&'a self, url: &'a Url) -> futures::future::BoxFuture<'a, Result<Vec<u8>>> {
         Box::pin(async move {
             let request = self
@@ -308,7 +308,7 @@ impl sealed::Send for SignedIn {
     }
 }
 
-impl sealed::Send for Anonymous {
+impl sealed::Transport for Anonymous {
     fn get<'a>(&'a self, url: &'a Url) -> futures::future::BoxFuture<'a, Result<Vec<u8>>> {
         Box::pin(anonymous_get(&self.http, &self.retry, url))
     }
@@ -340,8 +340,11 @@ async fn anonymous_get(http: &reqwest::Client, retry: &RetryPolicy, url: &Url) -
                     body: &body,
                 });
                 let err = match class {
-                    grantkit_core::provider::ResponseClass::RateLimited { retry_after } => {
+                    ResponseClass::RateLimited { retry_after } => {
                         Error::RateLimited { retry_after }
+                    }
+                    ResponseClass::Transient => {
+                        Error::unavailable(status.as_u16(), retry_after_header(&headers))
                     }
                     _ => crate::wire::api_error(status, &body),
                 };
@@ -410,15 +413,17 @@ impl JoindinClient<Anonymous> {
     /// [`Error::Configuration`] when `api_base` is not an `https://` URL (or `http://` to
     /// a loopback address).
     pub fn anonymous(api_base: &str) -> Result<Self> {
+        // Joind.in's API does not redirect; following one could leave HTTPS.
         let http = reqwest::Client::builder()
             .timeout(crate::DEFAULT_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|_| Error::configuration("an HTTP client could not be built"))?;
         Self::anonymous_with(http, api_base)
     }
 
     /// [`anonymous`](Self::anonymous) with your own HTTP client (proxy, TLS roots,
-    /// timeouts).
+    /// timeouts); redirects follow its policy.
     pub fn anonymous_with(http: reqwest::Client, api_base: &str) -> Result<Self> {
         let base = Url::parse(api_base)
             .map_err(|_| Error::configuration("the Joind.in API base is not a URL"))?;
@@ -514,7 +519,7 @@ impl<A: Access> JoindinClient<A> {
 
     /// `GET`: the body of a successful answer (every other answer is a typed error).
     async fn get(&self, url: &Url) -> Result<Vec<u8>> {
-        sealed::Send::get(&self.access, url).await
+        sealed::Transport::get(&self.access, url).await
     }
 
     /// `GET` of a document.

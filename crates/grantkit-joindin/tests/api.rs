@@ -204,6 +204,38 @@ async fn authentication_is_only_needed_to_add_or_edit_data_or_to_read_private_da
     );
 }
 
+/// Reads without a grant are retried as signed-in ones are, waiting out `Retry-After`.
+#[tokio::test]
+async fn anonymous_reads_survive_a_503_and_wait_as_asked() {
+    use grantkit_emulator::{Fault, FaultRule, JoindinEndpoint};
+    let emu = emulator();
+    let anonymous = JoindinClient::anonymous(&emu.api_base()).unwrap();
+    emu.inject(FaultRule::on(
+        JoindinEndpoint::Api,
+        Fault::ServiceUnavailable { retry_after_s: 1 },
+    ));
+    emu.inject(FaultRule::on(JoindinEndpoint::Api, Fault::ConnectionReset));
+    let started = std::time::Instant::now();
+    assert!(anonymous.event(BENELUX).await.unwrap().is_some());
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After honoured"
+    );
+    // Without retries, the 503 is the answer.
+    let once = JoindinClient::anonymous(&emu.api_base())
+        .unwrap()
+        .with_retry(grantkit_core::RetryPolicy::none());
+    emu.inject(FaultRule::on(
+        JoindinEndpoint::Api,
+        Fault::ServiceUnavailable { retry_after_s: 2 },
+    ));
+    let err = once.event(BENELUX).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Unavailable { status: 503, retry_after: Some(d), .. } if d == Duration::from_secs(2)),
+        "{err:?}"
+    );
+}
+
 #[tokio::test]
 async fn the_anonymous_client_reads_over_https_only() {
     for base in [

@@ -80,10 +80,10 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 ///    whatever the status → forbidden, with the scope join.me names.
 /// 7. Mashery's "developer inactive" (unknown or revoked token), `error="invalid_token"` in
 ///    the challenge or the body, or Mashery's 401 "not authorized" → token invalid.
-/// 8. Any other 401 → token expired: a refresh is the cautious answer to a refusal nothing
-///    explains (a grant that cannot be refreshed ends, as an expired one does).
-/// 9. Any other 403 without a Mashery code → forbidden; other Mashery codes and other 4xx
-///    → permanent.
+/// 8. Any other 403 without a Mashery code → forbidden; any other 401 (join.me says
+///    `stale_token` when a token expires, Mashery names an invalid one: a bare 401 came
+///    from something else, a proxy say), other Mashery codes and other 4xx → permanent. An
+///    answer nothing explains never refreshes, renews or ends a grant.
 pub fn classify_response(response: &ApiResponse<'_>) -> ResponseClass {
     let status = response.status;
     if status.as_u16() < 400 {
@@ -134,7 +134,6 @@ pub fn classify_response(response: &ApiResponse<'_>) -> ResponseClass {
         return ResponseClass::TokenInvalid;
     }
     match status.as_u16() {
-        401 => ResponseClass::TokenExpired,
         403 if mashery.is_none() => ResponseClass::Forbidden { scope: None },
         _ => ResponseClass::Permanent,
     }
@@ -365,13 +364,9 @@ mod tests {
     }
 
     #[test]
-    fn unexplained_refusals_never_become_token_invalid() {
+    fn unexplained_refusals_never_touch_the_grant() {
         for body in ["", "<html>?</html>", "{", r#"{"ErrorCode": 5}"#, "null"] {
-            assert_eq!(
-                classify(401, &[], body),
-                ResponseClass::TokenExpired,
-                "{body}"
-            );
+            assert_eq!(classify(401, &[], body), ResponseClass::Permanent, "{body}");
             assert_ne!(
                 classify(403, &[], body),
                 ResponseClass::TokenInvalid,

@@ -165,7 +165,10 @@ pub struct StartedMeeting {
     pub viewer_link: Option<String>,
     /// The meeting's audio conference.
     pub audio_conference: Option<ConferenceSettings>,
-    /// How the webhooks' registration went (only when webhooks were sent).
+    /// How the webhooks' registration went: only when webhooks were sent, and `None` too
+    /// when join.me answers it in a shape other than an object (it does not document it;
+    /// the meeting has started either way).
+    #[serde(deserialize_with = "lenient_webhooks_status")]
     pub webhooks_status: Option<WebhooksStatus>,
 }
 
@@ -173,14 +176,33 @@ pub struct StartedMeeting {
 /// registering a webhook fails, so check [`is_registered`](Self::is_registered). join.me
 /// does not document the values; `"registered"` is the one known to mean success, and
 /// every other value is kept as sent.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct WebhooksStatus(pub std::collections::BTreeMap<String, serde_json::Value>);
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WebhooksStatus {
+    entries: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// A `webhooksStatus` object; anything else is `None` rather than an error, since the
+/// answer of a start call must never be lost to an undocumented field.
+fn lenient_webhooks_status<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<WebhooksStatus>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Object(map) => Some(WebhooksStatus {
+            entries: map.into_iter().collect(),
+        }),
+        _ => None,
+    })
+}
 
 impl WebhooksStatus {
+    /// The events join.me reported on, e.g. `meeting.start`.
+    pub fn events(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
     /// The status of `meeting.start` or `meeting.end`, as join.me wrote it.
     pub fn status(&self, event: &str) -> Option<String> {
-        self.0.get(event).map(|value| match value {
+        self.entries.get(event).map(|value| match value {
             serde_json::Value::String(text) => text.clone(),
             other => other.to_string(),
         })
@@ -450,6 +472,32 @@ pub(crate) fn parse_naive(text: &str) -> Option<NaiveDateTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_webhooks_status_of_another_shape_does_not_lose_the_started_meeting() {
+        for status in [r#""registered""#, "[1]", "null", "7"] {
+            let body = format!(
+                r#"{{"presenterLink":"https://secure.join.me/x?token=t","webhooksStatus":{status}}}"#
+            );
+            let started: StartedMeeting = serde_json::from_str(&body).expect(&body);
+            assert!(started.presenter_link.is_some());
+            assert_eq!(started.webhooks_status, None, "{status}");
+        }
+        let started: StartedMeeting = serde_json::from_str(
+            r#"{"webhooksStatus":{"meeting.start":"registered","meeting.end":{"code":3}}}"#,
+        )
+        .unwrap();
+        let status = started.webhooks_status.unwrap();
+        assert!(status.is_registered("meeting.start"));
+        assert_eq!(
+            status.status("meeting.end").as_deref(),
+            Some(r#"{"code":3}"#)
+        );
+        assert_eq!(
+            status.events().collect::<Vec<_>>(),
+            ["meeting.end", "meeting.start"]
+        );
+    }
     use chrono::TimeZone as _;
     use serde_json::json;
 

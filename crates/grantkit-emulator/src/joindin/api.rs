@@ -439,7 +439,11 @@ fn match_route(method: &Method, segs: &[&str]) -> Result<Route, ApiError> {
         (
             Route::TalkSub,
             Method::GET,
-            *head == "talks" && rest.len() >= 2 && numeric(rest[0]) && end(&rest[2..]),
+            *head == "talks"
+                && rest.len() >= 2
+                && numeric(rest[0])
+                && !rest[1].is_empty()
+                && end(&rest[2..]),
         ),
         (
             Route::Talk,

@@ -395,7 +395,6 @@ impl Db {
         id
     }
 
-    /// Adds a client, replacing one with the same key.
     pub(crate) fn add_event_comment(&mut self, mut row: EventCommentRow) -> u64 {
         row.id = self.next_event_comment_id;
         self.next_event_comment_id += 1;
@@ -404,6 +403,7 @@ impl Db {
         id
     }
 
+    /// Adds a client, replacing one with the same key.
     pub(crate) fn add_client(&mut self, client: JoindinClient) {
         self.clients
             .retain(|c| c.consumer_key != client.consumer_key);
