@@ -45,7 +45,7 @@ pub(crate) fn run(with_tests: bool) -> Result<(), String> {
     )?;
     if with_tests {
         run_command("cargo", &["test", "--workspace"], &[])?;
-        run_command("cargo", &["xtask", "conformance"], &[])?;
+        run_command("cargo", &["xtask", "conformance", "--strict"], &[])?;
     }
     eprintln!("ci: all gates passed");
     Ok(())

@@ -37,7 +37,21 @@ struct Summary {
 #[derive(Debug, Serialize)]
 struct Report {
     summary: Summary,
+    /// Backends this machine could not run, and how to install what they need.
+    skipped_backends: Vec<SkippedBackend>,
     cells: Vec<Cell>,
+}
+
+/// A backend left out because this machine lacks a tool it needs: the run goes on without
+/// it (or fails, with `--strict`), and says how to install the tool.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct SkippedBackend {
+    /// The matrix column(s) or row(s) left out.
+    pub(crate) backend: String,
+    /// What is missing.
+    pub(crate) reason: String,
+    /// The command that installs it (Debian).
+    pub(crate) install: String,
 }
 
 /// Panic messages with their location, captured while a cell runs instead of printed, so a
@@ -82,6 +96,7 @@ pub(crate) fn run(
     json: Option<PathBuf>,
     filter: Option<String>,
     timeout: Duration,
+    strict: bool,
 ) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
@@ -90,7 +105,7 @@ pub(crate) fn run(
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     capture_panics();
     let started = Instant::now();
-    let (cells, errors) = runtime.block_on(run_matrix(filter.as_deref(), timeout))?;
+    let (cells, skipped, errors) = runtime.block_on(run_matrix(filter.as_deref(), timeout))?;
     let _ = std::panic::take_hook();
 
     let mut summary = Summary::default();
@@ -118,15 +133,31 @@ pub(crate) fn run(
         summary.skipped,
         started.elapsed().as_secs_f32()
     );
+    print_skipped(&skipped, strict);
     let failed = summary.failed;
+    let skipped_backends = skipped.len();
     if let Some(path) = json {
-        let report = Report { summary, cells };
+        let report = Report {
+            summary,
+            skipped_backends: skipped,
+            cells,
+        };
         let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
         std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         println!("conformance: wrote {}", path.display());
     }
     for error in &errors {
         println!("ERROR {error}");
+    }
+    if strict && skipped_backends > 0 {
+        return Err(format!(
+            "--strict: {skipped_backends} backend(s) skipped for want of a tool (see above){}",
+            if failed > 0 || !errors.is_empty() {
+                "; cells failed or backends could not run too"
+            } else {
+                ""
+            }
+        ));
     }
     match (failed, errors.len()) {
         (0, 0) => Ok(()),
@@ -178,14 +209,21 @@ impl Planned<'_> {
     }
 }
 
-async fn run_matrix(
-    filter: Option<&str>,
-    timeout: Duration,
-) -> Result<(Vec<Cell>, Vec<String>), String> {
+/// What a run produced: its cells, the backends it skipped, and the backends that failed
+/// to start.
+type MatrixRun = (Vec<Cell>, Vec<SkippedBackend>, Vec<String>);
+
+async fn run_matrix(filter: Option<&str>, timeout: Duration) -> Result<MatrixRun, String> {
     let targets = stores::available().await;
     let providers = providers::available().await;
-    for note in &targets.notes {
-        eprintln!("note: {note}");
+    let skipped: Vec<SkippedBackend> = targets
+        .skipped
+        .iter()
+        .chain(&providers.skipped)
+        .cloned()
+        .collect();
+    for backend in &skipped {
+        eprintln!("skipping {}: {}", backend.backend, backend.reason);
     }
     let errors: Vec<String> = targets
         .errors
@@ -264,7 +302,7 @@ async fn run_matrix(
     drop(plan);
     drop(providers);
     drop(targets);
-    Ok((cells, errors))
+    Ok((cells, skipped, errors))
 }
 
 /// How long opening a store or cleaning up after a cell may take.
@@ -418,6 +456,25 @@ fn print_matrix(cells: &[Cell]) {
                 println!();
             }
         }
+    }
+    println!();
+}
+
+/// The closing section on backends left out: what, why, and the command that installs
+/// what they need.
+fn print_skipped(skipped: &[SkippedBackend], strict: bool) {
+    if skipped.is_empty() {
+        return;
+    }
+    let verdict = if strict {
+        "a failure under --strict"
+    } else {
+        "the rest ran"
+    };
+    println!("Skipped backends ({} — {verdict}):", skipped.len());
+    for backend in skipped {
+        println!("  {}: {}", backend.backend, backend.reason);
+        println!("      install: {}", backend.install);
     }
     println!();
 }

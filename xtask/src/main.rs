@@ -36,6 +36,10 @@ enum Task {
         /// Seconds before a cell is failed as hung.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
+        /// Fail when a backend is skipped because a tool it needs (Node.js, redis-server)
+        /// is missing, instead of running the rest and listing what was skipped.
+        #[arg(long)]
+        strict: bool,
     },
     /// Runs the benchmarks and prints each as a ratio to its baseline.
     Bench {
@@ -61,7 +65,13 @@ fn main() -> ExitCode {
             json,
             filter,
             timeout,
-        } => conformance::run(json, filter, std::time::Duration::from_secs(timeout)),
+            strict,
+        } => conformance::run(
+            json,
+            filter,
+            std::time::Duration::from_secs(timeout),
+            strict,
+        ),
         Task::Bench {
             json,
             package,

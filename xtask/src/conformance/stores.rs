@@ -1,6 +1,6 @@
 //! The token stores the matrix runs against, and how to build each.
 
-use super::Guard;
+use super::{Guard, SkippedBackend};
 use futures::future::BoxFuture;
 use grantkit_core::{MemoryTokenStore, TokenStore};
 use grantkit_store_file::FileTokenStore;
@@ -24,8 +24,8 @@ pub(crate) struct StoreTarget {
 /// The backends available on this machine.
 pub(crate) struct Targets {
     pub(crate) stores: Vec<StoreTarget>,
-    /// Backends this machine does not offer (skipped, as the README says).
-    pub(crate) notes: Vec<String>,
+    /// Backends this machine lacks the tools for: skipped, with how to install them.
+    pub(crate) skipped: Vec<SkippedBackend>,
     /// Backends that should have run and could not: the run fails.
     pub(crate) errors: Vec<String>,
 }
@@ -35,7 +35,7 @@ pub(crate) struct Targets {
 /// `GRANTKIT_TEST_REDIS_CLUSTER_URLS` name running servers.
 pub(crate) async fn available() -> Targets {
     let mut stores = vec![memory()];
-    let mut notes = Vec::new();
+    let mut skipped = Vec::new();
     let mut errors = Vec::new();
     match file().await {
         Ok(target) => stores.push(target),
@@ -58,9 +58,11 @@ pub(crate) async fn available() -> Targets {
     ];
     for (name, variable, start) in columns {
         if !installed && std::env::var_os(variable).is_none() {
-            notes.push(format!(
-                "{name} skipped: redis-server is not on PATH and {variable} is not set"
-            ));
+            skipped.push(SkippedBackend {
+                backend: name.to_owned(),
+                reason: format!("redis-server is not on PATH and {variable} is not set"),
+                install: "sudo apt-get install redis-server redis-tools".to_owned(),
+            });
             continue;
         }
         eprintln!("starting {name}…");
@@ -72,7 +74,7 @@ pub(crate) async fn available() -> Targets {
     }
     Targets {
         stores,
-        notes,
+        skipped,
         errors,
     }
 }
