@@ -1,6 +1,7 @@
 //! `cargo xtask conformance`: the conformance matrix, every suite × every available backend.
 
 mod providers;
+pub(crate) mod repeat;
 mod stores;
 
 use grantkit_conformance::{
@@ -11,7 +12,7 @@ use grantkit_core::flow::FlowKind;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,10 @@ struct Summary {
     passed: usize,
     failed: usize,
     skipped: usize,
+    /// The run's wall time, backends' start-up included.
+    wall_ms: u128,
+    /// The cells' time added up: what the run would take one cell after another.
+    cell_ms: u128,
 }
 
 #[derive(Debug, Serialize)]
@@ -54,20 +59,23 @@ pub(crate) struct SkippedBackend {
     pub(crate) install: String,
 }
 
-/// Panic messages with their location, captured while a cell runs instead of printed, so a
-/// failing cell shows where it failed and the progress output stays readable.
-static PANICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+tokio::task_local! {
+    /// The cell whose behaviour is running (its index in the plan): the panic hook files
+    /// a panic under it, so concurrent cells never see each other's.
+    static CELL: usize;
+}
 
-/// Whether a cell is running: panics outside cells (starting a backend, say) go to the
-/// default hook and are printed as usual.
-static IN_CELL: AtomicBool = AtomicBool::new(false);
+/// Panic messages with their location, by cell, captured instead of printed, so a failing
+/// cell shows where it failed and the progress output stays readable.
+static PANICS: Mutex<BTreeMap<usize, Vec<String>>> = Mutex::new(BTreeMap::new());
 
 fn capture_panics() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        if !IN_CELL.load(Ordering::SeqCst) {
+        // Panics outside a cell's behaviour (starting a backend, say) print as usual.
+        let Ok(cell) = CELL.try_with(|cell| *cell) else {
             return default(info);
-        }
+        };
         let message = info
             .payload()
             .downcast_ref::<&str>()
@@ -81,23 +89,38 @@ fn capture_panics() {
         PANICS
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .entry(cell)
+            .or_default()
             .push(format!("{message}{location}"));
     }));
 }
 
-fn take_first_panic() -> Option<String> {
-    let mut panics = PANICS.lock().unwrap_or_else(|e| e.into_inner());
-    let first = panics.first().cloned();
-    panics.clear();
-    first
+/// The first panic of `cell`, forgetting the others.
+fn take_first_panic(cell: usize) -> Option<String> {
+    PANICS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&cell)
+        .and_then(|panics| panics.into_iter().next())
 }
 
-pub(crate) fn run(
-    json: Option<PathBuf>,
-    filter: Option<String>,
-    timeout: Duration,
-    strict: bool,
-) -> Result<(), String> {
+/// How a run goes: which cells, how many at once, how long each may take.
+pub(crate) struct Options {
+    pub(crate) json: Option<PathBuf>,
+    pub(crate) filter: Option<String>,
+    pub(crate) timeout: Duration,
+    pub(crate) strict: bool,
+    pub(crate) jobs: usize,
+}
+
+pub(crate) fn run(options: Options) -> Result<(), String> {
+    let Options {
+        json,
+        filter,
+        timeout,
+        strict,
+        jobs,
+    } = options;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
@@ -105,10 +128,16 @@ pub(crate) fn run(
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     capture_panics();
     let started = Instant::now();
-    let (cells, skipped, errors) = runtime.block_on(run_matrix(filter.as_deref(), timeout))?;
+    let (cells, skipped, errors) =
+        runtime.block_on(run_matrix(filter.as_deref(), timeout, jobs.max(1)))?;
     let _ = std::panic::take_hook();
+    let wall = started.elapsed();
 
-    let mut summary = Summary::default();
+    let mut summary = Summary {
+        wall_ms: wall.as_millis(),
+        cell_ms: cells.iter().map(|c| c.duration_ms).sum(),
+        ..Summary::default()
+    };
     for cell in &cells {
         match cell.outcome {
             "passed" => summary.passed += 1,
@@ -127,11 +156,13 @@ pub(crate) fn run(
         );
     }
     println!(
-        "conformance: {} passed, {} failed, {} skipped in {:.1}s",
+        "conformance: {} passed, {} failed, {} skipped in {:.1}s ({:.1}s of cell time, {} at once)",
         summary.passed,
         summary.failed,
         summary.skipped,
-        started.elapsed().as_secs_f32()
+        wall.as_secs_f32(),
+        summary.cell_ms as f64 / 1000.0,
+        jobs.max(1),
     );
     print_skipped(&skipped, strict);
     let failed = summary.failed;
@@ -170,20 +201,20 @@ pub(crate) fn run(
 }
 
 /// One planned cell.
-enum Planned<'a> {
+enum Planned {
     Store {
-        target: &'a stores::StoreTarget,
+        target: Arc<stores::StoreTarget>,
         behaviour: &'static StoreBehavior,
     },
     Provider {
-        harness: &'a Arc<dyn ProviderHarness>,
+        harness: Arc<dyn ProviderHarness>,
         flow: FlowKind,
-        target: &'a stores::StoreTarget,
+        target: Arc<stores::StoreTarget>,
         behaviour: &'static ProviderBehavior,
     },
 }
 
-impl Planned<'_> {
+impl Planned {
     fn suite(&self) -> &'static str {
         match self {
             Self::Store { .. } => "store",
@@ -207,13 +238,51 @@ impl Planned<'_> {
             Self::Provider { behaviour, .. } => behaviour.name,
         }
     }
+    /// Cells that share server state run one after another: a provider harness's cells
+    /// (faults and switches are per server). Every other cell has a group of its own.
+    fn group(&self, index: usize) -> String {
+        match self {
+            Self::Provider { harness, .. } => format!("provider {}", harness.name()),
+            Self::Store { .. } => format!("cell {index}"),
+        }
+    }
+}
+
+/// Progress across concurrent cells: done, running, and an estimate of what is left.
+struct Progress {
+    total: usize,
+    done: AtomicUsize,
+    running: AtomicUsize,
+    started: Instant,
+}
+
+impl Progress {
+    fn line(&self, done: usize) -> String {
+        let width = self.total.to_string().len();
+        let running = self.running.load(Ordering::Relaxed);
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let eta = if done == 0 {
+            "--:--".to_owned()
+        } else {
+            let left = elapsed / done as f64 * (self.total - done) as f64;
+            format!("{}:{:02}", left as u64 / 60, left as u64 % 60)
+        };
+        format!(
+            "[{done:>width$}/{} · {running:>2} running · ETA {eta}]",
+            self.total
+        )
+    }
 }
 
 /// What a run produced: its cells, the backends it skipped, and the backends that failed
 /// to start.
 type MatrixRun = (Vec<Cell>, Vec<SkippedBackend>, Vec<String>);
 
-async fn run_matrix(filter: Option<&str>, timeout: Duration) -> Result<MatrixRun, String> {
+async fn run_matrix(
+    filter: Option<&str>,
+    timeout: Duration,
+    jobs: usize,
+) -> Result<MatrixRun, String> {
     let targets = stores::available().await;
     let providers = providers::available().await;
     let skipped: Vec<SkippedBackend> = targets
@@ -234,10 +303,14 @@ async fn run_matrix(filter: Option<&str>, timeout: Duration) -> Result<MatrixRun
     for error in &errors {
         eprintln!("error: {error}");
     }
+    let stores: Vec<Arc<stores::StoreTarget>> = targets.stores.into_iter().map(Arc::new).collect();
     let mut plan = Vec::new();
-    for target in &targets.stores {
+    for target in &stores {
         for behaviour in STORE_SUITE {
-            plan.push(Planned::Store { target, behaviour });
+            plan.push(Planned::Store {
+                target: target.clone(),
+                behaviour,
+            });
         }
     }
     for (index, harness) in providers.harnesses.iter().enumerate() {
@@ -247,16 +320,16 @@ async fn run_matrix(filter: Option<&str>, timeout: Duration) -> Result<MatrixRun
             .iter()
             .all(|h| h.provider().id() != harness.provider().id());
         let every_store = first_of_provider || harness.provider().id() == "standard";
-        for target in &targets.stores {
+        for target in &stores {
             if target.name != "memory" && !every_store {
                 continue;
             }
             for flow in harness.flows() {
                 for behaviour in PROVIDER_SUITE {
                     plan.push(Planned::Provider {
-                        harness,
+                        harness: harness.clone(),
                         flow,
-                        target,
+                        target: target.clone(),
                         behaviour,
                     });
                 }
@@ -271,48 +344,90 @@ async fn run_matrix(filter: Option<&str>, timeout: Duration) -> Result<MatrixRun
         })
     });
 
-    let total = plan.len();
-    let width = total.to_string().len();
-    let mut cells = Vec::with_capacity(total);
+    // Groups of cells that must not overlap, the largest first: they set the wall time.
+    let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (index, planned) in plan.iter().enumerate() {
-        let column = match planned.provider() {
-            Some(provider) => format!("{provider}+{}", planned.store()),
-            None => planned.store().to_owned(),
-        };
-        eprint!(
-            "[{:>width$}/{total}] {:<8} {:<40} {:<52} ",
-            index + 1,
-            planned.suite(),
-            column,
-            planned.test()
-        );
-        let (outcome, duration) = run_planned(planned, timeout).await;
-        take_first_panic();
-        eprintln!("{} ({} ms)", outcome.as_str(), duration.as_millis());
-        cells.push(Cell {
-            suite: planned.suite(),
-            provider: planned.provider(),
-            store: Some(planned.store().to_owned()),
-            test: planned.test().to_owned(),
-            outcome: outcome.as_str(),
-            reason: outcome.reason().map(str::to_owned),
-            duration_ms: duration.as_millis(),
+        groups.entry(planned.group(index)).or_default().push(index);
+    }
+    let mut groups: Vec<Vec<usize>> = groups.into_values().collect();
+    groups.sort_by_key(|cells| std::cmp::Reverse(cells.len()));
+
+    let plan = Arc::new(plan);
+    let progress = Arc::new(Progress {
+        total: plan.len(),
+        done: AtomicUsize::new(0),
+        running: AtomicUsize::new(0),
+        started: Instant::now(),
+    });
+    let slots = Arc::new(tokio::sync::Semaphore::new(jobs));
+    let mut tasks = tokio::task::JoinSet::new();
+    for group in groups {
+        let (plan, progress, slots) = (plan.clone(), progress.clone(), slots.clone());
+        tasks.spawn(async move {
+            let _slot = slots
+                .acquire_owned()
+                .await
+                .expect("the semaphore stays open");
+            let mut cells = Vec::with_capacity(group.len());
+            for index in group {
+                progress.running.fetch_add(1, Ordering::Relaxed);
+                let planned = &plan[index];
+                let (outcome, duration) = run_planned(index, planned, timeout).await;
+                progress.running.fetch_sub(1, Ordering::Relaxed);
+                let done = progress.done.fetch_add(1, Ordering::Relaxed) + 1;
+                let column = match planned.provider() {
+                    Some(provider) => format!("{provider}+{}", planned.store()),
+                    None => planned.store().to_owned(),
+                };
+                eprintln!(
+                    "{} {:<8} {:<44} {:<52} {} ({} ms)",
+                    progress.line(done),
+                    planned.suite(),
+                    column,
+                    planned.test(),
+                    outcome.as_str(),
+                    duration.as_millis()
+                );
+                cells.push((
+                    index,
+                    Cell {
+                        suite: planned.suite(),
+                        provider: planned.provider(),
+                        store: Some(planned.store().to_owned()),
+                        test: planned.test().to_owned(),
+                        outcome: outcome.as_str(),
+                        reason: outcome.reason().map(str::to_owned),
+                        duration_ms: duration.as_millis(),
+                    },
+                ));
+            }
+            cells
         });
     }
+    let mut cells: Vec<(usize, Cell)> = Vec::with_capacity(plan.len());
+    while let Some(group) = tasks.join_next().await {
+        cells.extend(group.map_err(|err| format!("a group of cells crashed: {err}"))?);
+    }
+    // The plan's order, whatever order the cells finished in.
+    cells.sort_by_key(|(index, _)| *index);
     drop(plan);
     drop(providers);
-    drop(targets);
-    Ok((cells, skipped, errors))
+    drop(stores);
+    Ok((
+        cells.into_iter().map(|(_, cell)| cell).collect(),
+        skipped,
+        errors,
+    ))
 }
 
 /// How long opening a store or cleaning up after a cell may take.
 const HOUSEKEEPING: Duration = Duration::from_secs(30);
 
-async fn run_planned(planned: &Planned<'_>, timeout: Duration) -> (Outcome, Duration) {
+async fn run_planned(index: usize, planned: &Planned, timeout: Duration) -> (Outcome, Duration) {
     let target = match planned {
         Planned::Store { target, .. } | Planned::Provider { target, .. } => target,
     };
-    let store = match tokio::time::timeout(HOUSEKEEPING, (target.make)()).await {
+    let store = match tokio::time::timeout(HOUSEKEEPING, (target.make)(index)).await {
         Ok(Ok(store)) => store,
         Ok(Err(reason)) => {
             return (
@@ -327,14 +442,12 @@ async fn run_planned(planned: &Planned<'_>, timeout: Duration) -> (Outcome, Dura
             );
         }
     };
-    IN_CELL.store(true, Ordering::SeqCst);
-    let outcome = run_in_cell(planned, store, timeout).await;
-    IN_CELL.store(false, Ordering::SeqCst);
-    outcome
+    run_in_cell(index, planned, store, timeout).await
 }
 
 async fn run_in_cell(
-    planned: &Planned<'_>,
+    index: usize,
+    planned: &Planned,
     store: Arc<dyn grantkit_core::TokenStore>,
     timeout: Duration,
 ) -> (Outcome, Duration) {
@@ -345,7 +458,7 @@ async fn run_in_cell(
             }
             let fixture = StoreFixture::new(store);
             let cleanup = fixture.clone();
-            let result = run_cell((behaviour.run)(fixture), timeout).await;
+            let result = run_cell(CELL.scope(index, (behaviour.run)(fixture)), timeout).await;
             let _ = tokio::time::timeout(HOUSEKEEPING, cleanup.cleanup()).await;
             result
         }
@@ -356,22 +469,25 @@ async fn run_in_cell(
             ..
         } => {
             let fixture = ProviderFixture {
-                harness: Arc::clone(harness),
+                harness: harness.clone(),
                 flow: *flow,
                 store,
             };
             if let Some(reason) = behaviour.skip_reason(&fixture) {
                 return (Outcome::Skipped(reason), Duration::ZERO);
             }
-            let result = run_cell((behaviour.run)(fixture), timeout).await;
+            let result = run_cell(CELL.scope(index, (behaviour.run)(fixture)), timeout).await;
             // A cell that failed half-way must not leave its faults to the next one.
             let _ = tokio::time::timeout(HOUSEKEEPING, harness.clear_faults()).await;
             result
         }
     };
     let outcome = match result.outcome {
-        Outcome::Failed(message) => Outcome::Failed(take_first_panic().unwrap_or(message)),
-        other => other,
+        Outcome::Failed(message) => Outcome::Failed(take_first_panic(index).unwrap_or(message)),
+        other => {
+            take_first_panic(index);
+            other
+        }
     };
     (outcome, result.duration)
 }

@@ -36,10 +36,24 @@ enum Task {
         /// Seconds before a cell is failed as hung.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
+        /// Cells run at once. Most wait on servers, timeouts and lease TTLs rather than
+        /// the CPU, so many more than the cores.
+        #[arg(long, default_value_t = 12)]
+        jobs: usize,
         /// Fail when a backend is skipped because a tool it needs (Node.js, redis-server)
         /// is missing, instead of running the rest and listing what was skipped.
         #[arg(long)]
         strict: bool,
+    },
+    /// Runs the whole conformance matrix several times, each in a fresh process, and
+    /// fails when a cell does not end the same way every time.
+    ConformanceRepeat {
+        /// How many runs.
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+        /// Cells at once in each run.
+        #[arg(long, default_value_t = 12)]
+        jobs: usize,
     },
     /// Runs the benchmarks and prints each as a ratio to its baseline.
     Bench {
@@ -66,12 +80,15 @@ fn main() -> ExitCode {
             filter,
             timeout,
             strict,
-        } => conformance::run(
+            jobs,
+        } => conformance::run(conformance::Options {
             json,
             filter,
-            std::time::Duration::from_secs(timeout),
+            timeout: std::time::Duration::from_secs(timeout),
             strict,
-        ),
+            jobs,
+        }),
+        Task::ConformanceRepeat { runs, jobs } => conformance::repeat::run(runs, jobs),
         Task::Bench {
             json,
             package,

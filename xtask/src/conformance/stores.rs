@@ -7,9 +7,11 @@ use grantkit_store_file::FileTokenStore;
 use grantkit_store_redis::testing::{TestRedis, redis_server_installed};
 use std::sync::Arc;
 
-/// Builds a store for one cell.
+/// Builds the store of one cell (its index in the plan): each cell gets a store of its
+/// own (a fresh memory store, its own directory, its own Redis key prefix), so cells
+/// running at the same time never see each other's grants.
 pub(crate) type Factory =
-    Arc<dyn Fn() -> BoxFuture<'static, Result<Arc<dyn TokenStore>, String>> + Send + Sync>;
+    Arc<dyn Fn(usize) -> BoxFuture<'static, Result<Arc<dyn TokenStore>, String>> + Send + Sync>;
 
 /// A store backend of the matrix.
 pub(crate) struct StoreTarget {
@@ -82,7 +84,7 @@ pub(crate) async fn available() -> Targets {
 pub(crate) fn memory() -> StoreTarget {
     StoreTarget {
         name: "memory".to_owned(),
-        make: Arc::new(|| {
+        make: Arc::new(|_| {
             Box::pin(async { Ok(Arc::new(MemoryTokenStore::new()) as Arc<dyn TokenStore>) })
         }),
         _guard: None,
@@ -104,8 +106,8 @@ async fn file() -> Result<StoreTarget, String> {
     let root = dir.path().join("tokens");
     Ok(StoreTarget {
         name: "file".to_owned(),
-        make: Arc::new(move || {
-            let root = root.clone();
+        make: Arc::new(move |cell| {
+            let root = root.join(format!("cell-{cell}"));
             Box::pin(async move {
                 FileTokenStore::open(root)
                     .await
@@ -121,7 +123,8 @@ fn redis_target(name: &str, redis: Arc<TestRedis>) -> StoreTarget {
     let server = redis.clone();
     StoreTarget {
         name: name.to_owned(),
-        make: Arc::new(move || {
+        // `store()` gives each store a random key prefix of its own.
+        make: Arc::new(move |_| {
             let server = server.clone();
             Box::pin(async move {
                 server
