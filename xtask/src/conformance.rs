@@ -2,6 +2,7 @@
 
 mod providers;
 pub(crate) mod repeat;
+mod report;
 mod stores;
 
 use grantkit_conformance::{
@@ -104,9 +105,16 @@ fn take_first_panic(cell: usize) -> Option<String> {
         .and_then(|panics| panics.into_iter().next())
 }
 
-/// How a run goes: which cells, how many at once, how long each may take.
+/// Cells at once by default: most wait on servers, timeouts and lease TTLs rather than
+/// the CPU, so many more than the cores.
+pub(crate) const DEFAULT_JOBS: usize = 12;
+
+/// How a run goes: which cells, how many at once, how long each may take, and where the
+/// reports go.
 pub(crate) struct Options {
     pub(crate) json: Option<PathBuf>,
+    pub(crate) junit: Option<PathBuf>,
+    pub(crate) html: Option<PathBuf>,
     pub(crate) filter: Option<String>,
     pub(crate) timeout: Duration,
     pub(crate) strict: bool,
@@ -116,6 +124,8 @@ pub(crate) struct Options {
 pub(crate) fn run(options: Options) -> Result<(), String> {
     let Options {
         json,
+        junit,
+        html,
         filter,
         timeout,
         strict,
@@ -167,15 +177,27 @@ pub(crate) fn run(options: Options) -> Result<(), String> {
     print_skipped(&skipped, strict);
     let failed = summary.failed;
     let skipped_backends = skipped.len();
-    if let Some(path) = json {
-        let report = Report {
-            summary,
-            skipped_backends: skipped,
-            cells,
-        };
-        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let report = Report {
+        summary,
+        skipped_backends: skipped,
+        cells,
+    };
+    let write = |path: &PathBuf, text: String| {
+        std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         println!("conformance: wrote {}", path.display());
+        Ok::<(), String>(())
+    };
+    if let Some(path) = &json {
+        write(
+            path,
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?,
+        )?;
+    }
+    if let Some(path) = &junit {
+        write(path, report::junit(&report))?;
+    }
+    if let Some(path) = &html {
+        write(path, report::html(&report)?)?;
     }
     for error in &errors {
         println!("ERROR {error}");
@@ -427,8 +449,8 @@ async fn run_planned(index: usize, planned: &Planned, timeout: Duration) -> (Out
     let target = match planned {
         Planned::Store { target, .. } | Planned::Provider { target, .. } => target,
     };
-    let store = match tokio::time::timeout(HOUSEKEEPING, (target.make)(index)).await {
-        Ok(Ok(store)) => store,
+    let handles = match tokio::time::timeout(HOUSEKEEPING, (target.make)(index)).await {
+        Ok(Ok(handles)) => handles,
         Ok(Err(reason)) => {
             return (
                 Outcome::Failed(format!("could not open the store: {reason}")),
@@ -442,21 +464,24 @@ async fn run_planned(index: usize, planned: &Planned, timeout: Duration) -> (Out
             );
         }
     };
-    run_in_cell(index, planned, store, timeout).await
+    run_in_cell(index, planned, handles, timeout).await
 }
 
 async fn run_in_cell(
     index: usize,
     planned: &Planned,
-    store: Arc<dyn grantkit_core::TokenStore>,
+    (store, second): stores::Handles,
     timeout: Duration,
 ) -> (Outcome, Duration) {
     let result = match planned {
         Planned::Store { behaviour, .. } => {
-            if let Some(reason) = behaviour.skip_reason(store.as_ref()) {
+            let mut fixture = StoreFixture::new(store);
+            if let Some(second) = second {
+                fixture = fixture.with_second_handle(second);
+            }
+            if let Some(reason) = behaviour.skip_reason(&fixture) {
                 return (Outcome::Skipped(reason), Duration::ZERO);
             }
-            let fixture = StoreFixture::new(store);
             let cleanup = fixture.clone();
             let result = run_cell(CELL.scope(index, (behaviour.run)(fixture)), timeout).await;
             let _ = tokio::time::timeout(HOUSEKEEPING, cleanup.cleanup()).await;

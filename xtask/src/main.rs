@@ -30,6 +30,12 @@ enum Task {
         /// Also write the results as JSON to this path.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Also write the results as JUnit XML (one testcase per cell) to this path.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Also write the matrix as one self-contained HTML page to this path.
+        #[arg(long)]
+        html: Option<PathBuf>,
         /// Run only cells whose backend or behaviour name contains this text.
         #[arg(long)]
         filter: Option<String>,
@@ -38,7 +44,7 @@ enum Task {
         timeout: u64,
         /// Cells run at once. Most wait on servers, timeouts and lease TTLs rather than
         /// the CPU, so many more than the cores.
-        #[arg(long, default_value_t = 12)]
+        #[arg(long, default_value_t = conformance::DEFAULT_JOBS)]
         jobs: usize,
         /// Fail when a backend is skipped because a tool it needs (Node.js, redis-server)
         /// is missing, instead of running the rest and listing what was skipped.
@@ -52,7 +58,7 @@ enum Task {
         #[arg(long, default_value_t = 10)]
         runs: usize,
         /// Cells at once in each run.
-        #[arg(long, default_value_t = 12)]
+        #[arg(long, default_value_t = conformance::DEFAULT_JOBS)]
         jobs: usize,
     },
     /// Runs the benchmarks and prints each as a ratio to its baseline.
@@ -77,12 +83,16 @@ fn main() -> ExitCode {
         Task::Ci { no_test } => ci::run(!no_test),
         Task::Conformance {
             json,
+            junit,
+            html,
             filter,
             timeout,
             strict,
             jobs,
         } => conformance::run(conformance::Options {
             json,
+            junit,
+            html,
             filter,
             timeout: std::time::Duration::from_secs(timeout),
             strict,

@@ -26,6 +26,9 @@ pub enum StoreRequirement {
     CrossProcessLeases,
     /// [`StoreCapabilities::pending_authorizations`](grantkit_core::store::StoreCapabilities).
     PendingAuthorizations,
+    /// A second handle on the same storage ([`StoreFixture::with_second_handle`]): a
+    /// second store opened on the same directory, a second connection to the same Redis.
+    SecondHandle,
 }
 
 /// One behaviour of the store suite.
@@ -49,9 +52,9 @@ impl std::fmt::Debug for StoreBehavior {
 }
 
 impl StoreBehavior {
-    /// Why the behaviour cannot run on `store`, or `None` when it can.
-    pub fn skip_reason(&self, store: &dyn TokenStore) -> Option<String> {
-        let caps = store.capabilities();
+    /// Why the behaviour cannot run on `fixture`, or `None` when it can.
+    pub fn skip_reason(&self, fixture: &StoreFixture) -> Option<String> {
+        let caps = fixture.store.capabilities();
         let missing: Vec<&str> = self
             .requires
             .iter()
@@ -59,27 +62,38 @@ impl StoreBehavior {
                 StoreRequirement::Leases => !caps.leases,
                 StoreRequirement::CrossProcessLeases => !caps.cross_process_leases,
                 StoreRequirement::PendingAuthorizations => !caps.pending_authorizations,
+                StoreRequirement::SecondHandle => false,
             })
             .map(|r| match r {
                 StoreRequirement::Leases => "leases",
                 StoreRequirement::CrossProcessLeases => "cross_process_leases",
                 StoreRequirement::PendingAuthorizations => "pending_authorizations",
+                StoreRequirement::SecondHandle => "",
             })
             .collect();
-        (!missing.is_empty()).then(|| {
-            format!(
+        if !missing.is_empty() {
+            return Some(format!(
                 "the store does not declare the capability {}",
                 missing.join(", ")
-            )
-        })
+            ));
+        }
+        (self.requires.contains(&StoreRequirement::SecondHandle) && fixture.second.is_none()).then(
+            || {
+                "no second handle on the same storage was given (a store that lives in one \
+                 process has none)"
+                    .to_owned()
+            },
+        )
     }
 }
 
-/// The store under test and a random namespace for this run's keys.
+/// The store under test, maybe a second handle on the same storage, and a random
+/// namespace for this run's keys.
 #[derive(Clone, Debug)]
 pub struct StoreFixture {
     /// The store.
     pub store: Arc<dyn TokenStore>,
+    second: Option<Arc<dyn TokenStore>>,
     namespace: String,
 }
 
@@ -89,7 +103,27 @@ impl StoreFixture {
         let mut id = [0u8; 6];
         rand::rng().fill_bytes(&mut id);
         let namespace = id.iter().map(|b| format!("{b:02x}")).collect();
-        Self { store, namespace }
+        Self {
+            store,
+            second: None,
+            namespace,
+        }
+    }
+
+    /// Adds a second handle on the same storage, opened apart from `store` (a second
+    /// `FileTokenStore` on the same directory, a second Redis connection with the same
+    /// prefix): the behaviours that need [`StoreRequirement::SecondHandle`] prove
+    /// compare-and-swap and leases between the two, as between two processes.
+    pub fn with_second_handle(mut self, second: Arc<dyn TokenStore>) -> Self {
+        self.second = Some(second);
+        self
+    }
+
+    /// The second handle (the behaviours that need it are skipped without one).
+    fn second(&self) -> &Arc<dyn TokenStore> {
+        self.second
+            .as_ref()
+            .expect("a behaviour that needs a second handle runs only with one")
     }
 
     /// This run's provider id: every key of the run has it.
@@ -112,18 +146,26 @@ impl StoreFixture {
     }
 }
 
-/// Runs the behaviour `name` on `store` as a test: skipped (with a message) when the
-/// store lacks a capability it needs, else run and cleaned up after.
-pub async fn run_store_test(name: &str, store: Arc<dyn TokenStore>) {
+/// Runs the behaviour `name` on `store` (and `second`, a second handle on the same
+/// storage, when given) as a test: skipped (with a message) when the store lacks a
+/// capability it needs, else run and cleaned up after.
+pub async fn run_store_test(
+    name: &str,
+    store: Arc<dyn TokenStore>,
+    second: Option<Arc<dyn TokenStore>>,
+) {
     let behaviour = STORE_SUITE
         .iter()
         .find(|b| b.name == name)
         .unwrap_or_else(|| panic!("no store behaviour named {name}"));
-    if let Some(reason) = behaviour.skip_reason(store.as_ref()) {
+    let mut fixture = StoreFixture::new(store);
+    if let Some(second) = second {
+        fixture = fixture.with_second_handle(second);
+    }
+    if let Some(reason) = behaviour.skip_reason(&fixture) {
         eprintln!("skipped {name}: {reason}");
         return;
     }
-    let fixture = StoreFixture::new(store);
     // In its own task, so this run's keys are cleaned up even when the behaviour fails.
     let outcome = tokio::spawn((behaviour.run)(fixture.clone())).await;
     fixture.cleanup().await;
@@ -168,6 +210,10 @@ macro_rules! __store_suite {
             pending_take_is_single_use [PendingAuthorizations],
             pending_unknown_is_none [PendingAuthorizations],
             concurrent_pending_take_has_one_winner [PendingAuthorizations],
+            handles_see_and_refuse_each_others_writes [SecondHandle],
+            increments_across_handles_lose_nothing [SecondHandle],
+            lease_is_exclusive_across_handles [CrossProcessLeases, SecondHandle],
+            lease_expires_for_the_other_handle [CrossProcessLeases, SecondHandle],
         );
     };
     (@expand registry [] $($name:ident [$($req:ident),*]),* $(,)?) => {
@@ -185,7 +231,19 @@ macro_rules! __store_suite {
             #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $name() {
                 let store: $crate::__private::Arc<dyn $crate::__private::TokenStore> = $make;
-                $crate::store::run_store_test(stringify!($name), store).await;
+                $crate::store::run_store_test(stringify!($name), store, None).await;
+            }
+        )*
+    };
+    (@expand pairs [$make:expr] $($name:ident [$($req:ident),*]),* $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let (store, second): (
+                    $crate::__private::Arc<dyn $crate::__private::TokenStore>,
+                    $crate::__private::Arc<dyn $crate::__private::TokenStore>,
+                ) = $make;
+                $crate::store::run_store_test(stringify!($name), store, Some(second)).await;
             }
         )*
     };
@@ -200,8 +258,24 @@ macro_rules! __store_suite {
 /// grantkit_conformance::store_tests!(std::sync::Arc::new(grantkit_core::MemoryTokenStore::new()));
 /// # fn main() {}
 /// ```
+///
+/// A store that several processes share gives a pair instead: two handles opened apart on
+/// the same storage, and the behaviours across handles run too.
+///
+/// ```
+/// //! tests/conformance.rs of a store crate (here the memory store, whose clones share
+/// //! one map: a stand-in for a store opened twice)
+/// grantkit_conformance::store_tests!(pair: {
+///     let store = std::sync::Arc::new(grantkit_core::MemoryTokenStore::new());
+///     (store.clone(), store)
+/// });
+/// # fn main() {}
+/// ```
 #[macro_export]
 macro_rules! store_tests {
+    (pair: $make_pair:expr) => {
+        $crate::__store_suite!(@list pairs [$make_pair]);
+    };
     ($make:expr) => {
         $crate::__store_suite!(@list tests [$make]);
     };
@@ -1040,4 +1114,162 @@ pub async fn concurrent_pending_take_has_one_winner(fixture: StoreFixture) {
         winners, 1,
         "{winners} takers got the same pending authorization"
     );
+}
+
+// ---- across two handles on one storage ---------------------------------------------------
+
+/// A write through one handle is what the other reads, and a write based on a version the
+/// other has replaced is refused: compare-and-swap holds between handles as within one.
+async fn handles_see_and_refuse_each_others_writes(f: StoreFixture) {
+    let (a, b) = (&f.store, f.second());
+    let key = f.key("across-handles");
+    let first = a
+        .put(&key, &small_token_set("from-a"), Precondition::Absent)
+        .await
+        .unwrap();
+    let seen = b.get(&key).await.unwrap().expect("b reads a's write");
+    assert_eq!(seen.version, first);
+    assert_eq!(seen.value.access_token.expose_secret(), "from-a");
+    let err = b
+        .put(&key, &small_token_set("b-too"), Precondition::Absent)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+    let second = b
+        .put(
+            &key,
+            &small_token_set("from-b"),
+            Precondition::Version(first),
+        )
+        .await
+        .unwrap();
+    assert_ne!(second, first);
+    let err = a
+        .put(
+            &key,
+            &small_token_set("stale"),
+            Precondition::Version(first),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Conflict { .. }),
+        "a stale write: {err:?}"
+    );
+    let now = a.get(&key).await.unwrap().unwrap();
+    assert_eq!(now.version, second);
+    assert_eq!(now.value.access_token.expose_secret(), "from-b");
+    let err = a
+        .delete(&key, Precondition::Version(first))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Conflict { .. }),
+        "a stale delete: {err:?}"
+    );
+    assert!(a.delete(&key, Precondition::Version(second)).await.unwrap());
+    assert!(b.get(&key).await.unwrap().is_none());
+}
+
+/// Tasks on two handles increment one counter with compare-and-swap: no increment is lost.
+async fn increments_across_handles_lose_nothing(f: StoreFixture) {
+    const TASKS_PER_HANDLE: u64 = 4;
+    const INCREMENTS: u64 = 25;
+    let key = f.key("counter-across-handles");
+    f.store
+        .put(&key, &counter_token_set(0), Precondition::Absent)
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for handle in [f.store.clone(), f.second().clone()] {
+        for _ in 0..TASKS_PER_HANDLE {
+            let (store, key) = (handle.clone(), key.clone());
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..INCREMENTS {
+                    loop {
+                        let current = store.get(&key).await.unwrap().expect("the counter");
+                        let next = counter_token_set(count_of(&current.value) + 1);
+                        match store
+                            .put(&key, &next, Precondition::Version(current.version))
+                            .await
+                        {
+                            Ok(_) => break,
+                            Err(Error::Conflict { .. }) => continue,
+                            Err(err) => panic!("increment failed: {err}"),
+                        }
+                    }
+                }
+            }));
+        }
+    }
+    for task in tasks {
+        task.await.expect("an incrementing task panicked");
+    }
+    let total = f.second().get(&key).await.unwrap().unwrap().value;
+    assert_eq!(count_of(&total), 2 * TASKS_PER_HANDLE * INCREMENTS);
+}
+
+/// A lease taken through one handle keeps the other out until released; the other handle
+/// can neither renew nor release it.
+async fn lease_is_exclusive_across_handles(f: StoreFixture) {
+    let (a, b) = (&f.store, f.second());
+    let key = f.key("lease-across-handles");
+    let held = a
+        .try_lease(&key, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .expect("a takes the lease");
+    assert!(
+        b.try_lease(&key, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A holder b never issued: b's own attempt, not a's lease value.
+    let imposter = grantkit_core::store::Lease::new_holder(key.clone());
+    assert!(
+        b.renew_lease(&imposter, Duration::from_secs(30))
+            .await
+            .is_err()
+    );
+    let _ = b.release_lease(&imposter).await;
+    assert!(
+        b.try_lease(&key, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_none(),
+        "a release by someone else did not free it"
+    );
+    a.renew_lease(&held, Duration::from_secs(30)).await.unwrap();
+    a.release_lease(&held).await.unwrap();
+    let taken = b
+        .try_lease(&key, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .expect("b takes the released lease");
+    b.release_lease(&taken).await.unwrap();
+}
+
+/// A holder that stops renewing (a process that died) loses the lease to the other handle
+/// once its TTL has passed: short TTL, polled, on real time.
+async fn lease_expires_for_the_other_handle(f: StoreFixture) {
+    let (a, b) = (&f.store, f.second());
+    let key = f.key("lease-expiry-across-handles");
+    let _dead = a
+        .try_lease(&key, Duration::from_millis(300))
+        .await
+        .unwrap()
+        .expect("a takes the lease");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let taken = loop {
+        if let Some(lease) = b.try_lease(&key, Duration::from_secs(30)).await.unwrap() {
+            break lease;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the lease never expired for the other handle"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    b.release_lease(&taken).await.unwrap();
 }

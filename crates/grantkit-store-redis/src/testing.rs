@@ -620,6 +620,18 @@ impl TestRedis {
         vec![location, (crate::ENV_PREFIX, prefix.to_owned())]
     }
 
+    /// Two stores on it with one fresh random key prefix, each on its own connection: two
+    /// handles on the same grants, as two processes would have.
+    pub async fn store_pair(&self) -> grantkit_core::Result<(RedisTokenStore, RedisTokenStore)> {
+        let prefix = random_prefix();
+        let builder = || {
+            RedisTokenStoreBuilder::new()
+                .topology(self.topology.clone())
+                .key_prefix(prefix.clone())
+        };
+        Ok((builder().build().await?, builder().build().await?))
+    }
+
     /// A store on it with a fresh random key prefix.
     pub async fn store(&self) -> grantkit_core::Result<RedisTokenStore> {
         self.store_builder().build().await
@@ -636,6 +648,32 @@ impl TestRedis {
             .store()
             .await
             .unwrap_or_else(|e| panic!("cannot connect to the test Redis: {e}"))
+    }
+
+    /// Two handles (connections) with one prefix of their own on the shared standalone
+    /// server; panics with the harness's message when there is no Redis. For tests.
+    pub async fn shared_standalone_pair() -> (RedisTokenStore, RedisTokenStore) {
+        let redis = tokio::task::spawn_blocking(Self::standalone)
+            .await
+            .expect("starting Redis panicked")
+            .unwrap_or_else(|e| panic!("no Redis for the test: {e}"));
+        redis
+            .store_pair()
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to the test Redis: {e}"))
+    }
+
+    /// Two handles (connections) with one prefix of their own on the shared cluster;
+    /// panics with the harness's message when there is no Redis. For tests.
+    pub async fn shared_cluster_pair() -> (RedisTokenStore, RedisTokenStore) {
+        let redis = tokio::task::spawn_blocking(Self::cluster)
+            .await
+            .expect("starting the Redis Cluster panicked")
+            .unwrap_or_else(|e| panic!("no Redis Cluster for the test: {e}"));
+        redis
+            .store_pair()
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to the test Redis Cluster: {e}"))
     }
 
     /// A store with its own prefix on the shared cluster; panics with the harness's

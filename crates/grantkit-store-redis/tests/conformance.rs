@@ -1,13 +1,21 @@
-//! The store suite, on a standalone Redis server and on a 3-master Redis Cluster.
+//! The store suite, on a standalone Redis server and on a 3-master Redis Cluster, each
+//! test with two handles (connections) on one key prefix, as two processes would have.
+
+use grantkit_store_redis::testing::TestRedis;
+use std::sync::Arc;
 
 mod standalone {
-    grantkit_conformance::store_tests!(std::sync::Arc::new(
-        grantkit_store_redis::testing::TestRedis::shared_standalone_store().await
-    ));
+    use super::*;
+    grantkit_conformance::store_tests!(pair: {
+        let (a, b) = TestRedis::shared_standalone_pair().await;
+        (Arc::new(a), Arc::new(b))
+    });
 }
 
 mod cluster {
-    grantkit_conformance::store_tests!(std::sync::Arc::new(
-        grantkit_store_redis::testing::TestRedis::shared_cluster_store().await
-    ));
+    use super::*;
+    grantkit_conformance::store_tests!(pair: {
+        let (a, b) = TestRedis::shared_cluster_pair().await;
+        (Arc::new(a), Arc::new(b))
+    });
 }

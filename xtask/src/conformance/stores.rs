@@ -7,11 +7,15 @@ use grantkit_store_file::FileTokenStore;
 use grantkit_store_redis::testing::{TestRedis, redis_server_installed};
 use std::sync::Arc;
 
+/// Two handles on one storage, or one where the store lives in a single process.
+pub(crate) type Handles = (Arc<dyn TokenStore>, Option<Arc<dyn TokenStore>>);
+
 /// Builds the store of one cell (its index in the plan): each cell gets a store of its
 /// own (a fresh memory store, its own directory, its own Redis key prefix), so cells
-/// running at the same time never see each other's grants.
+/// running at the same time never see each other's grants; with a second handle on the
+/// same storage where the backend can be opened twice.
 pub(crate) type Factory =
-    Arc<dyn Fn(usize) -> BoxFuture<'static, Result<Arc<dyn TokenStore>, String>> + Send + Sync>;
+    Arc<dyn Fn(usize) -> BoxFuture<'static, Result<Handles, String>> + Send + Sync>;
 
 /// A store backend of the matrix.
 pub(crate) struct StoreTarget {
@@ -85,7 +89,12 @@ pub(crate) fn memory() -> StoreTarget {
     StoreTarget {
         name: "memory".to_owned(),
         make: Arc::new(|_| {
-            Box::pin(async { Ok(Arc::new(MemoryTokenStore::new()) as Arc<dyn TokenStore>) })
+            Box::pin(async {
+                Ok((
+                    Arc::new(MemoryTokenStore::new()) as Arc<dyn TokenStore>,
+                    None,
+                ))
+            })
         }),
         _guard: None,
     }
@@ -109,10 +118,13 @@ async fn file() -> Result<StoreTarget, String> {
         make: Arc::new(move |cell| {
             let root = root.join(format!("cell-{cell}"));
             Box::pin(async move {
-                FileTokenStore::open(root)
-                    .await
-                    .map(|s| Arc::new(s) as Arc<dyn TokenStore>)
-                    .map_err(|e| e.to_string())
+                let open = || async {
+                    FileTokenStore::open(root.clone())
+                        .await
+                        .map(|s| Arc::new(s) as Arc<dyn TokenStore>)
+                        .map_err(|e| e.to_string())
+                };
+                Ok((open().await?, Some(open().await?)))
             })
         }),
         _guard: Some(dir),
@@ -123,15 +135,15 @@ fn redis_target(name: &str, redis: Arc<TestRedis>) -> StoreTarget {
     let server = redis.clone();
     StoreTarget {
         name: name.to_owned(),
-        // `store()` gives each store a random key prefix of its own.
+        // Each pair gets a random key prefix of its own.
         make: Arc::new(move |_| {
             let server = server.clone();
             Box::pin(async move {
-                server
-                    .store()
-                    .await
-                    .map(|s| Arc::new(s) as Arc<dyn TokenStore>)
-                    .map_err(|e| e.to_string())
+                let (a, b) = server.store_pair().await.map_err(|e| e.to_string())?;
+                Ok((
+                    Arc::new(a) as Arc<dyn TokenStore>,
+                    Some(Arc::new(b) as Arc<dyn TokenStore>),
+                ))
             })
         }),
         _guard: Some(redis),
