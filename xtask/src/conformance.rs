@@ -384,12 +384,16 @@ async fn run_matrix(
     let slots = Arc::new(tokio::sync::Semaphore::new(jobs));
     let mut tasks = tokio::task::JoinSet::new();
     for group in groups {
-        let (plan, progress, slots) = (plan.clone(), progress.clone(), slots.clone());
+        // Taken here, in order, so the largest groups start first whatever order the
+        // runtime polls the tasks in.
+        let slot = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| "the cell slots closed".to_owned())?;
+        let (plan, progress) = (plan.clone(), progress.clone());
         tasks.spawn(async move {
-            let _slot = slots
-                .acquire_owned()
-                .await
-                .expect("the semaphore stays open");
+            let _slot = slot;
             let mut cells = Vec::with_capacity(group.len());
             for index in group {
                 progress.running.fetch_add(1, Ordering::Relaxed);

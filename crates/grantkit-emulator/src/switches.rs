@@ -291,6 +291,8 @@ fn parse_duration(text: &str) -> Option<Duration> {
     );
     let n: u64 = digits.parse().ok()?;
     let seconds = match unit.trim() {
+        "ns" => return Some(Duration::from_nanos(n)),
+        "us" => return Some(Duration::from_micros(n)),
         "ms" => return Some(Duration::from_millis(n)),
         "" | "s" => 1,
         "m" => 60,
@@ -301,9 +303,17 @@ fn parse_duration(text: &str) -> Option<Duration> {
     n.checked_mul(seconds).map(Duration::from_secs)
 }
 
-/// The largest unit that divides the duration exactly (`1d`, `1h`, `90s`, `1500ms`).
+/// The largest unit that divides the duration exactly (`1d`, `1h`, `90s`, `1500ms`,
+/// `250us`), so that what is shown parses back to the same duration.
 fn show_duration(d: Duration) -> String {
-    if d.subsec_nanos() != 0 {
+    let nanos = d.subsec_nanos();
+    if !nanos.is_multiple_of(1_000) {
+        return format!("{}ns", d.as_nanos());
+    }
+    if !nanos.is_multiple_of(1_000_000) {
+        return format!("{}us", d.as_micros());
+    }
+    if nanos != 0 {
         return format!("{}ms", d.as_millis());
     }
     let s = d.as_secs();
@@ -858,6 +868,17 @@ mod tests {
         assert_eq!(q.expire_access_path, "/expire");
         assert_eq!(show_duration(Duration::from_millis(1500)), "1500ms");
         assert_eq!(show_duration(Duration::from_secs(7200)), "2h");
+        // Whatever is shown parses back to the same duration, below a millisecond too.
+        for d in [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_micros(250),
+            Duration::from_millis(1),
+            Duration::from_secs(90),
+            Duration::new(3, 7),
+        ] {
+            assert_eq!(parse_duration(&show_duration(d)), Some(d), "{d:?}");
+        }
     }
 
     #[test]
