@@ -15,8 +15,18 @@ const MAX_CORE_ROOT: usize = 30;
 /// are found in the code, not in a list of names, so a new one cannot be forgotten.
 pub(crate) fn run() -> Result<(), String> {
     let crates = root().join("crates");
-    let registered = fs::read_to_string(root().join("xtask/Cargo.toml"))
+    let manifest = fs::read_to_string(root().join("xtask/Cargo.toml"))
         .map_err(|e| format!("cannot read xtask/Cargo.toml: {e}"))?;
+    let registration = [
+        "conformance.rs",
+        "conformance/providers.rs",
+        "conformance/stores.rs",
+    ]
+    .iter()
+    .map(|file| fs::read_to_string(root().join("xtask/src").join(file)))
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(|e| format!("cannot read the matrix's registration: {e}"))?
+    .join("\n");
     let mut problems = Vec::new();
     let entries =
         fs::read_dir(&crates).map_err(|e| format!("cannot read {}: {e}", crates.display()))?;
@@ -38,10 +48,7 @@ pub(crate) fn run() -> Result<(), String> {
                 "crates/{name} implements {kind} but has no tests/conformance.rs: every store and provider runs the conformance suite"
             ));
         }
-        let in_matrix = registered.lines().any(|line| {
-            line.trim_start().starts_with(&format!("{name} "))
-                || line.trim_start().starts_with(&format!("{name}."))
-        });
+        let in_matrix = in_matrix(&name, &manifest, &registration);
         if !in_matrix {
             problems.push(format!(
                 "crates/{name} implements {kind} but is not in the conformance matrix: add it to xtask/Cargo.toml and register it in xtask/src/conformance"
@@ -58,7 +65,9 @@ pub(crate) fn run() -> Result<(), String> {
 }
 
 /// Which backend trait the sources under `src` implement (`TokenStore` or `Provider`),
-/// outside tests and mocks.
+/// read with `syn`: any `impl … TokenStore for …` or `impl … Provider for …` (generic or
+/// path-qualified), outside `testing` modules and `#[cfg(test)]` items, which hold
+/// harnesses and doubles rather than backends.
 fn backend_kind(src: &Path) -> Result<Option<&'static str>, String> {
     let mut pending = vec![src.to_path_buf()];
     while let Some(dir) = pending.pop() {
@@ -67,6 +76,12 @@ fn backend_kind(src: &Path) -> Result<Option<&'static str>, String> {
         };
         for entry in entries {
             let path = entry.map_err(|e| e.to_string())?.path();
+            let relative = path.strip_prefix(src).unwrap_or(&path);
+            if relative.components().any(|c| c.as_os_str() == "testing")
+                || path.file_stem().is_some_and(|s| s == "testing")
+            {
+                continue;
+            }
             if path.is_dir() {
                 pending.push(path);
                 continue;
@@ -76,26 +91,53 @@ fn backend_kind(src: &Path) -> Result<Option<&'static str>, String> {
             }
             let text = fs::read_to_string(&path)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            // `testing` modules hold harnesses and doubles, not backends.
-            if path.components().any(|c| c.as_os_str() == "testing")
-                || path.file_stem().is_some_and(|s| s == "testing")
-            {
-                continue;
-            }
-            for (pattern, kind) in [
-                ("impl TokenStore for ", "TokenStore"),
-                ("impl Provider for ", "Provider"),
-            ] {
-                if text
-                    .lines()
-                    .any(|line| line.trim_start().starts_with(pattern))
-                {
-                    return Ok(Some(kind));
-                }
+            let file = syn::parse_file(&text)
+                .map_err(|e| format!("cannot parse {}: {e}", path.display()))?;
+            if let Some(kind) = implemented(&file.items) {
+                return Ok(Some(kind));
             }
         }
     }
     Ok(None)
+}
+
+/// The backend trait implemented among `items`, inline modules included.
+fn implemented(items: &[syn::Item]) -> Option<&'static str> {
+    let for_tests = |attrs: &[syn::Attribute]| {
+        attrs.iter().any(|a| {
+            a.path().is_ident("cfg")
+                && a.parse_args::<syn::Meta>()
+                    .is_ok_and(|m| m.path().is_ident("test"))
+        })
+    };
+    items.iter().find_map(|item| match item {
+        syn::Item::Impl(item) if !for_tests(&item.attrs) => {
+            let (_, path, _) = item.trait_.as_ref()?;
+            match path.segments.last()?.ident.to_string().as_str() {
+                "TokenStore" => Some("TokenStore"),
+                "Provider" => Some("Provider"),
+                _ => None,
+            }
+        }
+        syn::Item::Mod(module) if !for_tests(&module.attrs) && module.ident != "testing" => {
+            implemented(&module.content.as_ref()?.1)
+        }
+        _ => None,
+    })
+}
+
+/// Whether the crate `name` is in the matrix: a `[dependencies]` entry of xtask, used by
+/// the matrix's registration in `xtask/src/conformance`.
+fn in_matrix(name: &str, manifest: &str, registration: &str) -> bool {
+    let dependencies = manifest
+        .split("\n[")
+        .find(|table| table.starts_with("dependencies]"))
+        .unwrap_or("");
+    let declared = dependencies.lines().any(|line| {
+        let key = line.split(['=', '.', ' ']).next().unwrap_or("");
+        key == name
+    });
+    declared && registration.contains(&name.replace('-', "_"))
 }
 
 /// `grantkit-core`'s root is short, and no name is exported at two public paths.
@@ -129,6 +171,43 @@ mod tests {
     #[test]
     fn the_project_is_tidy() {
         super::run().unwrap();
+    }
+
+    #[test]
+    fn mocks_generic_and_qualified_impls_are_told_apart() {
+        let items = |code: &str| syn::parse_file(code).unwrap().items;
+        assert_eq!(
+            implemented(&items(
+                "impl<S: TokenStore> grantkit_core::TokenStore for Sealed<S> {}"
+            )),
+            Some("TokenStore")
+        );
+        assert_eq!(
+            implemented(&items("mod inner { impl Provider for P {} }")),
+            Some("Provider")
+        );
+        assert_eq!(
+            implemented(&items(
+                "#[cfg(test)] mod tests { impl TokenStore for Fake {} }"
+            )),
+            None
+        );
+        assert_eq!(implemented(&items("impl Clone for P {}")), None);
+    }
+
+    #[test]
+    fn the_matrix_is_read_from_dependencies_and_registration() {
+        let manifest = "[package]\nname = \"xtask\"\n\n[dependencies]\ngrantkit-store-a.workspace = true\ngrantkit-store-b = { workspace = true }\n\n[dev-dependencies]\ngrantkit-store-c = \"1\"\n";
+        let registration = "use grantkit_store_a::A; use grantkit_store_c::C;";
+        assert!(in_matrix("grantkit-store-a", manifest, registration));
+        assert!(
+            !in_matrix("grantkit-store-b", manifest, registration),
+            "declared, never registered"
+        );
+        assert!(
+            !in_matrix("grantkit-store-c", manifest, registration),
+            "a dev-dependency"
+        );
     }
 
     #[test]

@@ -263,8 +263,9 @@ macro_rules! __store_suite {
 /// the same storage, and the behaviours across handles run too.
 ///
 /// ```
-/// //! tests/conformance.rs of a store crate (here the memory store, whose clones share
-/// //! one map: a stand-in for a store opened twice)
+/// //! tests/conformance.rs of a store crate (here the memory store given twice: a
+/// //! stand-in only — the same handle twice proves nothing across handles; a real pair
+/// //! opens the storage twice)
 /// grantkit_conformance::store_tests!(pair: {
 ///     let store = std::sync::Arc::new(grantkit_core::MemoryTokenStore::new());
 ///     (store.clone(), store)
@@ -1255,12 +1256,19 @@ async fn lease_is_exclusive_across_handles(f: StoreFixture) {
 async fn lease_expires_for_the_other_handle(f: StoreFixture) {
     let (a, b) = (&f.store, f.second());
     let key = f.key("lease-expiry-across-handles");
-    let _dead = a
-        .try_lease(&key, Duration::from_millis(300))
+    let dead = a
+        .try_lease(&key, Duration::from_secs(2))
         .await
         .unwrap()
         .expect("a takes the lease");
-    let deadline = Instant::now() + Duration::from_secs(10);
+    assert!(
+        b.try_lease(&key, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_none(),
+        "the lease is held until it expires"
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
     let taken = loop {
         if let Some(lease) = b.try_lease(&key, Duration::from_secs(30)).await.unwrap() {
             break lease;
@@ -1271,5 +1279,6 @@ async fn lease_expires_for_the_other_handle(f: StoreFixture) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    assert_ne!(taken.holder, dead.holder);
     b.release_lease(&taken).await.unwrap();
 }

@@ -33,12 +33,21 @@ struct Cell {
 type CellName = (String, Option<String>, Option<String>, String);
 
 pub(crate) fn run(runs: usize, jobs: usize) -> Result<(), String> {
+    if runs < 2 {
+        return Err("--runs must be at least 2: one run has nothing to compare with".to_owned());
+    }
     let dir = crate::root().join("target/conformance-repeat");
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let mut first: Option<BTreeMap<CellName, String>> = None;
     let mut differing: BTreeMap<CellName, Vec<String>> = BTreeMap::new();
     for run in 1..=runs {
         let path = dir.join(format!("run-{run}.json"));
+        // A run that dies before writing its report must not be judged by an older one.
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot remove {}: {e}", path.display())),
+        }
         let jobs = jobs.to_string();
         // A failing cell is reported below with the others; the outcomes are what count.
         let _ = crate::run_command(

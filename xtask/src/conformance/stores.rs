@@ -63,7 +63,7 @@ pub(crate) async fn available() -> Targets {
         ),
     ];
     for (name, variable, start) in columns {
-        if !installed && std::env::var_os(variable).is_none() {
+        if !installed && std::env::var_os(variable).is_none_or(|v| v.is_empty()) {
             skipped.push(SkippedBackend {
                 backend: name.to_owned(),
                 reason: format!("redis-server is not on PATH and {variable} is not set"),
