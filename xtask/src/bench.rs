@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 struct Figure {
     name: String,
     ratio: f64,
@@ -21,13 +21,23 @@ struct Figure {
     baseline_ns: f64,
 }
 
+/// One figure over several runs: the median ratio, and the smallest and largest.
+#[derive(Debug, Serialize)]
+struct Spread {
+    name: String,
+    median: f64,
+    min: f64,
+    max: f64,
+    /// Each run's ratio, in run order.
+    ratios: Vec<f64>,
+}
+
 pub(crate) fn run(
     json: Option<PathBuf>,
     package: Option<String>,
     measurement_time: u64,
+    runs: usize,
 ) -> Result<(), String> {
-    let started = SystemTime::now();
-    let measurement = measurement_time.to_string();
     let targets = bench_targets(package.as_deref())?;
     if targets.is_empty() {
         return Err(format!(
@@ -35,9 +45,56 @@ pub(crate) fn run(
             package.map(|p| format!(" in {p}")).unwrap_or_default()
         ));
     }
+    let runs = runs.max(1);
+    let mut all: Vec<Vec<Figure>> = Vec::with_capacity(runs);
+    for run in 1..=runs {
+        if runs > 1 {
+            eprintln!("==> bench run {run}/{runs}");
+        }
+        all.push(run_once(&targets, measurement_time)?);
+    }
+    println!();
+    for figure in all.last().into_iter().flatten() {
+        println!(
+            "bench {}: {:.2} ({} / {}; {} vs {})",
+            figure.name,
+            figure.ratio,
+            figure.what,
+            figure.baseline,
+            human(figure.what_ns),
+            human(figure.baseline_ns)
+        );
+    }
+    let spreads = spreads(&all);
+    if runs > 1 {
+        println!();
+        for spread in &spreads {
+            println!(
+                "bench {}: median {:.2} over {runs} runs (spread {:.2}–{:.2})",
+                spread.name, spread.median, spread.min, spread.max
+            );
+        }
+    }
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&serde_json::json!({
+            "benches": all.last(),
+            "runs": runs,
+            "spreads": spreads,
+        }))
+        .map_err(|e| e.to_string())?;
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        println!("bench: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Runs every target once and reads the ratios of that run.
+fn run_once(targets: &[(String, String)], measurement_time: u64) -> Result<Vec<Figure>, String> {
+    let started = SystemTime::now();
+    let measurement = measurement_time.to_string();
     // One target at a time: naming each keeps criterion's arguments away from the libtest
     // harness of library targets.
-    for (package, bench) in &targets {
+    for (package, bench) in targets {
         run_command(
             "cargo",
             &[
@@ -56,30 +113,39 @@ pub(crate) fn run(
             &[],
         )?;
     }
-
     let figures = collect(&target_directory()?.join("criterion"), started)?;
     if figures.is_empty() {
         return Err("no benchmark with a baseline ran".to_owned());
     }
-    println!();
-    for figure in &figures {
-        println!(
-            "bench {}: {:.2} ({} / {}; {} vs {})",
-            figure.name,
-            figure.ratio,
-            figure.what,
-            figure.baseline,
-            human(figure.what_ns),
-            human(figure.baseline_ns)
-        );
+    Ok(figures)
+}
+
+/// The median, smallest and largest ratio of each figure across runs.
+fn spreads(runs: &[Vec<Figure>]) -> Vec<Spread> {
+    let mut by_name: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for figure in runs.iter().flatten() {
+        by_name.entry(&figure.name).or_default().push(figure.ratio);
     }
-    if let Some(path) = json {
-        let text = serde_json::to_string_pretty(&serde_json::json!({ "benches": figures }))
-            .map_err(|e| e.to_string())?;
-        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        println!("bench: wrote {}", path.display());
-    }
-    Ok(())
+    by_name
+        .into_iter()
+        .map(|(name, ratios)| {
+            let mut sorted = ratios.clone();
+            sorted.sort_by(f64::total_cmp);
+            let middle = sorted.len() / 2;
+            let median = if sorted.len() % 2 == 0 {
+                (sorted[middle - 1] + sorted[middle]) / 2.0
+            } else {
+                sorted[middle]
+            };
+            Spread {
+                name: name.to_owned(),
+                median,
+                min: sorted[0],
+                max: sorted[sorted.len() - 1],
+                ratios,
+            }
+        })
+        .collect()
 }
 
 fn metadata() -> Result<serde_json::Value, String> {

@@ -72,6 +72,10 @@ enum Task {
         /// Seconds of measurement per benchmark.
         #[arg(long, default_value_t = 3)]
         measurement_time: u64,
+        /// Runs of every benchmark: with more than one, each ratio is printed as the
+        /// median with its spread.
+        #[arg(long, default_value_t = 1)]
+        runs: usize,
     },
     /// Project policy checks (also part of `ci`).
     Tidy,
@@ -103,7 +107,8 @@ fn main() -> ExitCode {
             json,
             package,
             measurement_time,
-        } => bench::run(json, package, measurement_time),
+            runs,
+        } => bench::run(json, package, measurement_time, runs),
         Task::Tidy => tidy::run(),
     };
     match result {

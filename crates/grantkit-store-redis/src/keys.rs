@@ -23,7 +23,6 @@ pub(crate) struct KeyLayout {
 }
 
 /// The keys of one grant.
-#[cfg(test)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct GrantKeys {
     /// The record: a hash with the version, the encoded token set and the key parts.
@@ -63,7 +62,6 @@ impl KeyLayout {
     }
 
     /// The keys of the grant `key`.
-    #[cfg(test)]
     pub(crate) fn grant(&self, key: &TokenKey) -> GrantKeys {
         let tag = tag(key);
         GrantKeys {
@@ -76,20 +74,6 @@ impl KeyLayout {
     /// The record key of `key` alone: what a read needs.
     pub(crate) fn record(&self, key: &TokenKey) -> String {
         self.record_with_tag(key, &tag(key))
-    }
-
-    /// The record and tombstone keys of `key`: what a write or delete needs.
-    pub(crate) fn record_and_tombstone(&self, key: &TokenKey) -> (String, String) {
-        let tag = tag(key);
-        (
-            self.record_with_tag(key, &tag),
-            format!("{}gone:{{{tag}}}", self.prefix),
-        )
-    }
-
-    /// The lease key of `key` alone.
-    pub(crate) fn lease(&self, key: &TokenKey) -> String {
-        format!("{}lease:{{{}}}", self.prefix, tag(key))
     }
 
     fn record_with_tag(&self, key: &TokenKey, tag: &str) -> String {
@@ -243,11 +227,6 @@ mod tests {
         let key = TokenKey::new("p", "c", "a{b}");
         let all = layout.grant(&key);
         assert_eq!(layout.record(&key), all.record);
-        assert_eq!(
-            layout.record_and_tombstone(&key),
-            (all.record.clone(), all.tombstone.clone())
-        );
-        assert_eq!(layout.lease(&key), all.lease);
     }
 
     #[test]

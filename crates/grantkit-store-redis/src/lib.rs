@@ -5,6 +5,7 @@ mod config;
 mod connection;
 mod error;
 mod keys;
+mod record;
 mod scripts;
 mod store;
 

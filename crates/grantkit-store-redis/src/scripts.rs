@@ -31,73 +31,89 @@ where
     }
 }
 
-/// Compare-and-swap write of a record.
+/// Reads the version of the record at `KEYS[1]` into `current` (`nil` when there is
+/// none): from a record of format 2 (`v2|<version>|…`), or from a hash of format 1 (field
+/// `v`), which a rolling upgrade may still hold. Anything else under the key is refused
+/// as `WRONGTYPE`, which the client reports as a corrupt record.
+const READ_CURRENT: &str = r#"
+local raw = redis.pcall('GET', KEYS[1])
+local current
+if type(raw) == 'table' then
+  if raw.err and string.sub(raw.err, 1, 9) == 'WRONGTYPE' then
+    current = redis.call('HGET', KEYS[1], 'v')
+  else
+    return raw
+  end
+elseif raw then
+  local bar = string.sub(raw, 1, 3) == 'v2|' and string.find(raw, '|', 4, true)
+  if not bar then
+    return redis.error_reply('WRONGTYPE the key holds no grantkit record')
+  end
+  current = string.sub(raw, 4, bar - 1)
+end
+"#;
+
+/// Compare-and-swap write of a record, at the floor of what one costs: one read, one
+/// comparison, one `SET` (with its expiry, or none).
 ///
-/// KEYS: record, tombstone. ARGV: precondition (`any`, `absent`, `version`), the expected
-/// version, the encoded token set, the expiry in ms (`0`: none), provider, client, account.
-/// Returns the new version, or 0 when the precondition does not hold.
+/// KEYS: record, tombstone. ARGV: the precondition (`any`, `absent`, or the expected
+/// version), the payload (the key parts and the encoded token set), the expiry in ms (`0`:
+/// none). Returns the new version, or 0 when the precondition does not hold.
 ///
-/// A version is the larger of the server's clock in microseconds and one more than the
-/// stored version (or, for a new record, than its tombstone's): it increases with every
-/// write of a key, and a record re-created after a delete starts above every version the
-/// deleted one had. Lua numbers are doubles, exact for integers below 2^53 (the clock in
-/// microseconds stays below that until the year 2255); `%d` prints them without an
-/// exponent. The key parts never change for a record, so they are written only when it is
-/// created: rewriting them on every update cost a quarter of the throughput.
+/// A version is one more than the stored one; a new record starts above both its
+/// tombstone (the last version of a deleted record) and the server's clock in
+/// microseconds, so a record re-created after its tombstone expired still starts above
+/// every version it ever had. Only a creation reads the tombstone and the clock. Lua
+/// numbers are doubles, exact for integers below 2^53 (the clock in microseconds stays
+/// below that until the year 2255); `%d` prints them without an exponent. `SET` replaces
+/// whatever was there, a format-1 hash included, and sets or clears the expiry with it.
 pub(crate) static PUT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local current = redis.call('HGET', KEYS[1], 'v')
+    Script::new(&format!(
+        r#"{READ_CURRENT}
 if ARGV[1] == 'absent' then
   if current then return 0 end
-elseif ARGV[1] == 'version' then
-  if current ~= ARGV[2] then return 0 end
+elseif ARGV[1] ~= 'any' then
+  if current ~= ARGV[1] then return 0 end
 end
-local floor
+local version
 if current then
-  floor = tonumber(current)
+  version = tonumber(current) + 1
 else
-  floor = tonumber(redis.call('GET', KEYS[2]) or '0')
+  local now = redis.call('TIME')
+  version = math.max(tonumber(redis.call('GET', KEYS[2]) or '0') + 1,
+    tonumber(now[1]) * 1000000 + tonumber(now[2]))
 end
-local now = redis.call('TIME')
-local version = math.max(floor + 1, tonumber(now[1]) * 1000000 + tonumber(now[2]))
-if current then
-  redis.call('HSET', KEYS[1], 'v', string.format('%d', version), 'd', ARGV[3])
+local record = 'v2|' .. string.format('%d', version) .. '|' .. ARGV[2]
+if ARGV[3] == '0' then
+  redis.call('SET', KEYS[1], record)
 else
-  redis.call('HSET', KEYS[1], 'v', string.format('%d', version), 'd', ARGV[3],
-    'p', ARGV[5], 'c', ARGV[6], 'a', ARGV[7])
-end
-if ARGV[4] == '0' then
-  redis.call('PERSIST', KEYS[1])
-else
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  redis.call('SET', KEYS[1], record, 'PX', ARGV[3])
 end
 return version
-"#,
-    )
+"#
+    ))
 });
 
 /// Conditional delete of a record; leaves a tombstone with its last version.
 ///
-/// KEYS: record, tombstone. ARGV: precondition, the expected version, the tombstone's
+/// KEYS: record, tombstone. ARGV: the precondition (as for [`PUT`]), the tombstone's
 /// lifetime in ms. Returns 1 when deleted, 0 when nothing was stored, -1 when the
 /// precondition does not hold.
 pub(crate) static DELETE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local current = redis.call('HGET', KEYS[1], 'v')
+    Script::new(&format!(
+        r#"{READ_CURRENT}
 if ARGV[1] == 'absent' then
   if current then return -1 end
   return 0
-elseif ARGV[1] == 'version' then
-  if current ~= ARGV[2] then return -1 end
+elseif ARGV[1] ~= 'any' then
+  if current ~= ARGV[1] then return -1 end
 end
 if not current then return 0 end
 redis.call('DEL', KEYS[1])
-redis.call('SET', KEYS[2], current, 'PX', ARGV[3])
+redis.call('SET', KEYS[2], current, 'PX', ARGV[2])
 return 1
-"#,
-    )
+"#
+    ))
 });
 
 /// Extends a lease only while `holder` holds it. KEYS: lease. ARGV: holder, TTL in ms.

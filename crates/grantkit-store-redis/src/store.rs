@@ -3,6 +3,8 @@
 use crate::config::{RedisTokenStoreBuilder, Settings, Topology};
 use crate::connection::Connection;
 use crate::error::{self, command_failed, is_wrong_type};
+use crate::keys::{GrantKeys, KeyLayout};
+use crate::record::{self, Record};
 use crate::scripts;
 use async_trait::async_trait;
 use futures::{StreamExt as _, TryStreamExt as _};
@@ -46,6 +48,38 @@ const LIST_READ_CONCURRENCY: usize = 32;
 pub struct RedisTokenStore {
     conn: Connection,
     settings: Arc<Settings>,
+    keys: Arc<KeyCache>,
+}
+
+/// The Redis keys of recently used grants: a SHA-256 per call cost more than the rest of a
+/// read's client work. Bounded: when full it starts over rather than track use.
+#[derive(Default)]
+struct KeyCache {
+    grants: std::sync::RwLock<std::collections::HashMap<TokenKey, Arc<GrantKeys>>>,
+}
+
+/// How many grants' keys the cache holds (about 250 bytes each).
+const KEY_CACHE_CAPACITY: usize = 16_384;
+
+impl KeyCache {
+    fn get(&self, layout: &KeyLayout, key: &TokenKey) -> Arc<GrantKeys> {
+        use std::sync::PoisonError;
+        if let Some(keys) = self
+            .grants
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+        {
+            return keys.clone();
+        }
+        let keys = Arc::new(layout.grant(key));
+        let mut grants = self.grants.write().unwrap_or_else(PoisonError::into_inner);
+        if grants.len() >= KEY_CACHE_CAPACITY {
+            grants.clear();
+        }
+        grants.insert(key.clone(), keys.clone());
+        keys
+    }
 }
 
 impl fmt::Debug for RedisTokenStore {
@@ -94,6 +128,7 @@ impl RedisTokenStore {
         Ok(Self {
             conn,
             settings: Arc::new(settings),
+            keys: Arc::default(),
         })
     }
 
@@ -105,6 +140,11 @@ impl RedisTokenStore {
     /// Where the store's Redis is.
     pub fn topology(&self) -> &Topology {
         &self.settings.topology
+    }
+
+    /// The Redis keys of `key`'s grant, computed once and reused.
+    fn grant_keys(&self, key: &TokenKey) -> Arc<GrantKeys> {
+        self.keys.get(&self.settings.keys, key)
     }
 
     /// The Redis key holding the record of `key`, for operators and tests (e.g. to read
@@ -235,6 +275,31 @@ impl RedisTokenStore {
     async fn key_of(&self, redis_key: String) -> Result<Option<TokenKey>> {
         let what = "listing grants";
         let mut conn = self.conn.clone();
+        let reply: RedisResult<Option<Vec<u8>>> = self
+            .timed(
+                what,
+                redis::cmd("GET").arg(&redis_key).query_async(&mut conn),
+            )
+            .await?;
+        match reply {
+            Ok(None) => Ok(None),
+            Ok(Some(bytes)) => match Record::parse(&bytes) {
+                Ok(record) => Ok(Some(record.key())),
+                Err(reason) => {
+                    tracing::warn!(redis_key = %redis_key, reason, "an unreadable grant record; not listed");
+                    Ok(None)
+                }
+            },
+            // A hash: a record of format 1.
+            Err(err) if is_wrong_type(&err) => self.legacy_key_of(redis_key).await,
+            Err(err) => Err(command_failed(what, err)),
+        }
+    }
+
+    /// [`key_of`](Self::key_of) for a record of format 1 (a hash).
+    async fn legacy_key_of(&self, redis_key: String) -> Result<Option<TokenKey>> {
+        let what = "listing grants";
+        let mut conn = self.conn.clone();
         let reply: RedisResult<(Option<String>, Option<String>, Option<String>)> = self
             .timed(
                 what,
@@ -262,13 +327,59 @@ impl RedisTokenStore {
             Err(err) => Err(command_failed(what, err)),
         }
     }
+
+    /// [`get`](TokenStore::get) of a record of format 1: a hash with the version and the
+    /// data (rewritten as format 2 by the next write).
+    async fn legacy_get(
+        &self,
+        key: &TokenKey,
+        record: &str,
+    ) -> Result<Option<Versioned<TokenSet>>> {
+        let mut conn = self.conn.clone();
+        let (version, data): (Option<String>, Option<Vec<u8>>) = self
+            .on_key(
+                "reading a grant",
+                key,
+                redis::cmd("HMGET")
+                    .arg(record)
+                    .arg("v")
+                    .arg("d")
+                    .query_async(&mut conn),
+            )
+            .await?;
+        let (version, data) = match (version, data) {
+            (None, None) => return Ok(None),
+            (Some(version), Some(data)) => (version, data),
+            _ => {
+                return Err(corrupt(key, "the record lacks its version or its data"));
+            }
+        };
+        let version = version
+            .parse::<u64>()
+            .ok()
+            .filter(|v| *v != 0)
+            .ok_or_else(|| corrupt(key, "the record's version is not a positive integer"))?;
+        let value = codec::decode_token_set(&data).map_err(|e| corrupt(key, e.to_string()))?;
+        Ok(Some(Versioned {
+            value,
+            version: Version::from_u64(version),
+        }))
+    }
 }
 
-fn precondition_args(precondition: Precondition) -> (&'static str, String) {
+fn corrupt(key: &TokenKey, reason: impl Into<String>) -> Error {
+    Error::CorruptRecord {
+        key: key.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// The precondition as the scripts take it: `any`, `absent`, or the expected version.
+fn precondition_arg(precondition: Precondition) -> std::borrow::Cow<'static, str> {
     match precondition {
-        Precondition::Any => ("any", String::new()),
-        Precondition::Absent => ("absent", String::new()),
-        Precondition::Version(version) => ("version", version.as_u64().to_string()),
+        Precondition::Any => "any".into(),
+        Precondition::Absent => "absent".into(),
+        Precondition::Version(version) => version.as_u64().to_string().into(),
     }
 }
 
@@ -282,41 +393,33 @@ impl TokenStore for RedisTokenStore {
     }
 
     async fn get(&self, key: &TokenKey) -> Result<Option<Versioned<TokenSet>>> {
-        let record = self.settings.keys.record(key);
+        let keys = self.grant_keys(key);
+        let record = keys.record.as_str();
         let mut conn = self.conn.clone();
-        let (version, data): (Option<String>, Option<Vec<u8>>) = self
-            .on_key(
-                "reading a grant",
-                key,
-                redis::cmd("HMGET")
-                    .arg(&record)
-                    .arg("v")
-                    .arg("d")
-                    .query_async(&mut conn),
-            )
-            .await?;
-        let corrupt = |reason: String| Error::CorruptRecord {
-            key: key.to_string(),
-            reason,
+        // One command: the connection's response timeout bounds it, no second timer.
+        let reply: RedisResult<Option<Vec<u8>>> =
+            redis::cmd("GET").arg(record).query_async(&mut conn).await;
+        let bytes = match reply {
+            Ok(None) => return Ok(None),
+            Ok(Some(bytes)) => bytes,
+            // A hash: a record of format 1, from before a rolling upgrade.
+            Err(err) if is_wrong_type(&err) => return self.legacy_get(key, record).await,
+            Err(err) => return Err(command_failed("reading a grant", err)),
         };
-        let (version, data) = match (version, data) {
-            (None, None) => return Ok(None),
-            (Some(version), Some(data)) => (version, data),
-            _ => {
-                return Err(corrupt(
-                    "the record lacks its version or its data".to_owned(),
-                ));
-            }
-        };
-        let version = version
-            .parse::<u64>()
-            .ok()
-            .filter(|v| *v != 0)
-            .ok_or_else(|| corrupt("the record's version is not a positive integer".to_owned()))?;
-        let value = codec::decode_token_set(&data).map_err(|e| corrupt(e.to_string()))?;
+        let read = Record::parse(&bytes).map_err(|reason| corrupt(key, reason))?;
+        if read.parts
+            != [
+                key.provider.as_str(),
+                key.client.as_str(),
+                key.account.as_str(),
+            ]
+        {
+            return Err(corrupt(key, "the record belongs to another grant"));
+        }
+        let value = codec::decode_token_set(read.data).map_err(|e| corrupt(key, e.to_string()))?;
         Ok(Some(Versioned {
             value,
-            version: Version::from_u64(version),
+            version: Version::from_u64(read.version),
         }))
     }
 
@@ -326,19 +429,13 @@ impl TokenStore for RedisTokenStore {
         tokens: &TokenSet,
         precondition: Precondition,
     ) -> Result<Version> {
-        let (record, tombstone) = self.settings.keys.record_and_tombstone(key);
-        let (mode, expected) = precondition_args(precondition);
-        let data = codec::encode_token_set(tokens);
-        let expiry = self.expiry_ms(tokens);
+        let keys = self.grant_keys(key);
+        let payload = record::payload(key, tokens);
         let mut conn = self.conn.clone();
-        let mut call = scripts::evalsha(&scripts::PUT, &[&record, &tombstone]);
-        call.arg(mode)
-            .arg(expected)
-            .arg(data)
-            .arg(expiry)
-            .arg(&key.provider)
-            .arg(&key.client)
-            .arg(&key.account);
+        let mut call = scripts::evalsha(&scripts::PUT, &[&keys.record, &keys.tombstone]);
+        call.arg(precondition_arg(precondition).as_ref())
+            .arg(payload)
+            .arg(self.expiry_ms(tokens));
         let version: i64 = self
             .on_key(
                 "writing a grant",
@@ -357,12 +454,10 @@ impl TokenStore for RedisTokenStore {
     }
 
     async fn delete(&self, key: &TokenKey, precondition: Precondition) -> Result<bool> {
-        let (record, tombstone) = self.settings.keys.record_and_tombstone(key);
-        let (mode, expected) = precondition_args(precondition);
+        let keys = self.grant_keys(key);
         let mut conn = self.conn.clone();
-        let mut call = scripts::evalsha(&scripts::DELETE, &[&record, &tombstone]);
-        call.arg(mode)
-            .arg(expected)
+        let mut call = scripts::evalsha(&scripts::DELETE, &[&keys.record, &keys.tombstone]);
+        call.arg(precondition_arg(precondition).as_ref())
             .arg(millis(self.settings.tombstone_ttl));
         let outcome: i64 = self
             .on_key(
@@ -401,7 +496,7 @@ impl TokenStore for RedisTokenStore {
 
     async fn try_lease(&self, key: &TokenKey, ttl: Duration) -> Result<Option<Lease>> {
         let lease = Lease::new_holder(key.clone());
-        let lease_key = self.settings.keys.lease(key);
+        let lease_key = self.grant_keys(key).lease.clone();
         let mut conn = self.conn.clone();
         let reply: Option<String> = self
             .on_key(
@@ -420,7 +515,7 @@ impl TokenStore for RedisTokenStore {
     }
 
     async fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<()> {
-        let lease_key = self.settings.keys.lease(&lease.key);
+        let lease_key = self.grant_keys(&lease.key).lease.clone();
         let mut conn = self.conn.clone();
         let mut call = scripts::evalsha(&scripts::RENEW_LEASE, &[&lease_key]);
         call.arg(&lease.holder).arg(millis(ttl));
@@ -441,7 +536,7 @@ impl TokenStore for RedisTokenStore {
     }
 
     async fn release_lease(&self, lease: &Lease) -> Result<()> {
-        let lease_key = self.settings.keys.lease(&lease.key);
+        let lease_key = self.grant_keys(&lease.key).lease.clone();
         let mut conn = self.conn.clone();
         let mut call = scripts::evalsha(&scripts::RELEASE_LEASE, &[&lease_key]);
         call.arg(&lease.holder);

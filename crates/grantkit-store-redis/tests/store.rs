@@ -480,3 +480,70 @@ async fn the_cluster_store_keeps_every_key_of_a_grant_in_one_slot() {
         assert_eq!(masters_used.len(), 3, "60 grants land on every master");
     }
 }
+
+/// A rolling upgrade meets records of format 1 (a hash): they are read and listed as
+/// before, and the next write replaces them with format 2 (one string) under the same
+/// compare-and-swap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_of_format_one_are_read_and_rewritten_by_the_next_write() {
+    let redis = standalone().await;
+    let store = redis.store().await.unwrap();
+    let mut conn = raw(redis).await;
+    let key = TokenKey::new("legacy", "client", "account {1}|2:3");
+    let record = store.record_key(&key);
+    let old = secret_tokens();
+    redis::cmd("HSET")
+        .arg(&record)
+        .arg("v")
+        .arg("1700000000000000")
+        .arg("d")
+        .arg(grantkit_core::store::codec::encode_token_set(&old))
+        .arg("p")
+        .arg(&key.provider)
+        .arg("c")
+        .arg(&key.client)
+        .arg("a")
+        .arg(&key.account)
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    let read = store.get(&key).await.unwrap().expect("the format-1 record");
+    assert_eq!(read.version.as_u64(), 1_700_000_000_000_000);
+    assert!(read.value.access_token == old.access_token);
+    let listed = store.list(&KeyFilter::provider("legacy")).await.unwrap();
+    assert_eq!(listed, std::slice::from_ref(&key));
+    // A write based on another version is refused; one based on this version rewrites.
+    let stale = store
+        .put(
+            &key,
+            &old,
+            Precondition::Version(grantkit_core::store::Version::from_u64(5)),
+        )
+        .await;
+    assert!(matches!(stale, Err(Error::Conflict { .. })), "{stale:?}");
+    let new = TokenSet::new(AccessToken::new("rewritten"), GrantKind::Password);
+    let version = store
+        .put(&key, &new, Precondition::Version(read.version))
+        .await
+        .unwrap();
+    assert_eq!(version.as_u64(), read.version.as_u64() + 1);
+    let kind: String = redis::cmd("TYPE")
+        .arg(&record)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(kind, "string", "rewritten as format 2");
+    let again = store.get(&key).await.unwrap().unwrap();
+    assert_eq!(again.version, version);
+    assert_eq!(again.value.access_token.expose_secret(), "rewritten");
+    assert_eq!(
+        store.list(&KeyFilter::provider("legacy")).await.unwrap(),
+        std::slice::from_ref(&key)
+    );
+    assert!(
+        store
+            .delete(&key, Precondition::Version(version))
+            .await
+            .unwrap()
+    );
+}

@@ -38,6 +38,23 @@ struct Header {
     version: u32,
 }
 
+/// [`TokenSetRecord`] borrowed from a token set: what is written, field for field the
+/// same, without copying a string.
+#[derive(Serialize)]
+struct TokenSetRecordRef<'a> {
+    format: &'a str,
+    version: u32,
+    access_token: &'a str,
+    refresh_token: Option<&'a str>,
+    token_type: &'a str,
+    expires_at_ms: Option<u64>,
+    refresh_expires_at_ms: Option<u64>,
+    obtained_at_ms: Option<u64>,
+    scopes: &'a [String],
+    grant: &'a str,
+    extras: &'a BTreeMap<String, String>,
+}
+
 #[derive(Serialize, Deserialize)]
 struct TokenSetRecord {
     format: String,
@@ -124,23 +141,28 @@ fn check_format(format: &str, version: u32, expected: &str) -> Result<(), Decode
 
 /// Serialises a token set for storage.
 pub fn encode_token_set(tokens: &TokenSet) -> Vec<u8> {
-    let record = TokenSetRecord {
-        format: TOKEN_SET_FORMAT.to_owned(),
+    let mut out = Vec::with_capacity(256);
+    encode_token_set_into(tokens, &mut out);
+    out
+}
+
+/// [`encode_token_set`] appended to `out`: for stores that frame the record with data of
+/// their own, without a second copy.
+pub fn encode_token_set_into(tokens: &TokenSet, out: &mut Vec<u8>) {
+    let record = TokenSetRecordRef {
+        format: TOKEN_SET_FORMAT,
         version: FORMAT_VERSION,
-        access_token: tokens.access_token.expose_secret().to_owned(),
-        refresh_token: tokens
-            .refresh_token
-            .as_ref()
-            .map(|t| t.expose_secret().to_owned()),
-        token_type: tokens.token_type.clone(),
+        access_token: tokens.access_token.expose_secret(),
+        refresh_token: tokens.refresh_token.as_ref().map(|t| t.expose_secret()),
+        token_type: &tokens.token_type,
         expires_at_ms: tokens.expires_at.map(to_ms),
         refresh_expires_at_ms: tokens.refresh_expires_at.map(to_ms),
         obtained_at_ms: tokens.obtained_at.map(to_ms),
-        scopes: tokens.scopes.clone(),
-        grant: tokens.grant.as_str().to_owned(),
-        extras: tokens.extras.clone(),
+        scopes: &tokens.scopes,
+        grant: tokens.grant.as_str(),
+        extras: &tokens.extras,
     };
-    serde_json::to_vec(&record).expect("a record of strings and numbers always serialises")
+    serde_json::to_writer(out, &record).expect("a record of strings and numbers always serialises");
 }
 
 /// Reads a token set written by [`encode_token_set`].
