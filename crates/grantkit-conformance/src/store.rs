@@ -12,7 +12,7 @@ use grantkit_core::{
     store::{KeyFilter, PendingAuthorization, Precondition, StateToken},
 };
 use rand::RngCore as _;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
@@ -197,6 +197,7 @@ macro_rules! __store_suite {
             delete_absent_precondition [],
             list_by_provider_and_client [],
             awkward_keys_are_isolated [],
+            get_many_answers_as_get_in_order [],
             concurrent_cas_one_winner_per_version [],
             concurrent_increments_lose_nothing [],
             lease_is_exclusive [Leases],
@@ -787,6 +788,98 @@ pub async fn awkward_keys_are_isolated(fixture: StoreFixture) {
     assert_eq!(listed, expected, "list returns the awkward keys exactly");
     for key in &keys {
         assert!(fixture.store.delete(key, Precondition::Any).await.unwrap());
+    }
+}
+
+/// `get_many` answers each key as `get` does, in the order asked (duplicates included),
+/// across more keys than one batch of a pipelining store carries, and for no key at all.
+pub async fn get_many_answers_as_get_in_order(fixture: StoreFixture) {
+    assert!(
+        fixture
+            .store
+            .get_many(&[])
+            .await
+            .expect("get_many of nothing")
+            .is_empty(),
+        "get_many of no key answers nothing"
+    );
+    // 600 keys: past a batch of 512. Every third is absent; one is awkward.
+    let mut keys: Vec<TokenKey> = (0..600)
+        .map(|i| fixture.key(&format!("many-{i}")))
+        .collect();
+    keys[7] = TokenKey::new(fixture.provider(), "client:a/{b}", "ünï {c}\tcode");
+    let mut written = HashMap::new();
+    for (i, key) in keys.iter().enumerate() {
+        if i % 3 == 2 {
+            continue;
+        }
+        let version = fixture
+            .store
+            .put(
+                key,
+                &small_token_set(&format!("many-token-{i}")),
+                Precondition::Absent,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("put #{i}: {e}"));
+        written.insert(i, version);
+    }
+    // Asked out of order, with a repeat and a key of another client.
+    let mut asked: Vec<usize> = (0..keys.len()).rev().collect();
+    asked.insert(10, 4);
+    let mut asked_keys: Vec<TokenKey> = asked.iter().map(|&i| keys[i].clone()).collect();
+    asked_keys.push(TokenKey::new(fixture.provider(), "client-b", "many-0"));
+    let answers = fixture.store.get_many(&asked_keys).await.expect("get_many");
+    assert_eq!(answers.len(), asked_keys.len(), "one answer per key asked");
+    for (position, (key, answer)) in asked_keys.iter().zip(answers).enumerate() {
+        let answer = answer.unwrap_or_else(|e| panic!("answer #{position}: {e}"));
+        let single = fixture.store.get(key).await.expect("get");
+        match (answer, single) {
+            (None, None) => {}
+            (Some(many), Some(one)) => {
+                assert_eq!(
+                    many.version, one.version,
+                    "answer #{position}: the version get reports"
+                );
+                assert!(
+                    many.value == one.value,
+                    "answer #{position}: the token set get reads"
+                );
+            }
+            (many, one) => panic!(
+                "answer #{position}: get_many found {} where get found {}",
+                if many.is_some() {
+                    "a record"
+                } else {
+                    "nothing"
+                },
+                if one.is_some() { "a record" } else { "nothing" },
+            ),
+        }
+    }
+    // And the answers are the records written, in the order asked.
+    let answers = fixture.store.get_many(&keys).await.expect("get_many");
+    for (i, answer) in answers.into_iter().enumerate() {
+        let answer = answer.expect("readable");
+        match written.get(&i) {
+            Some(version) => {
+                let read = answer.unwrap_or_else(|| panic!("key #{i} was written"));
+                assert_eq!(read.version, *version, "key #{i}");
+                assert_eq!(
+                    read.value.access_token.expose_secret(),
+                    format!("many-token-{i}"),
+                    "key #{i} answered with another key's record"
+                );
+            }
+            None => assert!(answer.is_none(), "key #{i} was never written"),
+        }
+    }
+    for key in &keys {
+        fixture
+            .store
+            .delete(key, Precondition::Any)
+            .await
+            .expect("delete");
     }
 }
 

@@ -158,6 +158,9 @@ impl Pending {
 /// The cache is swept of expired entries once it holds this many.
 const SWEEP_MIN: usize = 1024;
 
+/// How many keys [`TokenManager::warm`] reads from the store at a time.
+const WARM_BATCH: usize = 4096;
+
 /// Builds a [`TokenManager`].
 #[derive(Debug)]
 pub struct TokenManagerBuilder {
@@ -364,6 +367,15 @@ struct Entry {
     reload_at: SystemTime,
     /// A refreshed token set the store has not taken yet: the version it must replace.
     unsaved_base: Option<Version>,
+}
+
+impl Entry {
+    /// Whether what the store holds may replace this entry: it is old, and it is not a
+    /// refreshed token the store has yet to take (its refresh token may be the only live
+    /// one).
+    fn replaceable_by_store(&self, now: SystemTime) -> bool {
+        now >= self.reload_at && self.unsaved_base.is_none()
+    }
 }
 
 /// Why a job runs.
@@ -790,6 +802,59 @@ impl TokenManager {
         self.inner.clone().job(key, Trigger::Due).await
     }
 
+    /// Loads the grants of `keys` into memory in bulk, so that their first
+    /// [`access_token`](Self::access_token) answers without reading the store: what a
+    /// service with many grants calls as it starts. Reads through
+    /// [`TokenStore::get_many`], a batch at a time.
+    ///
+    /// Returns how many grants it loaded. Skipped: keys already in memory, keys with no
+    /// grant, grants due for refresh (the first `access_token` refreshes them, as ever),
+    /// grants logged out, and records that cannot be read (logged). A failure of the store
+    /// is an `Err`; what was loaded before it stays loaded.
+    ///
+    /// ```
+    /// # async fn example(manager: grantkit_core::TokenManager) -> grantkit_core::Result<()> {
+    /// let keys = manager.accounts().await?;
+    /// let loaded = manager.warm(&keys).await?;
+    /// println!("{loaded} of {} grants ready", keys.len());
+    /// # Ok(()) }
+    /// ```
+    pub async fn warm(&self, keys: &[TokenKey]) -> Result<usize> {
+        let inner = &self.inner;
+        let wanted: Vec<TokenKey> = {
+            let now = inner.clock.now();
+            let cache = inner.cache.read().unwrap_or_else(PoisonError::into_inner);
+            keys.iter()
+                .filter(|key| {
+                    cache
+                        .get(*key)
+                        .is_none_or(|entry| entry.replaceable_by_store(now))
+                })
+                .cloned()
+                .collect()
+        };
+        let mut loaded = 0;
+        for batch in wanted.chunks(WARM_BATCH) {
+            let answers = inner.store.get_many(batch).await?;
+            let now = inner.clock.now();
+            let ready = batch.iter().zip(answers).filter_map(|(key, answer)| match answer {
+                Ok(Some(current))
+                    if !revocation_pending(&current.value)
+                        && !inner.needs_work(key, &current, &Trigger::Due, now) =>
+                {
+                    Some((key, current))
+                }
+                Ok(_) => None,
+                Err(err) => {
+                    tracing::warn!(key = %key, error = %err, "a grant could not be loaded; it is read again on first use");
+                    None
+                }
+            });
+            loaded += inner.cache_new(ready);
+        }
+        Ok(loaded)
+    }
+
     /// Tells the manager that the API refused `rejected` for `key` as expired (`invalid:
     /// false`) or no longer valid (`invalid: true`), and returns the token to use instead.
     ///
@@ -1145,6 +1210,42 @@ impl Inner {
         let retry_at = self.clock.now() + self.config.retry_backoff;
         let refresh_at = Some(tokens.expires_at.map_or(retry_at, |at| at.min(retry_at)));
         self.cache_entry(key, tokens, refresh_at, unsaved_base)
+    }
+
+    /// Caches grants read in bulk, under one lock, each only where the cache holds nothing
+    /// fresher (a job may have cached a newer token since the read) and nothing unsaved.
+    /// Returns how many.
+    fn cache_new<'k>(
+        &self,
+        grants: impl Iterator<Item = (&'k TokenKey, Versioned<TokenSet>)>,
+    ) -> usize {
+        let now = self.clock.now();
+        let reload_at = now + self.config.max_cache_age;
+        let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
+        let mut added = 0;
+        for (key, current) in grants {
+            if cache
+                .get(key)
+                .is_some_and(|entry| !entry.replaceable_by_store(now))
+            {
+                continue;
+            }
+            let refresh_at = self.refresh_at(key, &current.value, current.version);
+            cache.insert(
+                key.clone(),
+                Entry {
+                    tokens: Arc::new(current.value),
+                    refresh_at,
+                    reload_at,
+                    unsaved_base: None,
+                },
+            );
+            added += 1;
+        }
+        // The next single insert sweeps when the cache has doubled again.
+        self.sweep_at
+            .fetch_max((cache.len() * 2).max(SWEEP_MIN), Ordering::Relaxed);
+        added
     }
 
     fn cache_entry(

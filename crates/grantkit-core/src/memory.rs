@@ -94,6 +94,17 @@ impl TokenStore for MemoryTokenStore {
         Ok(self.state().tokens.get(key).cloned())
     }
 
+    async fn get_many(
+        &self,
+        keys: &[TokenKey],
+    ) -> Result<Vec<Result<Option<Versioned<TokenSet>>>>> {
+        let state = self.state();
+        Ok(keys
+            .iter()
+            .map(|key| Ok(state.tokens.get(key).cloned()))
+            .collect())
+    }
+
     async fn put(
         &self,
         key: &TokenKey,

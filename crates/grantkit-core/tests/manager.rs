@@ -525,6 +525,7 @@ async fn a_store_outage_after_the_refresh_keeps_the_new_token_and_saves_it_later
         .returning(|key, _| Ok(Some(Lease::new_holder(key.clone()))));
     store.expect_renew_lease().returning(|_, _| Ok(()));
     store.expect_release_lease().returning(|_| Ok(()));
+    store.expect_get_many().never();
     let mut puts = 0;
     store
         .expect_put()
@@ -558,8 +559,11 @@ async fn a_store_outage_after_the_refresh_keeps_the_new_token_and_saves_it_later
         .unwrap();
     let tokens = manager.access_token(&key()).await.unwrap();
     assert_eq!(tokens.access_token.expose_secret(), "new-access");
-    // After the backoff the next call writes the kept token (the fifth put).
+    // After the backoff the unsaved token is old, yet a warm-up must not replace it with
+    // what the store holds: its refresh token is the only live one.
     clock.advance(Duration::from_secs(6));
+    assert_eq!(manager.warm(&[key()]).await.unwrap(), 0);
+    // The next call writes the kept token (the fifth put).
     let tokens = manager.access_token(&key()).await.unwrap();
     assert_eq!(tokens.access_token.expose_secret(), "new-access");
 }
@@ -1048,4 +1052,61 @@ async fn a_token_response_without_scope_granted_what_was_asked() {
     }
     assert_eq!(granted[0], ["read", "write"], "RFC 6749 §5.1: as requested");
     assert_eq!(granted[1], ["narrower"], "what the server said it granted");
+}
+
+#[tokio::test]
+async fn warm_loads_many_grants_in_one_read_and_serves_them_from_memory() {
+    let now = std::time::SystemTime::now();
+    let account = |i: usize| grantkit_core::TokenKey::new(PROVIDER, CLIENT, format!("user-{i}"));
+    let keys: Vec<_> = (0..1000).map(account).collect();
+    let mut store = mock_store();
+    let answered = keys.clone();
+    // One read for all of them; never one key at a time.
+    store.expect_get_many().times(1).returning(move |asked| {
+        assert_eq!(asked, answered.as_slice());
+        Ok((0..asked.len())
+            .map(|i| match i {
+                // No grant; a grant due for refresh; one logged out; an unreadable record.
+                0 => Ok(None),
+                1 => Ok(Some(Versioned {
+                    value: tokens("expired", Some("rt"), now - MINUTE),
+                    version: Version::from_u64(1),
+                })),
+                2 => {
+                    let mut logged_out = tokens("logged-out", None, now + 600 * MINUTE);
+                    logged_out
+                        .extras
+                        .insert(REVOCATION_PENDING.to_owned(), "1".to_owned());
+                    Ok(Some(Versioned {
+                        value: logged_out,
+                        version: Version::from_u64(1),
+                    }))
+                }
+                3 => Err(Error::CorruptRecord {
+                    key: "user-3".to_owned(),
+                    reason: "unreadable".to_owned(),
+                }),
+                _ => Ok(Some(Versioned {
+                    value: tokens(&format!("token-{i}"), Some("rt"), now + 600 * MINUTE),
+                    version: Version::from_u64(1),
+                })),
+            })
+            .collect())
+    });
+    store.expect_get().never();
+    let mut provider = mock_provider();
+    provider.expect_refresh().never();
+    let clock = Arc::new(grantkit_core::clock::ManualClock::new(now));
+    let manager = TokenManager::builder(Arc::new(provider), Arc::new(store))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+
+    assert_eq!(manager.warm(&keys).await.unwrap(), 996);
+    for (i, key) in keys.iter().enumerate().skip(4) {
+        let served = manager.access_token(key).await.unwrap();
+        assert_eq!(served.access_token.expose_secret(), format!("token-{i}"));
+    }
+    // A second warm-up finds them all in memory and reads nothing.
+    assert_eq!(manager.warm(&keys[4..]).await.unwrap(), 0);
 }

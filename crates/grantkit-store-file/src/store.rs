@@ -700,6 +700,32 @@ impl TokenStore for FileTokenStore {
         .await
     }
 
+    async fn get_many(
+        &self,
+        keys: &[TokenKey],
+    ) -> Result<Vec<Result<Option<Versioned<TokenSet>>>>> {
+        let inner = self.inner.clone();
+        let keys = keys.to_vec();
+        // One trip to the blocking pool for the whole batch, not one per key; the files
+        // are read one after another in it, unlocked as in `get`.
+        lock::blocking(move || {
+            keys.iter()
+                .map(|key| match inner.read_token(&RecordName::of(key), key) {
+                    Ok(Stored::Absent) => Ok(Ok(None)),
+                    Ok(Stored::Present(record)) => Ok(Ok(Some(Versioned {
+                        value: record.tokens,
+                        version: record.version,
+                    }))),
+                    Ok(Stored::Unreadable(reason) | Stored::Untrusted(reason)) => {
+                        Ok(Err(corrupt(key, reason)))
+                    }
+                    Err(err) => Err(err),
+                })
+                .collect()
+        })
+        .await
+    }
+
     async fn put(
         &self,
         key: &TokenKey,

@@ -136,31 +136,42 @@ impl Connection {
     /// One slot served by each master, to route a command to every master in turn: a slot
     /// names its master without depending on how the client spells node addresses.
     pub(crate) async fn master_slots(cluster: &mut ClusterConnection) -> Result<Vec<u16>> {
+        let masters = Self::masters(cluster).await?;
+        let mut first: Vec<u16> = masters.ranges.iter().map(|r| r.master).collect();
+        first.sort_unstable();
+        first.dedup();
+        Ok(first)
+    }
+
+    /// Which master serves which slots, as `CLUSTER SLOTS` says now.
+    pub(crate) async fn masters(cluster: &mut ClusterConnection) -> Result<Masters> {
+        let what = "listing the cluster's masters";
         let reply = cluster
             .route_command(
                 redis::cmd("CLUSTER").arg("SLOTS").clone(),
                 RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
             )
             .await
-            .map_err(|e| command_failed("listing the cluster's masters", e))?;
+            .map_err(|e| command_failed(what, e))?;
         let Value::Array(ranges) = reply else {
             return Err(error::unexpected(
-                "listing the cluster's masters",
+                what,
                 "CLUSTER SLOTS did not return an array",
             ));
         };
-        // Keyed by the master's node id (or address, for servers that omit the id).
-        let mut first_slot: BTreeMap<Vec<u8>, u16> = BTreeMap::new();
+        // (start, end, master): the master by its node id (or address, for servers that
+        // omit the id).
+        let mut read: Vec<(u16, u16, Vec<u8>)> = Vec::new();
         for range in ranges {
             let Value::Array(fields) = range else {
                 continue;
             };
-            let (Some(Value::Int(start)), Some(Value::Array(master))) =
-                (fields.first(), fields.get(2))
+            let (Some(Value::Int(start)), Some(Value::Int(end)), Some(Value::Array(master))) =
+                (fields.first(), fields.get(1), fields.get(2))
             else {
                 continue;
             };
-            let Ok(start) = u16::try_from(*start) else {
+            let (Ok(start), Ok(end)) = (u16::try_from(*start), u16::try_from(*end)) else {
                 continue;
             };
             let id = match (master.get(2), master.first(), master.get(1)) {
@@ -172,19 +183,51 @@ impl Connection {
                 }
                 _ => continue,
             };
-            first_slot
-                .entry(id)
-                .and_modify(|slot| *slot = (*slot).min(start))
-                .or_insert(start);
+            read.push((start, end.max(start), id));
         }
-        if first_slot.is_empty() {
+        if read.is_empty() {
             return Err(Error::Store {
-                message: "listing the cluster's masters: no slot is served".to_owned(),
+                message: format!("{what}: no slot is served"),
                 retryable: true,
                 source: None,
             });
         }
-        Ok(first_slot.into_values().collect())
+        // Each master is named by the first slot it serves.
+        let mut first_slot: BTreeMap<&[u8], u16> = BTreeMap::new();
+        for (start, _, id) in &read {
+            first_slot
+                .entry(id.as_slice())
+                .and_modify(|slot| *slot = (*slot).min(*start))
+                .or_insert(*start);
+        }
+        let mut ranges: Vec<SlotRange> = read
+            .iter()
+            .map(|(start, end, id)| SlotRange {
+                start: *start,
+                end: *end,
+                master: first_slot[id.as_slice()],
+            })
+            .collect();
+        ranges.sort_unstable_by_key(|r| r.start);
+        Ok(Masters { ranges })
+    }
+
+    /// Sends `pipeline` (of `count` commands) to the master serving `slot`. With
+    /// `ignore_errors` set on it, each command's error comes back in its place.
+    pub(crate) async fn pipeline_on_master(
+        cluster: &mut ClusterConnection,
+        slot: u16,
+        pipeline: Pipeline,
+        count: usize,
+    ) -> redis::RedisResult<Vec<Value>> {
+        cluster
+            .route_pipeline(
+                pipeline,
+                0,
+                count,
+                SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master)),
+            )
+            .await
     }
 
     /// Runs `cmd` on the master serving `slot`.
@@ -202,5 +245,29 @@ impl Connection {
                 ))),
             )
             .await
+    }
+}
+
+/// Which master serves which slots: a snapshot, good for one batch of reads. A slot that
+/// moves meanwhile answers `MOVED`, and the caller reads that key again on its own.
+pub(crate) struct Masters {
+    /// Sorted by `start`.
+    ranges: Vec<SlotRange>,
+}
+
+struct SlotRange {
+    start: u16,
+    end: u16,
+    /// The first slot its master serves: the master's name for routing.
+    master: u16,
+}
+
+impl Masters {
+    /// The master serving `slot`, named by the first slot it serves; `None` when no master
+    /// serves it (the cluster is being resharded or is down).
+    pub(crate) fn of(&self, slot: u16) -> Option<u16> {
+        let after = self.ranges.partition_point(|r| r.start <= slot);
+        let range = self.ranges.get(after.checked_sub(1)?)?;
+        (slot <= range.end).then_some(range.master)
     }
 }

@@ -25,12 +25,14 @@ pub(crate) struct KeyLayout {
 /// The keys of one grant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct GrantKeys {
-    /// The record: a hash with the version, the encoded token set and the key parts.
+    /// The record: a string with the version, the key parts and the encoded token set.
     pub(crate) record: String,
     /// The last version of a deleted record, so a re-created record never reuses it.
     pub(crate) tombstone: String,
     /// The refresh lease: a string holding the holder id, with a PX expiry.
     pub(crate) lease: String,
+    /// The Redis Cluster hash slot of all three (they share the hash tag).
+    pub(crate) slot: u16,
 }
 
 impl KeyLayout {
@@ -64,10 +66,12 @@ impl KeyLayout {
     /// The keys of the grant `key`.
     pub(crate) fn grant(&self, key: &TokenKey) -> GrantKeys {
         let tag = tag(key);
+        let record = self.record_with_tag(key, &tag);
         GrantKeys {
-            record: self.record_with_tag(key, &tag),
+            slot: slot(&record),
             tombstone: format!("{}gone:{{{tag}}}", self.prefix),
             lease: format!("{}lease:{{{tag}}}", self.prefix),
+            record,
         }
     }
 
@@ -167,27 +171,14 @@ fn glob_escape(text: &str) -> String {
 }
 
 /// The Redis Cluster hash slot of `key` (CRC16/XMODEM of the hash tag, mod 16384), as the
-/// server computes it.
-#[cfg(test)]
-fn slot(key: &str) -> u16 {
+/// server computes it: what groups a batch of reads by the master that serves them.
+pub(crate) fn slot(key: &str) -> u16 {
     let bytes = key.as_bytes();
     let tagged = bytes.iter().position(|&b| b == b'{').and_then(|open| {
         let close = bytes[open + 1..].iter().position(|&b| b == b'}')?;
         (close > 0).then(|| &bytes[open + 1..open + 1 + close])
     });
-    let data = tagged.unwrap_or(bytes);
-    let mut crc: u16 = 0;
-    for &byte in data {
-        crc ^= u16::from(byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc % 16384
+    crc16::State::<crc16::XMODEM>::calculate(tagged.unwrap_or(bytes)) % 16384
 }
 
 #[cfg(test)]

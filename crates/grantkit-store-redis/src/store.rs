@@ -16,7 +16,7 @@ use grantkit_core::{
         Version, Versioned,
     },
 };
-use redis::RedisResult;
+use redis::{RedisResult, Value};
 use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
@@ -33,6 +33,11 @@ const MAX_TTL_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 /// How many keys one `SCAN` step asks for, and how many records `list` reads at once.
 const SCAN_COUNT: usize = 512;
 const LIST_READ_CONCURRENCY: usize = 32;
+
+/// How many `GET`s one pipeline of a `get_many` carries, and how many such pipelines are in
+/// flight at once.
+const BATCH_SIZE: usize = 512;
+const BATCH_CONCURRENCY: usize = 8;
 
 /// A token store on Redis: every host that points at the same Redis (and prefix) shares
 /// the same grants, leases and pending authorizations.
@@ -328,6 +333,91 @@ impl RedisTokenStore {
         }
     }
 
+    /// The batches of a [`get_many`](TokenStore::get_many): indices into `grants`, at most
+    /// [`BATCH_SIZE`] each; on a cluster, grouped by the master serving them (named by a
+    /// slot it serves), so each batch is one pipeline to one node.
+    async fn batches(&self, grants: &[Arc<GrantKeys>]) -> Result<Vec<(Option<u16>, Vec<usize>)>> {
+        let indices: Vec<usize> = (0..grants.len()).collect();
+        let Connection::Cluster(conn) = &self.conn else {
+            return Ok(indices
+                .chunks(BATCH_SIZE)
+                .map(|chunk| (None, chunk.to_vec()))
+                .collect());
+        };
+        if grants.is_empty() {
+            return Ok(Vec::new());
+        }
+        let what = "reading grants";
+        let limit = self.settings.operation_timeout;
+        let masters = tokio::time::timeout(limit, Connection::masters(&mut conn.clone()))
+            .await
+            .map_err(|_| error::timed_out(what, limit))??;
+        let mut by_master: std::collections::BTreeMap<Option<u16>, Vec<usize>> =
+            std::collections::BTreeMap::new();
+        for (index, grant) in grants.iter().enumerate() {
+            // A slot no master serves right now goes in a batch of its own kind: its
+            // keys are read one by one (and fail as a single read would).
+            by_master
+                .entry(masters.of(grant.slot))
+                .or_default()
+                .push(index);
+        }
+        Ok(by_master
+            .into_iter()
+            .flat_map(|(master, indices)| {
+                indices
+                    .chunks(BATCH_SIZE)
+                    .map(|chunk| (master, chunk.to_vec()))
+                    .collect::<Vec<_>>()
+            })
+            .collect())
+    }
+
+    /// Reads the records of `indices` in one pipeline of `GET`s: one reply per key, an
+    /// error reply in the place of a key that has one.
+    async fn read_batch(
+        &self,
+        route: Option<u16>,
+        indices: &[usize],
+        grants: &[Arc<GrantKeys>],
+    ) -> Result<Vec<Value>> {
+        let what = "reading grants";
+        let mut pipeline = redis::pipe();
+        pipeline.ignore_errors();
+        for &index in indices {
+            pipeline.cmd("GET").arg(grants[index].record.as_str());
+        }
+        let reply = match &self.conn {
+            Connection::Standalone(conn) => {
+                pipeline.query_async::<Vec<Value>>(&mut conn.clone()).await
+            }
+            Connection::Cluster(conn) => match route {
+                Some(slot) => {
+                    Connection::pipeline_on_master(&mut conn.clone(), slot, pipeline, indices.len())
+                        .await
+                }
+                // No master known for these slots: each key on its own.
+                None => Ok(read_each_again(indices.len())),
+            },
+        };
+        let values = match reply {
+            Ok(values) => values,
+            // The node refused the pipeline as a whole (it moved, it is loading): each key
+            // is read again on its own.
+            Err(err) if matches!(err.kind(), redis::ErrorKind::Server(_)) => {
+                read_each_again(indices.len())
+            }
+            Err(err) => return Err(command_failed(what, err)),
+        };
+        if values.len() != indices.len() {
+            return Err(error::unexpected(
+                what,
+                "a pipeline of reads answered with another number of replies",
+            ));
+        }
+        Ok(values)
+    }
+
     /// [`get`](TokenStore::get) of a record of format 1: a hash with the version and the
     /// data (rewritten as format 2 by the next write).
     async fn legacy_get(
@@ -365,6 +455,31 @@ impl RedisTokenStore {
             version: Version::from_u64(version),
         }))
     }
+}
+
+/// Replies for a batch whose keys are to be read one by one: a reply no `GET` gives, which
+/// [`get_many`](TokenStore::get_many) answers with a single read of the key.
+fn read_each_again(count: usize) -> Vec<Value> {
+    vec![Value::Okay; count]
+}
+
+/// The token set in a record of format 2 read for `key`.
+fn decode(key: &TokenKey, bytes: &[u8]) -> Result<Versioned<TokenSet>> {
+    let read = Record::parse(bytes).map_err(|reason| corrupt(key, reason))?;
+    if read.parts
+        != [
+            key.provider.as_str(),
+            key.client.as_str(),
+            key.account.as_str(),
+        ]
+    {
+        return Err(corrupt(key, "the record belongs to another grant"));
+    }
+    let value = codec::decode_token_set(read.data).map_err(|e| corrupt(key, e.to_string()))?;
+    Ok(Versioned {
+        value,
+        version: Version::from_u64(read.version),
+    })
 }
 
 fn corrupt(key: &TokenKey, reason: impl Into<String>) -> Error {
@@ -406,21 +521,46 @@ impl TokenStore for RedisTokenStore {
             Err(err) if is_wrong_type(&err) => return self.legacy_get(key, record).await,
             Err(err) => return Err(command_failed("reading a grant", err)),
         };
-        let read = Record::parse(&bytes).map_err(|reason| corrupt(key, reason))?;
-        if read.parts
-            != [
-                key.provider.as_str(),
-                key.client.as_str(),
-                key.account.as_str(),
-            ]
-        {
-            return Err(corrupt(key, "the record belongs to another grant"));
+        decode(key, &bytes).map(Some)
+    }
+
+    async fn get_many(
+        &self,
+        keys: &[TokenKey],
+    ) -> Result<Vec<Result<Option<Versioned<TokenSet>>>>> {
+        let grants: Vec<Arc<GrantKeys>> = keys.iter().map(|key| self.grant_keys(key)).collect();
+        let batches = self.batches(&grants).await?;
+        let grants = grants.as_slice();
+        let replies: Vec<(Vec<usize>, Vec<Value>)> = futures::stream::iter(batches)
+            .map(|(route, indices)| async move {
+                let values = self.read_batch(route, &indices, grants).await?;
+                Ok::<_, Error>((indices, values))
+            })
+            .buffer_unordered(BATCH_CONCURRENCY)
+            .try_collect()
+            .await?;
+        // Every index is in exactly one batch, and each batch answered for each of its keys.
+        let mut answers: Vec<Result<Option<Versioned<TokenSet>>>> =
+            std::iter::repeat_with(|| Ok(None))
+                .take(keys.len())
+                .collect();
+        for (indices, values) in replies {
+            for (index, value) in indices.into_iter().zip(values) {
+                let key = &keys[index];
+                answers[index] = match value {
+                    Value::Nil => Ok(None),
+                    Value::BulkString(bytes) => decode(key, &bytes).map(Some),
+                    // A record of format 1, a slot that moved, or any other refusal: the
+                    // key is read again on its own, which follows redirects and says what
+                    // is wrong with it.
+                    _ => match self.get(key).await {
+                        Err(err) if !matches!(err, Error::CorruptRecord { .. }) => return Err(err),
+                        answer => answer,
+                    },
+                };
+            }
         }
-        let value = codec::decode_token_set(read.data).map_err(|e| corrupt(key, e.to_string()))?;
-        Ok(Some(Versioned {
-            value,
-            version: Version::from_u64(read.version),
-        }))
+        Ok(answers)
     }
 
     async fn put(

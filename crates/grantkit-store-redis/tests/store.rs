@@ -239,6 +239,42 @@ async fn foreign_or_corrupt_values_are_corrupt_records_without_quoting_them() {
     assert!(store.get(&fine).await.unwrap().is_some());
     let listed = store.list(&KeyFilter::provider("p")).await.unwrap();
     assert!(listed.contains(&fine), "{listed:?}");
+
+    // Read in one batch, each bad record is its own key's error; the rest are answered.
+    let answers = store
+        .get_many(&[
+            wrong_type.clone(),
+            fine.clone(),
+            garbage.clone(),
+            TokenKey::new("p", "c", "nothing here"),
+            no_version.clone(),
+        ])
+        .await
+        .expect("one batch of reads");
+    let shown: Vec<String> = answers
+        .iter()
+        .map(|answer| match answer {
+            Ok(Some(_)) => "found".to_owned(),
+            Ok(None) => "absent".to_owned(),
+            Err(Error::CorruptRecord { key, .. }) => format!("corrupt {key}"),
+            Err(other) => format!("other error {other}"),
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "corrupt p/c/a string sits here",
+            "found",
+            "corrupt p/c/garbage",
+            "absent",
+            "corrupt p/c/no version"
+        ]
+    );
+    for answer in &answers {
+        if let Err(err) = answer {
+            assert_no_secret("error", &format!("{err} {err:?}"));
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,6 +349,12 @@ async fn no_secret_in_keys_debug_or_errors() {
     // An outage: the errors name no secret either.
     drop(server);
     let err = store.get(&key).await.unwrap_err();
+    assert!(err.is_retryable(), "{err:?}");
+    assert_no_secret("outage error", &format!("{err} {err:?}"));
+    let err = store
+        .get_many(std::slice::from_ref(&key))
+        .await
+        .expect_err("a batch of reads fails as a whole in an outage");
     assert!(err.is_retryable(), "{err:?}");
     assert_no_secret("outage error", &format!("{err} {err:?}"));
     let err = store
@@ -479,6 +521,42 @@ async fn the_cluster_store_keeps_every_key_of_a_grant_in_one_slot() {
     if std::env::var(grantkit_store_redis::testing::ENV_TEST_CLUSTER_URLS).is_err() {
         assert_eq!(masters_used.len(), 3, "60 grants land on every master");
     }
+
+    // A batch of reads goes to the masters that serve its keys: no node answers MOVED.
+    let moved_before = moved_replies(redis).await;
+    let answers = store.get_many(&keys).await.unwrap();
+    assert_eq!(answers.len(), keys.len());
+    for (key, answer) in keys.iter().zip(answers) {
+        assert!(answer.unwrap().is_some(), "{key} was written");
+    }
+    assert_eq!(
+        moved_replies(redis).await,
+        moved_before,
+        "a pipeline of reads was sent to a node that does not serve its keys"
+    );
+}
+
+/// How many `MOVED` replies the nodes of `redis` have given (`INFO errorstats`).
+async fn moved_replies(redis: &TestRedis) -> u64 {
+    let mut total = 0;
+    for node in redis.topology().urls() {
+        let mut conn = redis::Client::open(node.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let info: String = redis::cmd("INFO")
+            .arg("errorstats")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        total += info
+            .lines()
+            .filter_map(|line| line.strip_prefix("errorstat_MOVED:count="))
+            .filter_map(|count| count.trim().parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    total
 }
 
 /// A rolling upgrade meets records of format 1 (a hash): they are read and listed as
@@ -509,6 +587,22 @@ async fn records_of_format_one_are_read_and_rewritten_by_the_next_write() {
         .unwrap();
     let read = store.get(&key).await.unwrap().expect("the format-1 record");
     assert_eq!(read.version.as_u64(), 1_700_000_000_000_000);
+    // A batch of reads meets it too (with a record of format 2 beside it).
+    let beside = TokenKey::new("legacy", "client", "format two");
+    let beside_version = store
+        .put(&beside, &old, Precondition::Absent)
+        .await
+        .unwrap();
+    let answers = store
+        .get_many(&[beside.clone(), key.clone()])
+        .await
+        .unwrap();
+    let versions: Vec<u64> = answers
+        .into_iter()
+        .map(|answer| answer.unwrap().expect("stored").version.as_u64())
+        .collect();
+    assert_eq!(versions, [beside_version.as_u64(), read.version.as_u64()]);
+    store.delete(&beside, Precondition::Any).await.unwrap();
     assert!(read.value.access_token == old.access_token);
     let listed = store.list(&KeyFilter::provider("legacy")).await.unwrap();
     assert_eq!(listed, std::slice::from_ref(&key));

@@ -45,6 +45,31 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
     /// - Returns `Ok(None)` when nothing is stored.
     async fn get(&self, key: &TokenKey) -> Result<Option<Versioned<TokenSet>>>;
 
+    /// Reads the token sets of many keys at once: what a service warming its cache calls.
+    ///
+    /// The outer `Err` is a failure of the store itself; each key's own answer is inside,
+    /// so one corrupt record does not hide the others. The default calls
+    /// [`get`](Self::get) key by key; stores that can read many records in one exchange
+    /// override it.
+    ///
+    /// # Behavior
+    /// - Returns one answer per key, in the order of `keys` (a key given twice is answered
+    ///   twice), each what [`get`](Self::get) would have returned for it.
+    async fn get_many(
+        &self,
+        keys: &[TokenKey],
+    ) -> Result<Vec<Result<Option<Versioned<TokenSet>>>>> {
+        let mut answers = Vec::with_capacity(keys.len());
+        for key in keys {
+            answers.push(match self.get(key).await {
+                Err(err) if is_about_the_record(&err) => Err(err),
+                Err(err) => return Err(err),
+                Ok(found) => Ok(found),
+            });
+        }
+        Ok(answers)
+    }
+
     /// Writes `tokens` under `key` if `precondition` holds, atomically.
     ///
     /// # Behavior
@@ -137,6 +162,12 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
         let _ = state_hash;
         Err(unsupported("pending authorizations"))
     }
+}
+
+/// Whether a failed read is about one record (which `get_many` answers for that key) rather
+/// than the store (which fails the whole call).
+pub(crate) fn is_about_the_record(err: &Error) -> bool {
+    matches!(err, Error::CorruptRecord { .. })
 }
 
 fn unsupported(what: &str) -> Error {
