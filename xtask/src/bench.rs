@@ -4,6 +4,10 @@
 //! Convention: in a criterion group, the benchmark whose id starts with `baseline` is the
 //! baseline; every other id is a subject. The ratio is subject time / baseline time (lower is
 //! better; 1.0 is parity).
+//!
+//! A benchmark that measures something other than time (bytes kept, say) writes each of its
+//! figures to `<target>/grantkit-bench/<group>/<id>.json` as `{"value": …, "unit": …}`;
+//! its groups follow the same convention.
 
 use crate::{root, run_command};
 use serde::Serialize;
@@ -17,8 +21,10 @@ struct Figure {
     ratio: f64,
     what: String,
     baseline: String,
-    what_ns: f64,
-    baseline_ns: f64,
+    /// The subject's and the baseline's value: a median time in ns, or a count in `unit`.
+    what_value: f64,
+    baseline_value: f64,
+    unit: String,
 }
 
 /// One figure over several runs: the median ratio, and the smallest and largest.
@@ -61,8 +67,8 @@ pub(crate) fn run(
             figure.ratio,
             figure.what,
             figure.baseline,
-            human(figure.what_ns),
-            human(figure.baseline_ns)
+            human(figure.what_value, &figure.unit),
+            human(figure.baseline_value, &figure.unit)
         );
     }
     let spreads = spreads(&all);
@@ -113,7 +119,9 @@ fn run_once(targets: &[(String, String)], measurement_time: u64) -> Result<Vec<F
             &[],
         )?;
     }
-    let figures = collect(&target_directory()?.join("criterion"), started)?;
+    let target = target_directory()?;
+    let mut figures = collect(&target.join("criterion"), started)?;
+    figures.extend(collect_counts(&target.join(COUNTS_DIR), started)?);
     if figures.is_empty() {
         return Err("no benchmark with a baseline ran".to_owned());
     }
@@ -193,7 +201,11 @@ fn bench_targets(package: Option<&str>) -> Result<Vec<(String, String)>, String>
     Ok(targets)
 }
 
-fn human(ns: f64) -> String {
+fn human(value: f64, unit: &str) -> String {
+    if unit != "ns" {
+        return format!("{value:.0} {unit}");
+    }
+    let ns = value;
     if ns >= 1e9 {
         format!("{:.2} s", ns / 1e9)
     } else if ns >= 1e6 {
@@ -234,27 +246,79 @@ fn collect(dir: &Path, since: SystemTime) -> Result<Vec<Figure>, String> {
         };
         groups.entry(group).or_default().push((id, median));
     }
+    Ok(figures_of(groups, "ns"))
+}
+
+/// Where benchmarks write figures other than times.
+const COUNTS_DIR: &str = "grantkit-bench";
+
+/// Reads the figures benchmarks wrote in this run as `<group>/<id>.json` under `dir`
+/// (a missing `dir` holds none), grouped by unit and group.
+fn collect_counts(dir: &Path, since: SystemTime) -> Result<Vec<Figure>, String> {
+    let mut by_unit: BTreeMap<String, BTreeMap<String, Vec<(String, f64)>>> = BTreeMap::new();
+    let Ok(groups) = std::fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
+    for group in groups.flatten() {
+        let group_name = group.file_name().to_string_lossy().into_owned();
+        let Ok(entries) = std::fs::read_dir(group.path()) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let fresh = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|modified| modified >= since);
+            let Some(id) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            if !fresh || path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let figure = read_json(&path)?;
+            let (Some(value), Some(unit)) = (figure["value"].as_f64(), figure["unit"].as_str())
+            else {
+                return Err(format!("{} lacks a value or a unit", path.display()));
+            };
+            by_unit
+                .entry(unit.to_owned())
+                .or_default()
+                .entry(group_name.clone())
+                .or_default()
+                .push((id.to_owned(), value));
+        }
+    }
+    Ok(by_unit
+        .into_iter()
+        .flat_map(|(unit, groups)| figures_of(groups, &unit))
+        .collect())
+}
+
+/// Each subject of each group against its group's baseline.
+fn figures_of(groups: BTreeMap<String, Vec<(String, f64)>>, unit: &str) -> Vec<Figure> {
     let mut figures = Vec::new();
     for (group, entries) in groups {
-        let Some((baseline, baseline_ns)) = entries
+        let Some((baseline, baseline_value)) = entries
             .iter()
             .find(|(id, _)| id.starts_with("baseline"))
             .cloned()
         else {
             continue;
         };
-        for (id, ns) in entries.iter().filter(|(id, _)| !id.starts_with("baseline")) {
+        for (id, value) in entries.iter().filter(|(id, _)| !id.starts_with("baseline")) {
             figures.push(Figure {
                 name: format!("{group}/{id}"),
-                ratio: ns / baseline_ns,
+                ratio: value / baseline_value,
                 what: id.clone(),
                 baseline: baseline.clone(),
-                what_ns: *ns,
-                baseline_ns,
+                what_value: *value,
+                baseline_value,
+                unit: unit.to_owned(),
             });
         }
     }
-    Ok(figures)
+    figures
 }
 
 fn read_json(path: &Path) -> Result<serde_json::Value, String> {

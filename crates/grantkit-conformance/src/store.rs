@@ -292,15 +292,12 @@ fn at_ms(ms: u64) -> SystemTime {
 }
 
 fn full_token_set(tag: &str) -> TokenSet {
-    let mut extras = BTreeMap::new();
-    extras.insert(
-        "user_uri".to_owned(),
-        "https://api.example/v2.1/users/42".to_owned(),
-    );
-    extras.insert(
-        "ünïcode key".to_owned(),
-        "välue {with} /odd: chars".to_owned(),
-    );
+    let extras = [
+        ("user_uri", "https://api.example/v2.1/users/42"),
+        ("ünïcode key", "välue {with} /odd: chars"),
+    ]
+    .into_iter()
+    .collect();
     TokenSet {
         access_token: AccessToken::new(format!("access-{tag}-ÄÖ+/=")),
         refresh_token: Some(RefreshToken::new(format!("refresh-{tag}"))),

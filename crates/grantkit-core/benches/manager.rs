@@ -2,74 +2,16 @@
 //! the same run (read by `cargo xtask bench`).
 #![allow(missing_docs)] // criterion_group! generates an undocumented public function
 
-use async_trait::async_trait;
+mod support;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use grantkit_core::{
-    AccessToken, GrantKind, MemoryTokenStore, Provider, RefreshToken, Result, Revocation, TokenKey,
-    TokenManager, TokenSet, TokenStore,
-    provider::{AuthorizationRequest, Capabilities, Grant},
-    store::Precondition,
+    MemoryTokenStore, Provider as _, TokenKey, TokenManager, TokenStore as _, store::Precondition,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-use url::Url;
-
-/// A provider whose refresh takes a fixed time, as a token endpoint on a fast network would.
-#[derive(Debug)]
-struct TimedProvider {
-    capabilities: Capabilities,
-    refresh_time: Duration,
-}
-
-#[async_trait]
-impl Provider for TimedProvider {
-    fn id(&self) -> &str {
-        "bench"
-    }
-    fn client_id(&self) -> &str {
-        "client"
-    }
-    fn capabilities(&self) -> &Capabilities {
-        &self.capabilities
-    }
-    fn request_timeout(&self) -> Duration {
-        Duration::from_secs(5)
-    }
-    async fn authorization_url(&self, _: &AuthorizationRequest) -> Result<Url> {
-        unreachable!("the benchmark never starts a flow")
-    }
-    async fn exchange(&self, _: Grant) -> Result<TokenSet> {
-        unreachable!("the benchmark never starts a flow")
-    }
-    async fn refresh(&self, _: &TokenSet) -> Result<TokenSet> {
-        tokio::time::sleep(self.refresh_time).await;
-        Ok(token_set(
-            "refreshed",
-            SystemTime::now() + Duration::from_secs(3600),
-        ))
-    }
-    async fn identify(&self, _: &TokenSet) -> Result<String> {
-        Ok("account".to_owned())
-    }
-    async fn revoke(&self, _: &TokenSet) -> Result<Revocation> {
-        Ok(Revocation::NotSupported)
-    }
-}
-
-fn token_set(access: &str, expires_at: SystemTime) -> TokenSet {
-    let mut tokens = TokenSet::new(AccessToken::new(access), GrantKind::AuthorizationCode)
-        .with_refresh_token(RefreshToken::new("refresh"));
-    tokens.expires_at = Some(expires_at);
-    tokens
-}
-
-fn provider() -> Arc<TimedProvider> {
-    Arc::new(TimedProvider {
-        capabilities: Capabilities::default().with_refresh(true),
-        refresh_time: Duration::from_millis(2),
-    })
-}
+use support::{provider, token_set};
 
 fn key() -> TokenKey {
     TokenKey::new("bench", "client", "account@example.com")

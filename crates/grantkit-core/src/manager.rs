@@ -357,24 +357,60 @@ struct RunningJob {
     job: Job,
 }
 
-/// A cached token set and when to look at it again.
+/// A cached token set and when to look at it again. One per cached grant, so kept small
+/// (32 bytes): times as nanoseconds since the epoch, the rare unsaved version boxed.
 #[derive(Clone)]
 struct Entry {
     tokens: Arc<TokenSet>,
-    /// Refresh from here on (in the background until the token expires).
-    refresh_at: Option<SystemTime>,
+    /// Refresh from here on (in the background until the token expires); `u64::MAX`:
+    /// never.
+    refresh_at: u64,
     /// Re-read the store from here on.
-    reload_at: SystemTime,
+    reload_at: u64,
     /// A refreshed token set the store has not taken yet: the version it must replace.
-    unsaved_base: Option<Version>,
+    unsaved_base: Option<Box<Version>>,
+}
+
+/// A time as nanoseconds since the epoch, exact until the year 2554 and `u64::MAX` after.
+fn nanos(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 impl Entry {
+    fn new(
+        tokens: Arc<TokenSet>,
+        refresh_at: Option<SystemTime>,
+        reload_at: SystemTime,
+        unsaved_base: Option<Version>,
+    ) -> Self {
+        Self {
+            tokens,
+            refresh_at: refresh_at.map_or(u64::MAX, nanos),
+            reload_at: nanos(reload_at),
+            unsaved_base: unsaved_base.map(Box::new),
+        }
+    }
+
+    /// Whether the store need not be read again at `now`.
+    fn is_fresh(&self, now: SystemTime) -> bool {
+        nanos(now) < self.reload_at
+    }
+
+    /// Whether a refresh is due at `now`.
+    fn is_due(&self, now: SystemTime) -> bool {
+        nanos(now) >= self.refresh_at
+    }
+
+    fn unsaved_base(&self) -> Option<Version> {
+        self.unsaved_base.as_deref().copied()
+    }
+
     /// Whether what the store holds may replace this entry: it is old, and it is not a
     /// refreshed token the store has yet to take (its refresh token may be the only live
     /// one).
     fn replaceable_by_store(&self, now: SystemTime) -> bool {
-        now >= self.reload_at && self.unsaved_base.is_none()
+        !self.is_fresh(now) && self.unsaved_base.is_none()
     }
 }
 
@@ -785,8 +821,8 @@ impl TokenManager {
                 .read()
                 .unwrap_or_else(PoisonError::into_inner);
             match cache.get(key) {
-                Some(entry) if now < entry.reload_at => {
-                    if entry.refresh_at.is_none_or(|at| now < at) {
+                Some(entry) if entry.is_fresh(now) => {
+                    if !entry.is_due(now) {
                         return Ok(entry.tokens.clone());
                     }
                     (!entry.tokens.is_expired(now)).then(|| entry.tokens.clone())
@@ -1233,12 +1269,7 @@ impl Inner {
             let refresh_at = self.refresh_at(key, &current.value, current.version);
             cache.insert(
                 key.clone(),
-                Entry {
-                    tokens: Arc::new(current.value),
-                    refresh_at,
-                    reload_at,
-                    unsaved_base: None,
-                },
+                Entry::new(Arc::new(current.value), refresh_at, reload_at, None),
             );
             added += 1;
         }
@@ -1262,12 +1293,7 @@ impl Inner {
         } else {
             self.config.max_cache_age
         };
-        let entry = Entry {
-            refresh_at,
-            reload_at: now + reload_after,
-            tokens: tokens.clone(),
-            unsaved_base,
-        };
+        let entry = Entry::new(tokens.clone(), refresh_at, now + reload_after, unsaved_base);
         let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
         cache.insert(key.clone(), entry);
         if cache.len() >= self.sweep_at.load(Ordering::Relaxed) {
@@ -1333,7 +1359,8 @@ impl Inner {
         if let Some(entry) = self.cached(key)
             && !entry.tokens.is_expired(self.clock.now())
         {
-            self.remember_with_backoff(key, entry.tokens, entry.unsaved_base);
+            let unsaved_base = entry.unsaved_base();
+            self.remember_with_backoff(key, entry.tokens, unsaved_base);
         }
     }
 
@@ -1341,7 +1368,7 @@ impl Inner {
     /// store once more first), else what the store holds.
     async fn current(&self, key: &TokenKey) -> Result<Option<Versioned<TokenSet>>> {
         if let Some(entry) = self.cached(key)
-            && let Some(base) = entry.unsaved_base
+            && let Some(base) = entry.unsaved_base()
         {
             match self
                 .store
@@ -1410,7 +1437,7 @@ impl Inner {
     fn remember_current(&self, key: &TokenKey, current: Versioned<TokenSet>) -> Arc<TokenSet> {
         let unsaved = self
             .cached(key)
-            .and_then(|entry| entry.unsaved_base)
+            .and_then(|entry| entry.unsaved_base())
             .filter(|base| *base == current.version);
         self.remember(key, Arc::new(current.value), current.version, unsaved)
     }

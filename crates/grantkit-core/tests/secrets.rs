@@ -47,7 +47,7 @@ impl Write for Captured {
 #[test]
 fn every_type_holding_a_secret_is_redacted_in_debug_and_display() {
     let mut tokens = tokens(SECRETS[0], Some(SECRETS[1]), SystemTime::now());
-    tokens.extras.insert("note".into(), "not secret".into());
+    tokens.extras.insert("note", "not secret");
     let pending = grantkit_core::store::PendingAuthorization {
         state: StateToken::new(SECRETS[6]),
         flow: grantkit_core::flow::FlowKind::AuthorizationCode,

@@ -922,7 +922,7 @@ mod tests {
         assert_eq!(tokens.refresh_token, None);
         assert_eq!(tokens.grant, GrantKind::Password);
         assert_eq!(
-            tokens.extras.get(USER_URI_EXTRA).map(String::as_str),
+            tokens.extras.get(USER_URI_EXTRA),
             Some("https://api.joind.in/v2.1/users/12")
         );
         assert!(obtained_at(&tokens).is_some());

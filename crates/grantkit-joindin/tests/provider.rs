@@ -155,7 +155,7 @@ async fn password_grant_against_the_emulator() {
             .token_exists(tokens.access_token.expose_secret())
     );
     assert_eq!(
-        tokens.extras.get(USER_URI_EXTRA).map(String::as_str),
+        tokens.extras.get(USER_URI_EXTRA),
         Some(format!("{}/users/{}", h.emulator().api_base(), fx.user_id).as_str())
     );
     assert_eq!(

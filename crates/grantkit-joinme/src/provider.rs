@@ -723,10 +723,9 @@ impl Provider for JoinMeProvider {
             fresh.scopes = tokens.scopes.clone();
         }
         for (name, value) in &tokens.extras {
-            fresh
-                .extras
-                .entry(name.clone())
-                .or_insert_with(|| value.clone());
+            if !fresh.extras.contains_key(name) {
+                fresh.extras.insert(name, value);
+            }
         }
         Ok(fresh)
     }

@@ -21,6 +21,7 @@ pub use crate::key::check_account;
 pub use crate::manager::{REFRESH_OUTCOME_UNKNOWN, REVOCATION_PENDING};
 pub use crate::net::{ensure_safe_destination, is_loopback};
 pub use crate::secret::{AuthorizationCode, DeviceCode, PkceVerifier};
+pub use crate::token::Extras;
 
 /// What a provider can do. The conformance suite chooses its behaviours from these.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

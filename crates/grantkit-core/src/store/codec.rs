@@ -8,7 +8,7 @@
 use crate::flow::FlowKind;
 use crate::pending::PendingAuthorization;
 use crate::secret::{AccessToken, PkceVerifier, RefreshToken, StateToken};
-use crate::token::{GrantKind, TokenSet};
+use crate::token::{Extras, GrantKind, TokenSet};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -52,7 +52,7 @@ struct TokenSetRecordRef<'a> {
     obtained_at_ms: Option<u64>,
     scopes: &'a [String],
     grant: &'a str,
-    extras: &'a BTreeMap<String, String>,
+    extras: &'a Extras,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -69,7 +69,7 @@ struct TokenSetRecord {
     obtained_at_ms: Option<u64>,
     scopes: Vec<String>,
     grant: String,
-    extras: BTreeMap<String, String>,
+    extras: Extras,
 }
 
 #[derive(Serialize, Deserialize)]
