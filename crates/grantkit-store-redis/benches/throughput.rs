@@ -4,23 +4,40 @@
 //! Groups (read by `cargo xtask bench` as time ratios subject / baseline), for each
 //! topology `T` (`redis` and `redis_cluster`):
 //! - `T_get`: `baseline_raw_get` (a `GET` of a record of the same size) vs `get`;
-//! - `T_put`: `baseline_raw_set` (a `SET` of it) vs `put` (compare-and-swap, precondition
-//!   `Any`);
+//! - `T_put`: `baseline_raw_set` (a `SET` of it) vs `put` (replacing the version it read,
+//!   as a refresh does);
 //! - `T_put_cas_floor`: `baseline_raw_lua_cas` (the least a compare-and-swap script can
-//!   do: `GET`, compare, `SET`, run raw with `EVALSHA`) vs `put`.
+//!   do: `GET`, compare the version at the front of the value, `SET` the value with the
+//!   next version, run raw with `EVALSHA`) vs `put` and `put_any` (precondition `Any`: the
+//!   script decides the version).
+//!
+//! - `T_get_many_1000_vs_sequential_gets`: `baseline_raw_gets_x1000_one_after_another` vs
+//!   `get_many_1000` (1,000 grants in one call);
+//! - `T_get_many_1000_vs_raw_pipeline`: `baseline_raw_pipeline_1000` (standalone: one
+//!   pipeline of the same 1,000 `GET`s; cluster: the 1,000 `GET`s sent at once, which the
+//!   cluster connection pipelines per node) vs `get_many_1000`.
+//!
+//! And on the standalone server, `redis_warm_100000_grants`:
+//! `baseline_access_token_one_by_one` (a new manager's first `access_token` of each of
+//! 100,000 grants, one after another) vs `warm` (a new manager's `warm` of the same keys).
 //!
 //! Both sides use one multiplexed, reconnecting connection, and each of the 64 tasks works
 //! on its own key. The servers are started by the `testing` harness.
 
 use criterion::{Criterion, criterion_main};
+use futures::StreamExt as _;
+use grantkit_core::provider::{AuthorizationRequest, Capabilities, Grant};
 use grantkit_core::store::codec::encode_token_set;
 use grantkit_core::{
-    AccessToken, GrantKind, RefreshToken, TokenKey, TokenSet, TokenStore, store::Precondition,
+    AccessToken, GrantKind, Provider, RefreshToken, Revocation, TokenKey, TokenManager, TokenSet,
+    TokenStore,
+    store::{Precondition, Version},
 };
 use grantkit_store_redis::testing::TestRedis;
 use redis::aio::{ConnectionLike, ConnectionManager};
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 const TASKS: u64 = 64;
@@ -68,15 +85,23 @@ where
     started.elapsed()
 }
 
-/// The least a compare-and-swap can do on the server: read, compare, write.
+/// The least a compare-and-swap can do on the server: read, compare the version the value
+/// starts with, write. ARGV: the expected start (`<version>|`), the new value.
 const MINIMAL_CAS: &str = r#"
 local current = redis.call('GET', KEYS[1])
-if current and ARGV[1] ~= 'any' and string.sub(current, 1, #ARGV[1]) ~= ARGV[1] then
+if not current or string.sub(current, 1, #ARGV[1]) ~= ARGV[1] then
   return 0
 end
 redis.call('SET', KEYS[1], ARGV[2])
 return 1
 "#;
+
+/// The value the raw CAS keeps: its version, `|`, the record.
+fn versioned_value(version: u64, record: &[u8]) -> Vec<u8> {
+    let mut value = format!("{version}|").into_bytes();
+    value.extend_from_slice(record);
+    value
+}
 
 fn throughput(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -91,7 +116,20 @@ fn throughput(c: &mut Criterion) {
             .await
             .expect("the raw connection")
     });
-    topology(c, &runtime, "redis", &standalone, raw);
+    topology(c, &runtime, "redis", &standalone, raw.clone());
+    bulk(c, &runtime, "redis", &standalone, raw, |raw, keys| {
+        Box::pin(async move {
+            let mut pipeline = redis::pipe();
+            for key in keys.iter() {
+                pipeline.cmd("GET").arg(key);
+            }
+            let mut conn = raw;
+            let found: Vec<Option<Vec<u8>>> =
+                pipeline.query_async(&mut conn).await.expect("a pipeline");
+            found.len()
+        })
+    });
+    warm_up(c, &runtime, &standalone);
     drop(standalone);
 
     let cluster = TestRedis::start_cluster().unwrap_or_else(|e| panic!("{e}"));
@@ -103,7 +141,209 @@ fn throughput(c: &mut Criterion) {
             .await
             .expect("the raw cluster connection")
     });
-    topology(c, &runtime, "redis_cluster", &cluster, raw);
+    topology(c, &runtime, "redis_cluster", &cluster, raw.clone());
+    bulk(c, &runtime, "redis_cluster", &cluster, raw, |raw, keys| {
+        Box::pin(async move {
+            let gets = keys.iter().map(|key| {
+                let mut conn = raw.clone();
+                async move {
+                    let found: Option<Vec<u8>> = redis::cmd("GET")
+                        .arg(key)
+                        .query_async(&mut conn)
+                        .await
+                        .expect("GET");
+                    found
+                }
+            });
+            futures::future::join_all(gets).await.len()
+        })
+    });
+}
+
+/// The raw side of `T_get_many_1000_vs_raw_pipeline`: reads `keys` at once, returns how
+/// many answers came back.
+type RawBatch<C> = fn(C, Arc<Vec<String>>) -> std::pin::Pin<Box<dyn Future<Output = usize> + Send>>;
+
+const BULK: u64 = 1000;
+
+/// `get_many` of 1,000 grants against the same reads made raw.
+fn bulk<C>(
+    c: &mut Criterion,
+    runtime: &tokio::runtime::Runtime,
+    name: &str,
+    redis: &TestRedis,
+    raw: C,
+    raw_batch: RawBatch<C>,
+) where
+    C: ConnectionLike + Clone + Send + Sync + 'static,
+{
+    let store =
+        runtime.block_on(async { Arc::new(redis.store().await.expect("the store connects")) });
+    let keys: Arc<Vec<TokenKey>> = Arc::new((0..BULK).map(key).collect());
+    let raw_keys: Arc<Vec<String>> = Arc::new(
+        (0..BULK)
+            .map(|i| format!("{}raw:{{{i}}}", store.key_prefix()))
+            .collect(),
+    );
+    runtime.block_on(async {
+        let mut conn = raw.clone();
+        for i in 0..BULK {
+            let tokens = tokens(i);
+            store
+                .put(&keys[i as usize], &tokens, Precondition::Any)
+                .await
+                .expect("seeding the store");
+            redis::cmd("SET")
+                .arg(&raw_keys[i as usize])
+                .arg(encode_token_set(&tokens))
+                .query_async::<()>(&mut conn)
+                .await
+                .expect("seeding the raw keys");
+        }
+    });
+    let get_many = |b: &mut criterion::Bencher<'_>| {
+        b.iter(|| {
+            let answers = runtime.block_on(store.get_many(&keys)).expect("get_many");
+            assert!(answers.iter().all(|a| matches!(a, Ok(Some(_)))));
+        })
+    };
+
+    let mut group = c.benchmark_group(format!("{name}_get_many_1000_vs_sequential_gets"));
+    configure(&mut group);
+    group.bench_function("baseline_raw_gets_x1000_one_after_another", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let mut conn = raw.clone();
+                for key in raw_keys.iter() {
+                    let found: Option<Vec<u8>> = redis::cmd("GET")
+                        .arg(key)
+                        .query_async(&mut conn)
+                        .await
+                        .expect("GET");
+                    assert!(found.is_some());
+                }
+            })
+        })
+    });
+    group.bench_function("get_many_1000", get_many);
+    group.finish();
+
+    let mut group = c.benchmark_group(format!("{name}_get_many_1000_vs_raw_pipeline"));
+    configure(&mut group);
+    group.bench_function("baseline_raw_pipeline_1000", |b| {
+        b.iter(|| {
+            let answered = runtime.block_on(raw_batch(raw.clone(), raw_keys.clone()));
+            assert_eq!(answered as u64, BULK);
+        })
+    });
+    group.bench_function("get_many_1000", get_many);
+    group.finish();
+}
+
+const WARM_GRANTS: u64 = 100_000;
+
+/// A provider for a manager that only ever serves fresh tokens: nothing leaves the process.
+#[derive(Debug)]
+struct Inert(Capabilities);
+
+#[async_trait::async_trait]
+impl Provider for Inert {
+    fn id(&self) -> &str {
+        "joinme"
+    }
+    fn client_id(&self) -> &str {
+        "bench-client"
+    }
+    fn capabilities(&self) -> &Capabilities {
+        &self.0
+    }
+    fn request_timeout(&self) -> Duration {
+        Duration::from_secs(5)
+    }
+    async fn authorization_url(&self, _: &AuthorizationRequest) -> grantkit_core::Result<url::Url> {
+        Err(grantkit_core::Error::unsupported(
+            "the benchmark starts no flow",
+        ))
+    }
+    async fn exchange(&self, _: Grant) -> grantkit_core::Result<TokenSet> {
+        Err(grantkit_core::Error::unsupported(
+            "the benchmark starts no flow",
+        ))
+    }
+    async fn refresh(&self, _: &TokenSet) -> grantkit_core::Result<TokenSet> {
+        Err(grantkit_core::Error::unsupported(
+            "the benchmark's tokens are fresh",
+        ))
+    }
+    async fn identify(&self, _: &TokenSet) -> grantkit_core::Result<String> {
+        Err(grantkit_core::Error::unsupported(
+            "the benchmark signs no one in",
+        ))
+    }
+    async fn revoke(&self, _: &TokenSet) -> grantkit_core::Result<Revocation> {
+        Ok(Revocation::NotSupported)
+    }
+}
+
+/// A new manager's warm-up of 100,000 grants against their first access one by one.
+fn warm_up(c: &mut Criterion, runtime: &tokio::runtime::Runtime, redis: &TestRedis) {
+    let store: Arc<dyn TokenStore> =
+        runtime.block_on(async { Arc::new(redis.store().await.expect("the store connects")) });
+    let keys: Arc<Vec<TokenKey>> = Arc::new((0..WARM_GRANTS).map(key).collect());
+    runtime.block_on(futures::stream::iter(0..WARM_GRANTS).for_each_concurrent(
+        TASKS as usize,
+        |i| {
+            let (store, keys) = (store.clone(), keys.clone());
+            async move {
+                store
+                    .put(&keys[i as usize], &tokens(i), Precondition::Any)
+                    .await
+                    .expect("seeding the store");
+            }
+        },
+    ));
+    let provider: Arc<dyn Provider> = Arc::new(Inert(Capabilities::default()));
+    let manager = || {
+        TokenManager::builder(provider.clone(), store.clone())
+            .build()
+            .expect("a manager")
+    };
+
+    let mut group = c.benchmark_group("redis_warm_100000_grants");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(1))
+        .measurement_time(Duration::from_secs(1));
+    group.bench_function("baseline_access_token_one_by_one", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let manager = manager();
+                let started = Instant::now();
+                runtime.block_on(async {
+                    for key in keys.iter() {
+                        manager.access_token(key).await.expect("a fresh token");
+                    }
+                });
+                total += started.elapsed();
+            }
+            total
+        })
+    });
+    group.bench_function("warm", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let manager = manager();
+                let started = Instant::now();
+                let loaded = runtime.block_on(manager.warm(&keys)).expect("warm");
+                total += started.elapsed();
+                assert_eq!(loaded as u64, WARM_GRANTS);
+            }
+            total
+        })
+    });
+    group.finish();
 }
 
 /// The groups of one topology; `raw` is the baseline's own connection to the same servers.
@@ -127,14 +367,20 @@ fn topology<C>(
             .collect(),
     );
     let records: Arc<Vec<Vec<u8>>> = Arc::new(sets.iter().map(encode_token_set).collect());
+    let cas_keys: Arc<Vec<String>> =
+        Arc::new(raw_keys.iter().map(|k| format!("{k}-cas")).collect());
     let cas = Arc::new(redis::Script::new(MINIMAL_CAS));
+    // The version each task's key holds, in the store and in the raw CAS's value.
+    let versions: Arc<Vec<AtomicU64>> = Arc::new((0..TASKS).map(|_| AtomicU64::new(0)).collect());
+    let raw_versions: Arc<Vec<AtomicU64>> =
+        Arc::new((0..TASKS).map(|_| AtomicU64::new(1)).collect());
     runtime.block_on(async {
         let mut conn = raw.clone();
         cas.load_async(&mut conn)
             .await
             .expect("loading the CAS script");
         for task in 0..TASKS {
-            store
+            let version = store
                 .put(
                     &keys[task as usize],
                     &sets[task as usize],
@@ -142,12 +388,19 @@ fn topology<C>(
                 )
                 .await
                 .expect("seeding the store");
+            versions[task as usize].store(version.as_u64(), Ordering::Relaxed);
             redis::cmd("SET")
                 .arg(&raw_keys[task as usize])
                 .arg(&records[task as usize])
                 .query_async::<()>(&mut conn)
                 .await
                 .expect("seeding the raw keys");
+            redis::cmd("SET")
+                .arg(&cas_keys[task as usize])
+                .arg(versioned_value(1, &records[task as usize]))
+                .query_async::<()>(&mut conn)
+                .await
+                .expect("seeding the raw CAS keys");
         }
     });
     let get = {
@@ -163,14 +416,43 @@ fn topology<C>(
             })
         }
     };
+    // Each task replaces the version it wrote last, as a refresh replaces the one it read.
     let put = {
-        let (store, keys, sets) = (store.clone(), keys.clone(), sets.clone());
+        let (store, keys, sets, versions) =
+            (store.clone(), keys.clone(), sets.clone(), versions.clone());
         move |iters| {
-            let (store, keys, sets) = (store.clone(), keys.clone(), sets.clone());
+            let (store, keys, sets, versions) =
+                (store.clone(), keys.clone(), sets.clone(), versions.clone());
             concurrently(iters, move |task| {
-                let (store, keys, sets) = (store.clone(), keys.clone(), sets.clone());
+                let (store, keys, sets, versions) =
+                    (store.clone(), keys.clone(), sets.clone(), versions.clone());
                 async move {
-                    store
+                    let at = &versions[task as usize];
+                    let base = Version::from_u64(at.load(Ordering::Relaxed));
+                    let written = store
+                        .put(
+                            &keys[task as usize],
+                            &sets[task as usize],
+                            Precondition::Version(base),
+                        )
+                        .await
+                        .expect("put");
+                    at.store(written.as_u64(), Ordering::Relaxed);
+                }
+            })
+        }
+    };
+    let put_any = {
+        let (store, keys, sets, versions) =
+            (store.clone(), keys.clone(), sets.clone(), versions.clone());
+        move |iters| {
+            let (store, keys, sets, versions) =
+                (store.clone(), keys.clone(), sets.clone(), versions.clone());
+            concurrently(iters, move |task| {
+                let (store, keys, sets, versions) =
+                    (store.clone(), keys.clone(), sets.clone(), versions.clone());
+                async move {
+                    let written = store
                         .put(
                             &keys[task as usize],
                             &sets[task as usize],
@@ -178,6 +460,7 @@ fn topology<C>(
                         )
                         .await
                         .expect("put");
+                    versions[task as usize].store(written.as_u64(), Ordering::Relaxed);
                 }
             })
         }
@@ -234,26 +517,42 @@ fn topology<C>(
     configure(&mut group);
     group.bench_function("baseline_raw_lua_cas", |b| {
         b.iter_custom(|iters| {
-            let (raw, records, raw_keys, cas) =
-                (raw.clone(), records.clone(), raw_keys.clone(), cas.clone());
+            let (raw, records, cas_keys, cas, raw_versions) = (
+                raw.clone(),
+                records.clone(),
+                cas_keys.clone(),
+                cas.clone(),
+                raw_versions.clone(),
+            );
             runtime.block_on(concurrently(iters, move |task| {
-                let (mut conn, records, raw_keys, cas) =
-                    (raw.clone(), records.clone(), raw_keys.clone(), cas.clone());
+                let (mut conn, records, cas_keys, cas, raw_versions) = (
+                    raw.clone(),
+                    records.clone(),
+                    cas_keys.clone(),
+                    cas.clone(),
+                    raw_versions.clone(),
+                );
                 async move {
+                    let at = &raw_versions[task as usize];
+                    let version = at.load(Ordering::Relaxed);
                     let mut call = redis::cmd("EVALSHA");
                     call.arg(cas.get_hash())
                         .arg(1)
-                        .arg(&raw_keys[task as usize])
-                        .arg("any")
-                        .arg(&records[task as usize]);
+                        .arg(&cas_keys[task as usize])
+                        .arg(format!("{version}|"))
+                        .arg(versioned_value(version + 1, &records[task as usize]));
                     let written: i64 = call.query_async(&mut conn).await.expect("EVALSHA");
                     assert_eq!(written, 1);
+                    at.store(version + 1, Ordering::Relaxed);
                 }
             }))
         });
     });
     group.bench_function("put", |b| {
         b.iter_custom(|iters| runtime.block_on(put(iters)))
+    });
+    group.bench_function("put_any", |b| {
+        b.iter_custom(|iters| runtime.block_on(put_any(iters)))
     });
     group.finish();
 }

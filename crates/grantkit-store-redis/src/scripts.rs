@@ -32,8 +32,8 @@ where
 }
 
 /// Reads the version of the record at `KEYS[1]` into `current` (`nil` when there is
-/// none): from a record of format 2 (`v2|<version>|…`), or from a hash of format 1 (field
-/// `v`), which a rolling upgrade may still hold. Anything else under the key is refused
+/// none): from a record of format 3 or 2 (`v3|<version>|…`), or from a hash of format 1
+/// (field `v`), which a rolling upgrade may still hold. Anything else under the key is refused
 /// as `WRONGTYPE`, which the client reports as a corrupt record.
 const READ_CURRENT: &str = r#"
 local raw = redis.pcall('GET', KEYS[1])
@@ -45,7 +45,8 @@ if type(raw) == 'table' then
     return raw
   end
 elseif raw then
-  local bar = string.sub(raw, 1, 3) == 'v2|' and string.find(raw, '|', 4, true)
+  local head = string.sub(raw, 1, 3)
+  local bar = (head == 'v3|' or head == 'v2|') and string.find(raw, '|', 4, true)
   if not bar then
     return redis.error_reply('WRONGTYPE the key holds no grantkit record')
   end
@@ -83,13 +84,33 @@ else
   version = math.max(tonumber(redis.call('GET', KEYS[2]) or '0') + 1,
     tonumber(now[1]) * 1000000 + tonumber(now[2]))
 end
-local record = 'v2|' .. string.format('%d', version) .. '|' .. ARGV[2]
+local record = 'v3|' .. string.format('%d', version) .. '|' .. ARGV[2]
 if ARGV[3] == '0' then
   redis.call('SET', KEYS[1], record)
 else
   redis.call('SET', KEYS[1], record, 'PX', ARGV[3])
 end
 return version
+"#
+    ))
+});
+
+/// Compare-and-swap replacement of a known version: the write a refresh makes, at the
+/// floor of what one costs. The client knows the next version (one more than the one it
+/// replaces) and sends the whole record, so the script only compares and writes.
+///
+/// KEYS: record. ARGV: the expected version, the whole new record, the expiry in ms (`0`:
+/// none). Returns 1 when written, 0 when the stored version is another (or none).
+pub(crate) static REPLACE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r#"{READ_CURRENT}
+if current ~= ARGV[1] then return 0 end
+if ARGV[3] == '0' then
+  redis.call('SET', KEYS[1], ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+return 1
 "#
     ))
 });

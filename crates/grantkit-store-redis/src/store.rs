@@ -183,16 +183,9 @@ impl RedisTokenStore {
         key: &TokenKey,
         exchange: impl Future<Output = RedisResult<T>>,
     ) -> Result<T> {
-        self.timed(what, exchange).await?.map_err(|err| {
-            if is_wrong_type(&err) {
-                Error::CorruptRecord {
-                    key: key.to_string(),
-                    reason: "the Redis key holds a value of another type".to_owned(),
-                }
-            } else {
-                command_failed(what, err)
-            }
-        })
+        self.timed(what, exchange)
+            .await?
+            .map_err(|err| key_failed(what, key, err))
     }
 
     /// The expiry of a grant in ms, or 0 for none: only when the refresh token's expiry is
@@ -288,8 +281,8 @@ impl RedisTokenStore {
             .await?;
         match reply {
             Ok(None) => Ok(None),
-            Ok(Some(bytes)) => match Record::parse(&bytes) {
-                Ok(record) => Ok(Some(record.key())),
+            Ok(Some(bytes)) => match Record::parse(&bytes).and_then(|record| record.key()) {
+                Ok(key) => Ok(Some(key)),
                 Err(reason) => {
                     tracing::warn!(redis_key = %redis_key, reason, "an unreadable grant record; not listed");
                     Ok(None)
@@ -418,8 +411,38 @@ impl RedisTokenStore {
         Ok(values)
     }
 
+    /// [`put`](TokenStore::put) replacing version `base`: the whole record, with the next
+    /// version, written by the minimal compare-and-swap script.
+    async fn replace(
+        &self,
+        key: &TokenKey,
+        record_key: &str,
+        tokens: &TokenSet,
+        base: Version,
+    ) -> Result<Version> {
+        let next = base.as_u64().checked_add(1).ok_or_else(|| conflict(key))?;
+        let mut call = scripts::evalsha(&scripts::REPLACE, &[record_key]);
+        call.arg(base.as_u64())
+            .arg(record::whole(next, key, tokens))
+            .arg(self.expiry_ms(tokens));
+        let mut conn = self.conn.clone();
+        // One exchange (two if the server must load the script first), each bounded by the
+        // connection's response timeout: as for `get`, no second timer on the hot path.
+        let written: i64 = scripts::run(&scripts::REPLACE, &call, &mut conn)
+            .await
+            .map_err(|err| key_failed("writing a grant", key, err))?;
+        match written {
+            1 => Ok(Version::from_u64(next)),
+            0 => Err(conflict(key)),
+            _ => Err(error::unexpected(
+                "writing a grant",
+                "the write script returned an unknown outcome",
+            )),
+        }
+    }
+
     /// [`get`](TokenStore::get) of a record of format 1: a hash with the version and the
-    /// data (rewritten as format 2 by the next write).
+    /// data (rewritten as format 3 by the next write).
     async fn legacy_get(
         &self,
         key: &TokenKey,
@@ -463,23 +486,30 @@ fn read_each_again(count: usize) -> Vec<Value> {
     vec![Value::Okay; count]
 }
 
-/// The token set in a record of format 2 read for `key`.
+/// The token set in a record of format 2 or 3 read for `key`.
 fn decode(key: &TokenKey, bytes: &[u8]) -> Result<Versioned<TokenSet>> {
     let read = Record::parse(bytes).map_err(|reason| corrupt(key, reason))?;
-    if read.parts
-        != [
-            key.provider.as_str(),
-            key.client.as_str(),
-            key.account.as_str(),
-        ]
-    {
+    if !read.is_of(key) {
         return Err(corrupt(key, "the record belongs to another grant"));
     }
-    let value = codec::decode_token_set(read.data).map_err(|e| corrupt(key, e.to_string()))?;
+    let value = read.tokens().map_err(|reason| corrupt(key, reason))?;
     Ok(Versioned {
         value,
         version: Version::from_u64(read.version),
     })
+}
+
+/// A failed exchange about `key`: a foreign value under the key is `CorruptRecord`, the
+/// rest `Store`.
+fn key_failed(what: &str, key: &TokenKey, err: redis::RedisError) -> Error {
+    if is_wrong_type(&err) {
+        Error::CorruptRecord {
+            key: key.to_string(),
+            reason: "the Redis key holds a value of another type".to_owned(),
+        }
+    } else {
+        command_failed(what, err)
+    }
 }
 
 fn corrupt(key: &TokenKey, reason: impl Into<String>) -> Error {
@@ -570,8 +600,11 @@ impl TokenStore for RedisTokenStore {
         precondition: Precondition,
     ) -> Result<Version> {
         let keys = self.grant_keys(key);
-        let payload = record::payload(key, tokens);
+        if let Precondition::Version(base) = precondition {
+            return self.replace(key, &keys.record, tokens, base).await;
+        }
         let mut conn = self.conn.clone();
+        let payload = record::payload(key, tokens);
         let mut call = scripts::evalsha(&scripts::PUT, &[&keys.record, &keys.tombstone]);
         call.arg(precondition_arg(precondition).as_ref())
             .arg(payload)

@@ -560,7 +560,7 @@ async fn moved_replies(redis: &TestRedis) -> u64 {
 }
 
 /// A rolling upgrade meets records of format 1 (a hash): they are read and listed as
-/// before, and the next write replaces them with format 2 (one string) under the same
+/// before, and the next write replaces them with format 3 (one string) under the same
 /// compare-and-swap.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_of_format_one_are_read_and_rewritten_by_the_next_write() {
@@ -587,8 +587,8 @@ async fn records_of_format_one_are_read_and_rewritten_by_the_next_write() {
         .unwrap();
     let read = store.get(&key).await.unwrap().expect("the format-1 record");
     assert_eq!(read.version.as_u64(), 1_700_000_000_000_000);
-    // A batch of reads meets it too (with a record of format 2 beside it).
-    let beside = TokenKey::new("legacy", "client", "format two");
+    // A batch of reads meets it too (with a record of the current format beside it).
+    let beside = TokenKey::new("legacy", "client", "current format");
     let beside_version = store
         .put(&beside, &old, Precondition::Absent)
         .await
@@ -626,7 +626,7 @@ async fn records_of_format_one_are_read_and_rewritten_by_the_next_write() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(kind, "string", "rewritten as format 2");
+    assert_eq!(kind, "string", "rewritten as format 3");
     let again = store.get(&key).await.unwrap().unwrap();
     assert_eq!(again.version, version);
     assert_eq!(again.value.access_token.expose_secret(), "rewritten");
@@ -640,4 +640,80 @@ async fn records_of_format_one_are_read_and_rewritten_by_the_next_write() {
             .await
             .unwrap()
     );
+}
+
+/// Records of format 2 (the token set in JSON) are read, listed and refused a stale write
+/// like any other, and both kinds of write replace them with format 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_of_format_two_are_read_and_rewritten_by_the_next_write() {
+    let redis = standalone().await;
+    let store = redis.store().await.unwrap();
+    let mut conn = raw(redis).await;
+    let old = secret_tokens();
+    for (account, precondition_of) in [("replaced {x}", true), ("overwritten |2:", false)] {
+        let key = TokenKey::new("format-two", "client", account);
+        let record = store.record_key(&key);
+        let mut value = format!(
+            "v2|1700000000000042|{}:{}{}:{}{}:{}",
+            key.provider.len(),
+            key.provider,
+            key.client.len(),
+            key.client,
+            key.account.len(),
+            key.account
+        )
+        .into_bytes();
+        value.extend_from_slice(&grantkit_core::store::codec::encode_token_set(&old));
+        redis::cmd("SET")
+            .arg(&record)
+            .arg(value)
+            .query_async::<()>(&mut conn)
+            .await
+            .unwrap();
+        let read = store.get(&key).await.unwrap().expect("the format-2 record");
+        assert_eq!(read.version.as_u64(), 1_700_000_000_000_042);
+        assert!(read.value == old);
+        assert!(
+            store
+                .list(&KeyFilter::provider("format-two"))
+                .await
+                .unwrap()
+                .contains(&key)
+        );
+        let stale = store
+            .put(
+                &key,
+                &old,
+                Precondition::Version(grantkit_core::store::Version::from_u64(41)),
+            )
+            .await;
+        assert!(matches!(stale, Err(Error::Conflict { .. })), "{stale:?}");
+
+        let new = TokenSet::new(AccessToken::new("rewritten"), GrantKind::Password);
+        let precondition = if precondition_of {
+            Precondition::Version(read.version)
+        } else {
+            Precondition::Any
+        };
+        let version = store.put(&key, &new, precondition).await.unwrap();
+        assert_eq!(version.as_u64(), read.version.as_u64() + 1);
+        let raw_value: Vec<u8> = redis::cmd("GET")
+            .arg(&record)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(
+            raw_value.starts_with(b"v3|1700000000000043|"),
+            "rewritten as format 3"
+        );
+        let again = store.get(&key).await.unwrap().unwrap();
+        assert_eq!(again.version, version);
+        assert_eq!(again.value.access_token.expose_secret(), "rewritten");
+        assert!(
+            store
+                .delete(&key, Precondition::Version(version))
+                .await
+                .unwrap()
+        );
+    }
 }
