@@ -255,7 +255,10 @@ impl<N: Into<String>, V: Into<String>> FromIterator<(N, V)> for Extras {
 
 impl<N: Into<String>, V: Into<String>> Extend<(N, V)> for Extras {
     fn extend<I: IntoIterator<Item = (N, V)>>(&mut self, pairs: I) {
+        let pairs = pairs.into_iter();
         let mut entries: Vec<(Box<str>, Box<str>)> = std::mem::take(&mut self.0).into_vec();
+        // Sized up front, so the slice below needs no second allocation.
+        entries.reserve_exact(pairs.size_hint().0);
         for (name, value) in pairs {
             let (name, value) = (name.into().into_boxed_str(), value.into().into_boxed_str());
             match entries.binary_search_by(|(n, _)| n.cmp(&name)) {
