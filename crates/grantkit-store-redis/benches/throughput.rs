@@ -416,8 +416,9 @@ fn topology<C>(
             })
         }
     };
-    // Each task replaces the version it wrote last, as a refresh replaces the one it read.
-    let put = {
+    // `put` replaces the version the task wrote last, as a refresh replaces the one it read;
+    // `put_any` writes whatever is stored (the script decides the version).
+    let put_with = |replace: bool| {
         let (store, keys, sets, versions) =
             (store.clone(), keys.clone(), sets.clone(), versions.clone());
         move |iters| {
@@ -428,13 +429,13 @@ fn topology<C>(
                     (store.clone(), keys.clone(), sets.clone(), versions.clone());
                 async move {
                     let at = &versions[task as usize];
-                    let base = Version::from_u64(at.load(Ordering::Relaxed));
+                    let precondition = if replace {
+                        Precondition::Version(Version::from_u64(at.load(Ordering::Relaxed)))
+                    } else {
+                        Precondition::Any
+                    };
                     let written = store
-                        .put(
-                            &keys[task as usize],
-                            &sets[task as usize],
-                            Precondition::Version(base),
-                        )
+                        .put(&keys[task as usize], &sets[task as usize], precondition)
                         .await
                         .expect("put");
                     at.store(written.as_u64(), Ordering::Relaxed);
@@ -442,29 +443,8 @@ fn topology<C>(
             })
         }
     };
-    let put_any = {
-        let (store, keys, sets, versions) =
-            (store.clone(), keys.clone(), sets.clone(), versions.clone());
-        move |iters| {
-            let (store, keys, sets, versions) =
-                (store.clone(), keys.clone(), sets.clone(), versions.clone());
-            concurrently(iters, move |task| {
-                let (store, keys, sets, versions) =
-                    (store.clone(), keys.clone(), sets.clone(), versions.clone());
-                async move {
-                    let written = store
-                        .put(
-                            &keys[task as usize],
-                            &sets[task as usize],
-                            Precondition::Any,
-                        )
-                        .await
-                        .expect("put");
-                    versions[task as usize].store(written.as_u64(), Ordering::Relaxed);
-                }
-            })
-        }
-    };
+    let put = put_with(true);
+    let put_any = put_with(false);
 
     let mut group = c.benchmark_group(format!("{name}_get"));
     configure(&mut group);

@@ -650,7 +650,7 @@ async fn records_of_format_two_are_read_and_rewritten_by_the_next_write() {
     let store = redis.store().await.unwrap();
     let mut conn = raw(redis).await;
     let old = secret_tokens();
-    for (account, precondition_of) in [("replaced {x}", true), ("overwritten |2:", false)] {
+    for (account, replaces_version) in [("replaced {x}", true), ("overwritten |2:", false)] {
         let key = TokenKey::new("format-two", "client", account);
         let record = store.record_key(&key);
         let mut value = format!(
@@ -690,7 +690,7 @@ async fn records_of_format_two_are_read_and_rewritten_by_the_next_write() {
         assert!(matches!(stale, Err(Error::Conflict { .. })), "{stale:?}");
 
         let new = TokenSet::new(AccessToken::new("rewritten"), GrantKind::Password);
-        let precondition = if precondition_of {
+        let precondition = if replaces_version {
             Precondition::Version(read.version)
         } else {
             Precondition::Any
