@@ -217,6 +217,8 @@ mod tests {
             ("grantkit-core", Some("TokenStore")),
             ("grantkit-store-file", Some("TokenStore")),
             ("grantkit-store-redis", Some("TokenStore")),
+            ("grantkit-store-sql", Some("TokenStore")),
+            ("grantkit-store-encrypted", Some("TokenStore")),
             ("grantkit-joindin", Some("Provider")),
             ("grantkit-joinme", Some("Provider")),
             ("grantkit-standard", Some("Provider")),

@@ -22,12 +22,18 @@ pub use url;
 /// ([`grantkit_core::store`]).
 pub mod store {
     pub use grantkit_core::store::*;
+    /// `EncryptedTokenStore`: any store's records sealed at rest (feature `store-encrypted`).
+    #[cfg(feature = "store-encrypted")]
+    pub use grantkit_store_encrypted as encrypted;
     /// `FileTokenStore` (feature `store-file`).
     #[cfg(feature = "store-file")]
     pub use grantkit_store_file as file;
     /// `RedisTokenStore` (feature `store-redis`).
     #[cfg(feature = "store-redis")]
     pub use grantkit_store_redis as redis;
+    /// `SqlTokenStore` on PostgreSQL or SQLite (feature `store-sql`).
+    #[cfg(feature = "store-sql")]
+    pub use grantkit_store_sql as sql;
 }
 
 /// Providers, one cargo feature each, and what a provider author needs

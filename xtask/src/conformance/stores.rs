@@ -3,8 +3,12 @@
 use super::{Guard, SkippedBackend};
 use futures::future::BoxFuture;
 use grantkit_core::{MemoryTokenStore, TokenStore};
+use grantkit_store_encrypted::{EncryptedTokenStore, Keyring, SealingKey};
 use grantkit_store_file::FileTokenStore;
 use grantkit_store_redis::testing::{TestRedis, redis_server_installed};
+use grantkit_store_sql::SqlTokenStore;
+use grantkit_store_sql::testing::{TestPostgres, postgres_available};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Two handles on one storage, or one where the store lives in a single process.
@@ -19,7 +23,8 @@ pub(crate) type Factory =
 
 /// A store backend of the matrix.
 pub(crate) struct StoreTarget {
-    /// The column name: `memory`, `file`, `redis`, `redis-cluster`.
+    /// The column name: `memory`, `file`, `redis`, `redis-cluster`, `postgres`, `sqlite`,
+    /// and `encrypted-…` for a store under the encryption layer.
     pub(crate) name: String,
     /// Builds the store for a cell.
     pub(crate) make: Factory,
@@ -36,16 +41,57 @@ pub(crate) struct Targets {
     pub(crate) errors: Vec<String>,
 }
 
-/// Every store backend this machine can run: memory and file always; Redis standalone and
-/// cluster when `redis-server` is installed or `GRANTKIT_TEST_REDIS_URL` /
-/// `GRANTKIT_TEST_REDIS_CLUSTER_URLS` name running servers.
+/// Every store backend this machine can run: memory, file and SQLite always; Redis
+/// standalone and cluster when `redis-server` is installed or `GRANTKIT_TEST_REDIS_URL` /
+/// `GRANTKIT_TEST_REDIS_CLUSTER_URLS` name running servers; PostgreSQL when its server
+/// programs are installed or `GRANTKIT_TEST_POSTGRES_URL` names a database. Memory, file,
+/// Redis and PostgreSQL also run under the encryption layer.
 pub(crate) async fn available() -> Targets {
-    let mut stores = vec![memory()];
+    let keys = match SealingKey::generate("conformance") {
+        Ok(key) => Keyring::new(key),
+        Err(err) => {
+            return Targets {
+                stores: Vec::new(),
+                skipped: Vec::new(),
+                errors: vec![format!("no sealing key for the encrypted columns: {err}")],
+            };
+        }
+    };
+    let mut stores = vec![memory(), encrypted_memory(keys.clone())];
     let mut skipped = Vec::new();
     let mut errors = Vec::new();
-    match file().await {
-        Ok(target) => stores.push(target),
+    match scratch_dir("file-store-") {
+        Ok(dir) => {
+            stores.push(file(dir.clone(), None));
+            stores.push(file(dir, Some(keys.clone())));
+        }
         Err(reason) => errors.push(format!("the file store could not be opened: {reason}")),
+    }
+    match scratch_dir("sqlite-store-") {
+        Ok(dir) => stores.push(sqlite(dir)),
+        Err(reason) => errors.push(format!("the SQLite store could not be opened: {reason}")),
+    }
+    if postgres_available() {
+        eprintln!("starting postgres…");
+        match tokio::task::spawn_blocking(TestPostgres::start).await {
+            Ok(Ok(postgres)) => {
+                let postgres = Arc::new(postgres);
+                stores.push(postgres_target(postgres.clone(), None));
+                stores.push(postgres_target(postgres, Some(keys.clone())));
+            }
+            Ok(Err(err)) => errors.push(format!("postgres did not start: {err}")),
+            Err(err) => errors.push(format!("postgres did not start: {err}")),
+        }
+    } else {
+        for name in ["postgres", "encrypted-postgres"] {
+            skipped.push(SkippedBackend {
+                backend: name.to_owned(),
+                reason: "PostgreSQL's server programs are not installed and \
+                         GRANTKIT_TEST_POSTGRES_URL is not set"
+                    .to_owned(),
+                install: "sudo apt-get install postgresql".to_owned(),
+            });
+        }
     }
     // A column runs when this machine can start its servers, or when the environment
     // names running ones.
@@ -73,7 +119,13 @@ pub(crate) async fn available() -> Targets {
         }
         eprintln!("starting {name}…");
         match tokio::task::spawn_blocking(start).await {
-            Ok(Ok(redis)) => stores.push(redis_target(name, Arc::new(redis))),
+            Ok(Ok(redis)) => {
+                let redis: Arc<TestRedis> = Arc::new(redis);
+                stores.push(redis_target(name, redis.clone(), None));
+                if name == "redis" {
+                    stores.push(redis_target(name, redis, Some(keys.clone())));
+                }
+            }
             Ok(Err(err)) => errors.push(format!("{name} did not start: {err}")),
             Err(err) => errors.push(format!("{name} did not start: {err}")),
         }
@@ -100,50 +152,129 @@ pub(crate) fn memory() -> StoreTarget {
     }
 }
 
-/// A file store in a private directory under `target/`, which is on a real disk (unlike
-/// a tmpfs `/tmp`), removed at the end of the run.
-async fn file() -> Result<StoreTarget, String> {
+fn encrypted_memory(keys: Keyring) -> StoreTarget {
+    StoreTarget {
+        name: "encrypted-memory".to_owned(),
+        make: Arc::new(move |_| {
+            let keys = keys.clone();
+            Box::pin(async move {
+                let store = EncryptedTokenStore::new(MemoryTokenStore::new(), keys);
+                Ok((Arc::new(store) as Arc<dyn TokenStore>, None))
+            })
+        }),
+        _guard: None,
+    }
+}
+
+/// A private directory under `target/`, which is on a real disk (unlike a tmpfs `/tmp`),
+/// removed at the end of the run.
+fn scratch_dir(prefix: &str) -> Result<Arc<tempfile::TempDir>, String> {
     let parent = crate::root().join("target/xtask-conformance");
     std::fs::create_dir_all(&parent)
         .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-    let dir = Arc::new(
-        tempfile::Builder::new()
-            .prefix("file-store-")
-            .tempdir_in(&parent)
-            .map_err(|e| format!("cannot create a directory under {}: {e}", parent.display()))?,
-    );
-    let root = dir.path().join("tokens");
-    Ok(StoreTarget {
-        name: "file".to_owned(),
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(&parent)
+        .map(Arc::new)
+        .map_err(|e| format!("cannot create a directory under {}: {e}", parent.display()))
+}
+
+/// Two handles on `store`, each under the encryption layer when `keys` are given.
+fn handles<S: TokenStore + 'static>(
+    first: S,
+    second: Option<S>,
+    keys: Option<&Keyring>,
+) -> Handles {
+    match keys {
+        Some(keys) => (
+            Arc::new(EncryptedTokenStore::new(first, keys.clone())),
+            second.map(|s| {
+                Arc::new(EncryptedTokenStore::new(s, keys.clone())) as Arc<dyn TokenStore>
+            }),
+        ),
+        None => (
+            Arc::new(first),
+            second.map(|s| Arc::new(s) as Arc<dyn TokenStore>),
+        ),
+    }
+}
+
+fn column(base: &str, keys: &Option<Keyring>) -> String {
+    match keys {
+        Some(_) => format!("encrypted-{base}"),
+        None => base.to_owned(),
+    }
+}
+
+/// A file store in a directory of its own per cell, opened twice.
+fn file(dir: Arc<tempfile::TempDir>, keys: Option<Keyring>) -> StoreTarget {
+    let root = dir.path().join(column("tokens", &keys));
+    StoreTarget {
+        name: column("file", &keys),
         make: Arc::new(move |cell| {
             let root = root.join(format!("cell-{cell}"));
+            let keys = keys.clone();
             Box::pin(async move {
                 let open = || async {
                     FileTokenStore::open(root.clone())
                         .await
-                        .map(|s| Arc::new(s) as Arc<dyn TokenStore>)
                         .map_err(|e| e.to_string())
                 };
-                Ok((open().await?, Some(open().await?)))
+                Ok(handles(open().await?, Some(open().await?), keys.as_ref()))
             })
         }),
         _guard: Some(dir),
-    })
+    }
 }
 
-fn redis_target(name: &str, redis: Arc<TestRedis>) -> StoreTarget {
+/// A SQLite file of its own per cell, opened by two pools.
+fn sqlite(dir: Arc<tempfile::TempDir>) -> StoreTarget {
+    let root: PathBuf = dir.path().to_owned();
+    StoreTarget {
+        name: "sqlite".to_owned(),
+        make: Arc::new(move |cell| {
+            let url = format!("sqlite:{}", root.join(format!("cell-{cell}.db")).display());
+            Box::pin(async move {
+                let open = || async {
+                    SqlTokenStore::connect(&url)
+                        .await
+                        .map_err(|e| e.to_string())
+                };
+                Ok(handles(open().await?, Some(open().await?), None))
+            })
+        }),
+        _guard: Some(dir),
+    }
+}
+
+/// Each cell gets tables of its own (a random prefix), opened by two pools.
+fn postgres_target(postgres: Arc<TestPostgres>, keys: Option<Keyring>) -> StoreTarget {
+    let server = postgres.clone();
+    StoreTarget {
+        name: column("postgres", &keys),
+        make: Arc::new(move |_| {
+            let server = server.clone();
+            let keys = keys.clone();
+            Box::pin(async move {
+                let (a, b) = server.store_pair().await.map_err(|e| e.to_string())?;
+                Ok(handles(a, Some(b), keys.as_ref()))
+            })
+        }),
+        _guard: Some(postgres),
+    }
+}
+
+fn redis_target(name: &str, redis: Arc<TestRedis>, keys: Option<Keyring>) -> StoreTarget {
     let server = redis.clone();
     StoreTarget {
-        name: name.to_owned(),
+        name: column(name, &keys),
         // Each pair gets a random key prefix of its own.
         make: Arc::new(move |_| {
             let server = server.clone();
+            let keys = keys.clone();
             Box::pin(async move {
                 let (a, b) = server.store_pair().await.map_err(|e| e.to_string())?;
-                Ok((
-                    Arc::new(a) as Arc<dyn TokenStore>,
-                    Some(Arc::new(b) as Arc<dyn TokenStore>),
-                ))
+                Ok(handles(a, Some(b), keys.as_ref()))
             })
         }),
         _guard: Some(redis),
