@@ -14,9 +14,7 @@
 //! format 1 a hash (`v`, `d`, `p`, `c`, `a`).
 
 use grantkit_core::store::codec;
-use grantkit_core::{AccessToken, GrantKind, RefreshToken, TokenKey, TokenSet};
-use serde::{Deserialize, Serialize};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use grantkit_core::{TokenKey, TokenSet};
 
 /// The prefix of a record this version writes.
 pub(crate) const FORMAT_PREFIX: &str = "v3|";
@@ -48,56 +46,13 @@ fn write_payload(out: &mut Vec<u8>, key: &TokenKey, tokens: &TokenSet) {
         let _ = write!(out, "{}:", part.len());
         out.extend_from_slice(part.as_bytes());
     }
-    let compact = Compact {
-        access_token: tokens.access_token.expose_secret(),
-        refresh_token: tokens.refresh_token.as_ref().map(|t| t.expose_secret()),
-        token_type: &tokens.token_type,
-        expires_at_ms: tokens.expires_at.map(to_ms),
-        refresh_expires_at_ms: tokens.refresh_expires_at.map(to_ms),
-        obtained_at_ms: tokens.obtained_at.map(to_ms),
-        scopes: tokens.scopes.iter().map(String::as_str).collect(),
-        grant: tokens.grant.as_str(),
-        extras: tokens.extras.iter().collect(),
-    };
-    // Writing into a `Vec` fails only when memory does, which aborts anyway.
-    if let Ok(bytes) = postcard::to_extend(&compact, std::mem::take(out)) {
-        *out = bytes;
-    }
-}
-
-/// A token set in the compact form of format 3, borrowed from the record when read.
-#[derive(Serialize, Deserialize)]
-struct Compact<'a> {
-    access_token: &'a str,
-    refresh_token: Option<&'a str>,
-    token_type: &'a str,
-    expires_at_ms: Option<u64>,
-    refresh_expires_at_ms: Option<u64>,
-    obtained_at_ms: Option<u64>,
-    #[serde(borrow)]
-    scopes: Vec<&'a str>,
-    grant: &'a str,
-    #[serde(borrow)]
-    extras: Vec<(&'a str, &'a str)>,
-}
-
-fn to_ms(time: SystemTime) -> u64 {
-    // Stores keep milliseconds, as the core codec does; times before 1970 do not occur in
-    // token lifetimes.
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-fn from_ms(ms: u64) -> Result<SystemTime, &'static str> {
-    UNIX_EPOCH
-        .checked_add(Duration::from_millis(ms))
-        .ok_or("the record holds a time out of range")
+    codec::encode_token_set_compact_into(tokens, out);
 }
 
 /// How the token set in a record is encoded.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Data<'a> {
-    /// Format 3: [`Compact`].
+    /// Format 3: the core codec's compact form.
     Compact(&'a [u8]),
     /// Format 2: the core's JSON codec.
     Json(&'a [u8]),
@@ -174,27 +129,11 @@ impl<'a> Record<'a> {
     pub(crate) fn tokens(&self) -> Result<TokenSet, String> {
         match self.data {
             Data::Json(bytes) => codec::decode_token_set(bytes).map_err(|e| e.to_string()),
-            Data::Compact(bytes) => decode_compact(bytes).map_err(str::to_owned),
+            Data::Compact(bytes) => {
+                codec::decode_token_set_compact(bytes).map_err(|e| e.to_string())
+            }
         }
     }
-}
-
-fn decode_compact(bytes: &[u8]) -> Result<TokenSet, &'static str> {
-    let (read, rest): (Compact<'_>, &[u8]) = postcard::take_from_bytes(bytes)
-        .map_err(|_| "the record's token set is cut short or malformed")?;
-    if !rest.is_empty() {
-        return Err("the record has bytes after its token set");
-    }
-    let grant = GrantKind::parse(read.grant).ok_or("the record names an unknown grant kind")?;
-    let mut tokens = TokenSet::new(AccessToken::new(read.access_token), grant);
-    tokens.refresh_token = read.refresh_token.map(RefreshToken::new);
-    read.token_type.clone_into(&mut tokens.token_type);
-    tokens.expires_at = read.expires_at_ms.map(from_ms).transpose()?;
-    tokens.refresh_expires_at = read.refresh_expires_at_ms.map(from_ms).transpose()?;
-    tokens.obtained_at = read.obtained_at_ms.map(from_ms).transpose()?;
-    tokens.scopes = read.scopes.into_iter().map(str::to_owned).collect();
-    tokens.extras = read.extras.into_iter().collect();
-    Ok(tokens)
 }
 
 /// A decimal number of at most 20 digits ending at `end`, and what follows `end`.
@@ -222,6 +161,8 @@ fn number_until(bytes: &[u8], end: u8) -> Result<(u64, &[u8]), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use grantkit_core::{AccessToken, GrantKind, RefreshToken};
+    use std::time::{Duration, UNIX_EPOCH};
 
     fn full_tokens() -> TokenSet {
         let now = UNIX_EPOCH + Duration::from_millis(1_733_212_345_678);

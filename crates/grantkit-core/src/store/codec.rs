@@ -4,6 +4,11 @@
 //! field by field, into a JSON document tagged with a format name and version. A reader
 //! refuses a record of another kind or a newer version instead of guessing, and its errors
 //! never quote the record (which holds tokens).
+//!
+//! Token sets also have a compact binary form ([`encode_token_set_compact_into`],
+//! [`decode_token_set_compact`]: postcard, strings with their length and numbers as
+//! varints), several times cheaper to read than JSON, for stores on a hot path that keep
+//! their own format tag beside it.
 
 use crate::flow::FlowKind;
 use crate::pending::PendingAuthorization;
@@ -194,6 +199,64 @@ pub fn decode_token_set(bytes: &[u8]) -> Result<TokenSet, DecodeError> {
     })
 }
 
+/// A token set in the compact form, borrowed from the token set when written and from the
+/// bytes when read. Its field order is the format: append fields only, at the end.
+#[derive(Serialize, Deserialize)]
+struct Compact<'a> {
+    access_token: &'a str,
+    refresh_token: Option<&'a str>,
+    token_type: &'a str,
+    expires_at_ms: Option<u64>,
+    refresh_expires_at_ms: Option<u64>,
+    obtained_at_ms: Option<u64>,
+    #[serde(borrow)]
+    scopes: Vec<&'a str>,
+    grant: &'a str,
+    #[serde(borrow)]
+    extras: Vec<(&'a str, &'a str)>,
+}
+
+/// Appends the compact form of `tokens` to `out`. It carries no format tag: the store that
+/// uses it keeps one (a record prefix, a sealed text's version).
+pub fn encode_token_set_compact_into(tokens: &TokenSet, out: &mut Vec<u8>) {
+    let compact = Compact {
+        access_token: tokens.access_token.expose_secret(),
+        refresh_token: tokens.refresh_token.as_ref().map(|t| t.expose_secret()),
+        token_type: &tokens.token_type,
+        expires_at_ms: tokens.expires_at.map(to_ms),
+        refresh_expires_at_ms: tokens.refresh_expires_at.map(to_ms),
+        obtained_at_ms: tokens.obtained_at.map(to_ms),
+        scopes: tokens.scopes.iter().map(String::as_str).collect(),
+        grant: tokens.grant.as_str(),
+        extras: tokens.extras.iter().collect(),
+    };
+    // Writing into a `Vec` fails only when memory does, which aborts anyway.
+    if let Ok(bytes) = postcard::to_extend(&compact, std::mem::take(out)) {
+        *out = bytes;
+    }
+}
+
+/// Reads a token set written by [`encode_token_set_compact_into`]: exactly those bytes,
+/// nothing after them.
+pub fn decode_token_set_compact(bytes: &[u8]) -> Result<TokenSet, DecodeError> {
+    let fail = |what: &str| DecodeError(format!("the compact token set {what}"));
+    let (read, rest): (Compact<'_>, &[u8]) =
+        postcard::take_from_bytes(bytes).map_err(|_| fail("is cut short or malformed"))?;
+    if !rest.is_empty() {
+        return Err(fail("has bytes after its end"));
+    }
+    let grant = GrantKind::parse(read.grant).ok_or_else(|| fail("names an unknown grant kind"))?;
+    let mut tokens = TokenSet::new(AccessToken::new(read.access_token), grant);
+    tokens.refresh_token = read.refresh_token.map(RefreshToken::new);
+    read.token_type.clone_into(&mut tokens.token_type);
+    tokens.expires_at = read.expires_at_ms.map(from_ms).transpose()?;
+    tokens.refresh_expires_at = read.refresh_expires_at_ms.map(from_ms).transpose()?;
+    tokens.obtained_at = read.obtained_at_ms.map(from_ms).transpose()?;
+    tokens.scopes = read.scopes.into_iter().map(str::to_owned).collect();
+    tokens.extras = read.extras.into_iter().collect();
+    Ok(tokens)
+}
+
 /// Serialises a pending authorization for storage.
 pub fn encode_pending(pending: &PendingAuthorization) -> Vec<u8> {
     let record = PendingRecord {
@@ -268,6 +331,20 @@ mod tests {
             decode_token_set(&encode_token_set(&tokens)).unwrap(),
             tokens
         );
+    }
+
+    #[test]
+    fn the_compact_form_round_trips_and_refuses_what_it_did_not_write() {
+        let tokens = sample();
+        let mut bytes = vec![];
+        encode_token_set_compact_into(&tokens, &mut bytes);
+        assert_eq!(decode_token_set_compact(&bytes).unwrap(), tokens);
+        let mut longer = bytes.clone();
+        longer.push(0);
+        for bad in [&bytes[..bytes.len() - 1], &longer[..], b"", b"\xff\xff\xff"] {
+            let err = decode_token_set_compact(bad).unwrap_err().to_string();
+            assert!(!err.contains("secret"), "{err}");
+        }
     }
 
     #[test]
