@@ -124,6 +124,16 @@ impl SqlTokenStore {
         Ok(store)
     }
 
+    /// The PostgreSQL pool, for the benchmarks' raw statements on the same connections.
+    #[cfg(feature = "testing")]
+    pub(crate) fn postgres_pool(&self) -> Option<&sqlx::PgPool> {
+        match &self.pool {
+            Pool::Postgres(pool) => Some(pool),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+
     /// Whether this store is on PostgreSQL (else SQLite).
     pub fn is_postgres(&self) -> bool {
         self.kind == DatabaseKind::Postgres

@@ -448,6 +448,12 @@ impl TestPostgres {
     }
 }
 
+/// The connection pool of a PostgreSQL store: for benchmarks that compare the store with
+/// raw statements on the same connections. `None` for SQLite.
+pub fn postgres_pool(store: &SqlTokenStore) -> Option<sqlx::PgPool> {
+    store.postgres_pool().cloned()
+}
+
 /// Two stores (two pools) on one new SQLite file in `dir`.
 pub async fn sqlite_store_pair(
     dir: &Path,
