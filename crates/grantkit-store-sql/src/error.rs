@@ -56,9 +56,13 @@ pub(crate) fn failed(what: &str, err: sqlx::Error) -> Error {
         sqlx::Error::Configuration(_) => ("the connection settings are invalid", None, None, false),
         _ => ("the database call failed", None, None, false),
     };
-    let state = if retryable { "unavailable" } else { "failed" };
+    let summary = if retryable {
+        format!("{what}: the database is unavailable ({kind})")
+    } else {
+        format!("{what}: {kind}")
+    };
     Error::store(
-        format!("{what}: the database is {state} ({kind})"),
+        summary,
         retryable,
         DatabaseFailure {
             kind,

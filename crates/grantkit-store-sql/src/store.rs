@@ -172,13 +172,15 @@ impl SqlTokenStore {
         let found = self
             .timed(what, async {
                 on_pool!(&self.pool, pool => {
-                    sqlx::query(&sql.migrations_table).execute(pool).await?;
                     let mut conn = pool.acquire().await?;
                     sqlx::query(sql.begin_migration).execute(&mut *conn).await?;
                     let steps = async {
+                        // Under the lock, even the version table's creation: PostgreSQL's
+                        // `CREATE TABLE IF NOT EXISTS` is not safe against a concurrent one.
                         if let Some(lock) = sql.lock_migration {
                             sqlx::query(lock).bind(lock_id).execute(&mut *conn).await?;
                         }
+                        sqlx::query(&sql.migrations_table).execute(&mut *conn).await?;
                         let current: Option<i64> =
                             sqlx::query_scalar(&sql.schema_version).fetch_one(&mut *conn).await?;
                         let current = current.unwrap_or(0);
