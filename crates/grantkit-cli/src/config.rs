@@ -116,8 +116,9 @@ pub(crate) struct Profile {
     /// Joind.in: the user who logs in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) username: Option<String>,
-    /// Where tokens live: a directory, or `redis://…` (several comma-separated URLs for a
-    /// Redis Cluster). Default: a private directory under the data directory.
+    /// Where tokens live: a directory, `redis://…` (several comma-separated URLs for a
+    /// Redis Cluster), `postgres://…` or `sqlite:path`. Default: a private directory under
+    /// the data directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) store: Option<String>,
 }

@@ -71,8 +71,8 @@ pub(crate) struct AddArgs {
     /// Joind.in: the user name to log in as.
     #[arg(long)]
     username: Option<String>,
-    /// Where tokens live: a directory, or `redis://…` (comma-separated URLs for a Redis
-    /// Cluster) [default: $XDG_DATA_HOME/grantkit/tokens].
+    /// Where tokens live: a directory, `redis://…` (comma-separated URLs for a Redis
+    /// Cluster), `postgres://…` or `sqlite:path` [default: $XDG_DATA_HOME/grantkit/tokens].
     #[arg(long)]
     store: Option<String>,
     /// Replace a profile of the same name.

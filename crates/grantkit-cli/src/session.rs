@@ -8,6 +8,7 @@ use grantkit::provider::joinme::JoinMeProvider;
 use grantkit::provider::standard::{ServerMetadata, StandardProvider};
 use grantkit::store::file::FileTokenStore;
 use grantkit::store::redis::RedisTokenStore;
+use grantkit::store::sql::SqlTokenStore;
 use grantkit::url::Url;
 use grantkit::{ClientSecret, Provider, TokenKey, TokenManager, TokenStore};
 use std::io::BufRead as _;
@@ -103,8 +104,8 @@ impl Session {
     }
 }
 
-/// The store a profile names: a directory, `redis://…`, or the default directory; and how
-/// to show it (never a password in a URL).
+/// The store a profile names: a directory, `redis://…`, `postgres://…`, `sqlite:…`, or the
+/// default directory; and how to show it (never a password in a URL).
 pub(crate) async fn open_store(
     name: &str,
     profile: &Profile,
@@ -114,6 +115,10 @@ pub(crate) async fn open_store(
         Some(urls) if urls.starts_with("redis://") || urls.starts_with("rediss://") => {
             let store = RedisTokenStore::connect(urls).await.map_err(fail)?;
             (Arc::new(store), redacted_url(urls))
+        }
+        Some(url) if is_sql_url(url) => {
+            let store = SqlTokenStore::connect(url).await.map_err(fail)?;
+            (Arc::new(store), redacted_url(url))
         }
         Some(dir) => {
             let store = FileTokenStore::open(dir).await.map_err(fail)?;
@@ -125,6 +130,13 @@ pub(crate) async fn open_store(
             (Arc::new(store), dir.display().to_string())
         }
     })
+}
+
+/// Whether a store names a SQL database rather than a directory.
+fn is_sql_url(store: &str) -> bool {
+    ["postgres://", "postgresql://", "sqlite:"]
+        .iter()
+        .any(|scheme| store.starts_with(scheme))
 }
 
 /// The client secret from where the profile says; never from the command line.

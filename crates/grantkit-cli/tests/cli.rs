@@ -447,6 +447,59 @@ async fn two_machines_share_one_refresh_through_a_redis_cluster() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_machines_share_one_refresh_through_postgres() {
+    use grantkit_store_sql::testing::{TestPostgres, random_prefix};
+    let postgres = tokio::task::spawn_blocking(TestPostgres::shared)
+        .await
+        .unwrap()
+        .unwrap_or_else(|err| panic!("{err}"));
+    // A database of its own: the command uses the default table names.
+    let database = random_prefix().trim_end_matches('_').to_owned();
+    let admin = sqlx::PgPool::connect(postgres.url()).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE \"{database}\""))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let url = postgres
+        .url()
+        .rsplit_once('/')
+        .map(|(server, _)| format!("{server}/{database}"))
+        .unwrap();
+    let (first, second) = (Home::new(), Home::new());
+    let emulator = joinme_with_store(&[&first, &second], Some(&url)).await;
+    login(&first).await;
+    let store = grantkit::store::sql::SqlTokenStore::connect(&url)
+        .await
+        .unwrap();
+    let old = expire_token_in(&store).await;
+    let before = emulator.count(JoinMeEndpoint::Token);
+    let children: Vec<_> = (0..20)
+        .map(|i| {
+            let home = if i % 2 == 0 { &first } else { &second };
+            let mut command = home.command(&["token", "jm"]);
+            command
+                .envs(ENV)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            command.spawn().unwrap()
+        })
+        .collect();
+    let mut printed = std::collections::BTreeSet::new();
+    for child in children {
+        let out = child.wait_with_output().await.unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        printed.insert(text(&out.stdout));
+    }
+    assert_eq!(printed.len(), 1, "every process prints the same token");
+    assert_ne!(printed.first().unwrap().trim(), old);
+    assert_eq!(
+        emulator.count(JoinMeEndpoint::Token) - before,
+        1,
+        "one refresh in all"
+    );
+}
+
 /// Every process's command line, as `ps` shows it.
 fn command_lines() -> Vec<String> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
