@@ -284,8 +284,8 @@ async fn sql_columns(pool: &sqlx::PgPool, prefix: &str) -> Vec<Vec<u8>> {
     let tables = [
         (
             "tokens",
-            &["provider", "client", "account"][..],
-            &["key_hash", "record"][..],
+            &[][..],
+            &["provider", "client", "account", "key_hash", "record"][..],
         ),
         ("pending", &["state_hash"][..], &["record"][..]),
         ("leases", &["holder"][..], &["key_hash"][..]),
@@ -350,14 +350,22 @@ async fn the_searches_find_what_is_not_sealed() {
         .unwrap();
     assert!(found_in(&files_under(dir.path())), "the file search");
 
-    let sqlite = SqlTokenStore::connect(&format!("sqlite:{}", dir.path().join("t.db").display()))
-        .await
-        .unwrap();
+    // A directory of its own: the search must find the token in SQLite's files alone.
+    let sqlite_dir = tempfile::tempdir().unwrap();
+    let sqlite = SqlTokenStore::connect(&format!(
+        "sqlite:{}",
+        sqlite_dir.path().join("t.db").display()
+    ))
+    .await
+    .unwrap();
     sqlite
         .put(&key, &tokens, Precondition::Absent)
         .await
         .unwrap();
-    assert!(found_in(&files_under(dir.path())), "the SQLite search");
+    assert!(
+        found_in(&files_under(sqlite_dir.path())),
+        "the SQLite search"
+    );
 
     let postgres = tokio::task::spawn_blocking(TestPostgres::shared)
         .await

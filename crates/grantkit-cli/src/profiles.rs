@@ -122,7 +122,7 @@ pub(crate) async fn run(
                         "redirect_uri": p.redirect_uri,
                         "base_url": p.base_url,
                         "issuer": p.issuer,
-                        "store": p.store,
+                        "store": p.store.as_deref().map(crate::session::shown_store),
                     })
                 })
                 .collect();

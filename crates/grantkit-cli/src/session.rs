@@ -201,19 +201,33 @@ fn manual_metadata(
     Ok(metadata)
 }
 
-/// A store URL without a password (`redis://:secret@host` → `redis://:…@host`).
+/// A store URL without a password (`redis://:secret@host` → `redis://:…@host`) or a
+/// query (which may carry one: `?password=`).
 pub(crate) fn redacted_url(urls: &str) -> String {
     urls.split(',')
         .map(|text| match Url::parse(text.trim()) {
-            Ok(mut url) if url.password().is_some() => {
-                let _ = url.set_password(Some("…"));
+            Ok(mut url) => {
+                if url.password().is_some() {
+                    let _ = url.set_password(Some("…"));
+                }
+                if url.query().is_some() {
+                    url.set_query(Some("…"));
+                }
                 url.to_string()
             }
-            Ok(url) => url.to_string(),
             Err(_) => "(an unreadable URL)".to_owned(),
         })
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// A profile's store as it may be shown: a URL redacted, a directory as it is.
+pub(crate) fn shown_store(store: &str) -> String {
+    if store.contains("://") || is_sql_url(store) {
+        redacted_url(store)
+    } else {
+        store.to_owned()
+    }
 }
 
 #[cfg(test)]
@@ -227,5 +241,8 @@ mod tests {
             "redis://:%E2%80%A6@127.0.0.1:6379/0"
         );
         assert!(!redacted_url("redis://u:hunter2@a:1,redis://u:hunter2@b:2").contains("hunter2"));
+        let shown = shown_store("postgres://app:hunter2@db/app?password=hunter3&sslmode=require");
+        assert!(!shown.contains("hunter"), "{shown}");
+        assert_eq!(shown_store("/var/lib/tokens"), "/var/lib/tokens");
     }
 }

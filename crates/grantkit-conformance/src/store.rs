@@ -738,6 +738,8 @@ pub async fn awkward_keys_are_isolated(fixture: StoreFixture) {
         "}{".to_owned(),
         "{".to_owned(),
         "with space\tand\ttabs".to_owned(),
+        "nul\0inside".to_owned(),
+        "line\nbreak\r\n".to_owned(),
         ".".to_owned(),
         "..".to_owned(),
         "".to_owned(),

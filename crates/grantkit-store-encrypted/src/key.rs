@@ -126,6 +126,15 @@ impl SealingKey {
                 path.display()
             ))
         };
+        // A pipe or a device would block the open or the read: only a regular file (or a
+        // link to one, as mounted secrets are) is read.
+        let kind = std::fs::metadata(path).map_err(|e| cannot("inspect", e))?;
+        if !kind.is_file() {
+            return Err(Error::configuration(format!(
+                "sealing key `{id}`: the key file {} is not a regular file",
+                path.display()
+            )));
+        }
         let file = File::open(path).map_err(|e| cannot("open", e))?;
         let metadata = file.metadata().map_err(|e| cannot("inspect", e))?;
         check_permissions(id, path, &metadata)?;

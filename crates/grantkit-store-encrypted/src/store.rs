@@ -178,8 +178,28 @@ impl<S: TokenStore> EncryptedTokenStore<S> {
             &seal::token_set_aad(key),
         )
         .map_err(|err| corrupt(err.reason()))?;
-        codec::decode_token_set_compact(&plaintext)
-            .map_err(|err| corrupt(format!("the sealed record opens, but {err}")))
+        let tokens = codec::decode_token_set_compact(&plaintext)
+            .map_err(|err| corrupt(format!("the sealed record opens, but {err}")))?;
+        // The fields kept in clear for the inner store must say what the sealed record
+        // says: a changed expiry would make a store drop (or keep) a grant wrongly.
+        let clear = (
+            carrier.grant,
+            carrier.expires_at,
+            carrier.refresh_expires_at,
+            carrier.obtained_at,
+        );
+        let sealed = (
+            tokens.grant,
+            tokens.expires_at,
+            tokens.refresh_expires_at,
+            tokens.obtained_at,
+        );
+        if clear != sealed {
+            return Err(corrupt(
+                "the record's fields in clear differ from its sealed fields (tampered)".to_owned(),
+            ));
+        }
+        Ok(tokens)
     }
 
     fn open_versioned(
@@ -240,6 +260,25 @@ impl<S: TokenStore> EncryptedTokenStore<S> {
         if pending.state_hash() != *state_hash {
             return Err(corrupt(
                 "the sealed record belongs to another state".to_owned(),
+            ));
+        }
+        let clear = (
+            carrier.flow,
+            &carrier.provider,
+            &carrier.client,
+            carrier.created_at,
+            carrier.expires_at,
+        );
+        let sealed = (
+            pending.flow,
+            &pending.provider,
+            &pending.client,
+            pending.created_at,
+            pending.expires_at,
+        );
+        if clear != sealed {
+            return Err(corrupt(
+                "the record's fields in clear differ from its sealed fields (tampered)".to_owned(),
             ));
         }
         Ok(pending)

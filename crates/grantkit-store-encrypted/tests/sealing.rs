@@ -297,6 +297,18 @@ async fn a_tampered_or_foreign_record_is_corrupt_and_never_quoted() {
         assert!(!reason.contains(ACCESS), "{reason}");
     }
 
+    // The sealed text intact, an expiry in clear changed: the store would expire the grant
+    // at the wrong time, so the record is refused.
+    let mut moved_expiry = carrier.clone();
+    moved_expiry.refresh_expires_at = Some(std::time::UNIX_EPOCH);
+    store
+        .inner()
+        .put(&key, &moved_expiry, Precondition::Any)
+        .await
+        .unwrap();
+    let reason = corrupt_reason(store.get(&key).await, &key.to_string());
+    assert!(reason.contains("tampered"), "{reason}");
+
     // A record written without the layer does not open either, and is not quoted.
     store
         .inner()

@@ -327,7 +327,23 @@ mod coordinator {
     pub(super) fn run(runtime: &tokio::runtime::Runtime) -> ExitCode {
         let args: Vec<String> = std::env::args().skip(1).collect();
         let exact = args.iter().any(|a| a == "--exact");
-        let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+        // Names to select: the arguments that are neither options nor an option's value
+        // (`--skip NAME`, `--test-threads N`, …: libtest options this harness ignores).
+        let mut filters: Vec<&String> = Vec::new();
+        let mut after_option_with_value = false;
+        for arg in &args {
+            if after_option_with_value {
+                after_option_with_value = false;
+            } else if arg.starts_with('-') {
+                after_option_with_value = !arg.contains('=')
+                    && matches!(
+                        arg.as_str(),
+                        "--skip" | "--test-threads" | "--format" | "--color" | "--logfile" | "-Z"
+                    );
+            } else {
+                filters.push(arg);
+            }
+        }
         let selected: Vec<&(&str, Scenario)> = SCENARIOS
             .iter()
             .filter(|(name, _)| {
@@ -358,7 +374,15 @@ mod coordinator {
         let (mut passed, mut failed) = (0, Vec::new());
         for (name, scenario) in selected {
             let outcome = runtime.block_on(async {
-                match tokio::time::timeout(SCENARIO_TIMEOUT, tokio::spawn(scenario())).await {
+                let task = tokio::spawn(scenario());
+                // A scenario that runs out of time is stopped, and its workers with it
+                // (killed on drop), before the next one starts.
+                let abort = task.abort_handle();
+                let outcome = tokio::time::timeout(SCENARIO_TIMEOUT, task).await;
+                if outcome.is_err() {
+                    abort.abort();
+                }
+                match outcome {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(err)) if err.is_panic() => {
                         let payload = err.into_panic();

@@ -114,7 +114,7 @@ fn throughput(c: &mut Criterion) {
         for task in 0..TASKS {
             let hash: Vec<u8> =
                 sqlx::query_scalar(&format!("SELECT key_hash FROM {table} WHERE account = $1"))
-                    .bind(key(task).account)
+                    .bind(key(task).account.into_bytes())
                     .fetch_one(&pool)
                     .await
                     .expect("a seeded row");

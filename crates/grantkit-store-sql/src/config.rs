@@ -111,7 +111,8 @@ impl SqlTokenStoreBuilder {
         self
     }
 
-    /// The longest opening a connection takes.
+    /// The longest opening the first connection takes (when the store opens); connections
+    /// the pool opens later count against the operation timeout of the call that waits.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -132,6 +133,13 @@ impl SqlTokenStoreBuilder {
             .url
             .ok_or_else(|| Error::configuration("no database URL given"))?;
         let kind = DatabaseKind::of(&url)?;
+        if kind == DatabaseKind::Sqlite && (url.contains(":memory:") || url.contains("mode=memory"))
+        {
+            return Err(Error::configuration(
+                "an in-memory SQLite database vanishes with its connections; use a file, or \
+                 the memory store",
+            ));
+        }
         check_identifier("table prefix", &self.prefix)?;
         if let Some(schema) = &self.schema {
             check_identifier("schema", schema)?;
@@ -212,26 +220,20 @@ fn check_identifier(what: &str, name: &str) -> Result<()> {
     }
 }
 
-/// A URL with its password and query (which may carry one) replaced, for `Debug`.
-pub(crate) fn redact_url(url: &str) -> String {
-    let (before_query, had_query) = match url.split_once('?') {
-        Some((before, _)) => (before, true),
-        None => (url, false),
-    };
-    let redacted = match before_query.split_once("://") {
-        Some((scheme, rest)) => match rest.rsplit_once('@') {
-            Some((userinfo, host)) => {
-                let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
-                format!("{scheme}://{user}:[redacted]@{host}")
+/// A URL with its password and its query (which may carry one, `?password=`) replaced,
+/// for `Debug` and errors.
+pub(crate) fn redact_url(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut url) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("redacted"));
             }
-            None => before_query.to_owned(),
-        },
-        None => before_query.to_owned(),
-    };
-    if had_query {
-        format!("{redacted}?[redacted]")
-    } else {
-        redacted
+            if url.query().is_some() {
+                url.set_query(Some("redacted"));
+            }
+            url.to_string()
+        }
+        Err(_) => "[not a URL]".to_owned(),
     }
 }
 
@@ -249,10 +251,13 @@ mod tests {
             "{shown}"
         );
         assert!(
-            shown.contains("postgres://app:[redacted]@db:5432/tokens"),
+            shown.contains("postgres://app:redacted@db:5432/tokens?redacted"),
             "{shown}"
         );
         assert_eq!(redact_url("sqlite:/tmp/t.db"), "sqlite:/tmp/t.db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        // A `?` in a password that was not percent-encoded: not a URL, nothing shown.
+        assert!(!redact_url("postgres://u:pa?ss@h/db").contains("pa"));
     }
 
     #[test]

@@ -48,7 +48,9 @@ pub(crate) fn failed(what: &str, err: sqlx::Error) -> Error {
             )
         }
         sqlx::Error::Io(_) => ("the connection failed", None, None, true),
-        sqlx::Error::Tls(_) => ("TLS failed", None, None, true),
+        // A refused certificate or a server without TLS where TLS is required: settings to
+        // fix, not an outage to wait out.
+        sqlx::Error::Tls(_) => ("TLS to the database failed", None, None, false),
         sqlx::Error::Protocol(_) => ("the server broke the protocol", None, None, true),
         sqlx::Error::PoolTimedOut => ("no connection was free in time", None, None, true),
         sqlx::Error::PoolClosed => ("the pool is closed", None, None, false),
@@ -73,9 +75,10 @@ pub(crate) fn failed(what: &str, err: sqlx::Error) -> Error {
 }
 
 /// SQLSTATE classes and SQLite result codes that an outage or contention explains:
-/// connection exceptions (08), insufficient resources (53), operator intervention such as a
-/// shutdown or a server starting (57), serialization failures and deadlocks (40), and
-/// SQLite's BUSY (5) and LOCKED (6) with their extended forms.
+/// connection exceptions (08), insufficient resources (53), a lock not available in time
+/// (55), operator intervention such as a shutdown, a server starting or a cancelled
+/// statement (57), serialization failures and deadlocks (40), and SQLite's BUSY (5) and
+/// LOCKED (6) with their extended forms.
 fn is_transient_code(code: &str) -> bool {
     if code.len() == 5 {
         // A SQLSTATE: two characters of class, three of subclass.

@@ -103,9 +103,9 @@ impl Statements {
                  key_hash {bytes} PRIMARY KEY, \
                  provider_hash {bytes} NOT NULL, \
                  client_hash {bytes} NOT NULL, \
-                 provider TEXT NOT NULL, \
-                 client TEXT NOT NULL, \
-                 account TEXT NOT NULL, \
+                 provider {bytes} NOT NULL, \
+                 client {bytes} NOT NULL, \
+                 account {bytes} NOT NULL, \
                  version {int} NOT NULL, \
                  record {bytes} NOT NULL, \
                  purge_after_ms {int})"

@@ -56,7 +56,8 @@ macro_rules! on_pool {
 /// version exactly one wins. Leases are rows with a holder and an expiry read from the
 /// database's clock, so hosts with skewed clocks agree; pending authorizations are taken
 /// once with `DELETE … RETURNING`. A record's key is the SHA-256 of its [`TokenKey`];
-/// the key's parts are kept beside it for listing.
+/// the key's parts are kept beside it, as bytes (any string is a key part, NUL included),
+/// for listing.
 ///
 /// PostgreSQL is shared between hosts; SQLite is for a program on one host (several
 /// processes may open the same file).
@@ -120,7 +121,10 @@ impl SqlTokenStore {
             url: settings.url,
             operation_timeout: settings.operation_timeout,
         };
-        store.migrate(&settings.tables.migrations()).await?;
+        if let Err(err) = store.migrate(&settings.tables.migrations()).await {
+            store.close().await;
+            return Err(err);
+        }
         Ok(store)
     }
 
@@ -173,6 +177,10 @@ impl SqlTokenStore {
             .timed(what, async {
                 on_pool!(&self.pool, pool => {
                     let mut conn = pool.acquire().await?;
+                    // Never back to the pool: if this call is cancelled (the timeout) inside
+                    // the transaction, the connection closes and the server rolls back and
+                    // lets go of the migration lock.
+                    conn.close_on_drop();
                     sqlx::query(sql.begin_migration).execute(&mut *conn).await?;
                     let steps = async {
                         // Under the lock, even the version table's creation: PostgreSQL's
@@ -197,15 +205,8 @@ impl SqlTokenStore {
                     }
                     .await;
                     let end = if steps.is_ok() { "COMMIT" } else { "ROLLBACK" };
-                    match sqlx::query(end).execute(&mut *conn).await {
-                        Ok(_) => steps,
-                        Err(err) => {
-                            // A connection left inside a transaction must not go back to
-                            // the pool.
-                            let _ = conn.close().await;
-                            steps.and(Err(err))
-                        }
-                    }
+                    let ended = sqlx::query(end).execute(&mut *conn).await;
+                    steps.and_then(|found| ended.map(|_| found))
                 })
             })
             .await?;
@@ -267,9 +268,9 @@ impl SqlTokenStore {
                                 .bind(&hash[..])
                                 .bind(&provider_hash(&key.provider)[..])
                                 .bind(&client_hash(&key.provider, &key.client)[..])
-                                .bind(&key.provider)
-                                .bind(&key.client)
-                                .bind(&key.account)
+                                .bind(key.provider.as_bytes())
+                                .bind(key.client.as_bytes())
+                                .bind(key.account.as_bytes())
                                 .bind(stored_version)
                                 .bind(&record[..])
                                 .bind(purge_after)
@@ -483,19 +484,36 @@ impl TokenStore for SqlTokenStore {
                         Some(client) => sqlx::query(&sql.list_client).bind(&by_provider[..]).bind(&client[..]),
                         None => sqlx::query(&sql.list_provider).bind(&by_provider[..]),
                     };
-                    let mut keys = Vec::new();
+                    let mut parts = Vec::new();
                     for row in query.fetch_all(pool).await? {
-                        keys.push(TokenKey::new(
-                            row.try_get::<String, _>(0)?,
-                            row.try_get::<String, _>(1)?,
-                            row.try_get::<String, _>(2)?,
-                        ));
+                        parts.push([
+                            row.try_get::<Vec<u8>, _>(0)?,
+                            row.try_get::<Vec<u8>, _>(1)?,
+                            row.try_get::<Vec<u8>, _>(2)?,
+                        ]);
                     }
-                    Ok(keys)
+                    Ok(parts)
                 })
             })
             .await?;
-        Ok(rows.into_iter().filter(|key| filter.matches(key)).collect())
+        let mut keys = Vec::with_capacity(rows.len());
+        for [provider, client, account] in rows {
+            // Written from strings; anything else was written by someone else.
+            let text = |bytes: Vec<u8>| {
+                String::from_utf8(bytes).map_err(|_| {
+                    Error::store(
+                        "listing grants: a row's key is not UTF-8 (written by something else)",
+                        false,
+                        std::fmt::Error,
+                    )
+                })
+            };
+            let key = TokenKey::new(text(provider)?, text(client)?, text(account)?);
+            if filter.matches(&key) {
+                keys.push(key);
+            }
+        }
+        Ok(keys)
     }
 
     async fn try_lease(&self, key: &TokenKey, ttl: Duration) -> Result<Option<Lease>> {

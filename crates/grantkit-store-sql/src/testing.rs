@@ -32,7 +32,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Names a running server for the tests instead of starting one: a `postgres://` URL of a
-/// database the tests may create tables in.
+/// database the tests may create tables, schemas and (for the command line's tests)
+/// databases in. Tables there get random prefixes and are left behind.
 pub const ENV_TEST_URL: &str = "GRANTKIT_TEST_POSTGRES_URL";
 /// Names the directory holding `initdb` and `postgres`, when they are not found by
 /// themselves (on `PATH`, or Debian's `/usr/lib/postgresql/<version>/bin`).
@@ -48,6 +49,7 @@ const WATCHDOG: &str = r#"
 dir=$1; shift
 "$@" >>"$dir/postgres.log" 2>&1 &
 pid=$!
+trap '' INT
 echo "$pid"
 read -r signal keep
 kill -"${signal:-QUIT}" "$pid" 2>/dev/null
@@ -295,7 +297,10 @@ impl PostgresServer {
             .current_dir(dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(Stdio::null())
+            // Its own process group: a Ctrl-C at the terminal stops the tests, whose exit
+            // closes the pipe, and the watchdog then cleans up rather than dying with them.
+            .process_group(0);
         let mut watchdog = watchdog
             .spawn()
             .map_err(|e| fail(format!("cannot run `sh` to start PostgreSQL: {e}")))?;
@@ -306,20 +311,20 @@ impl PostgresServer {
         if let Some(stdout) = stdout {
             let _ = BufReader::new(stdout).read_line(&mut line);
         }
-        if line.trim().parse::<u32>().is_err() {
+        let Ok(pid) = line.trim().parse::<u32>() else {
             process.stop(Shutdown::Immediate, true);
             return Err(fail("the PostgreSQL watchdog did not start the server"));
-        }
+        };
         self.process = Some(process);
         let started = Instant::now();
         while !self.accepts_connections() {
-            if started.elapsed() > READY_TIMEOUT {
+            if started.elapsed() > READY_TIMEOUT || !is_running(pid) {
                 let log = self.log_tail();
                 if let Some(process) = self.process.take() {
                     process.stop(Shutdown::Immediate, true);
                 }
                 return Err(fail(format!(
-                    "PostgreSQL on port {} did not accept connections within {READY_TIMEOUT:?}; its log ends with:\n{log}",
+                    "PostgreSQL on port {} ended or did not accept connections within {READY_TIMEOUT:?}; its log ends with:\n{log}",
                     self.port
                 )));
             }
@@ -378,6 +383,15 @@ impl PostgresServer {
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
+}
+
+/// Whether process `pid` is alive (not gone, not a zombie).
+fn is_running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // The state follows the command name, which is in parentheses.
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X'))
+    })
 }
 
 impl Drop for PostgresServer {

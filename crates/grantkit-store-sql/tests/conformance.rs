@@ -18,11 +18,15 @@ mod sqlite {
     use grantkit_store_sql::testing::{random_prefix, sqlite_store_pair};
     use std::path::PathBuf;
 
-    /// A file of its own for each test, under cargo's scratch directory for tests.
+    /// A file of its own for each test, under cargo's scratch directory for tests; what an
+    /// earlier run left there is removed the first time.
     fn fresh_dir() -> PathBuf {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join("sqlite-conformance")
-            .join(random_prefix());
+        static CLEARED: std::sync::Once = std::sync::Once::new();
+        let parent = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sqlite-conformance");
+        CLEARED.call_once(|| {
+            let _ = std::fs::remove_dir_all(&parent);
+        });
+        let dir = parent.join(random_prefix());
         std::fs::create_dir_all(&dir).expect("creating a directory for SQLite");
         dir
     }
