@@ -128,7 +128,7 @@ impl SealingKey {
         };
         // A pipe or a device would block the open or the read: only a regular file (or a
         // link to one, as mounted secrets are) is read.
-        let kind = std::fs::metadata(path).map_err(|e| cannot("inspect", e))?;
+        let kind = std::fs::metadata(path).map_err(|e| cannot("open", e))?;
         if !kind.is_file() {
             return Err(Error::configuration(format!(
                 "sealing key `{id}`: the key file {} is not a regular file",
@@ -557,6 +557,9 @@ mod tests {
         let missing = std::env::temp_dir().join("grantkit-no-such-key-file-5e1b");
         let message = configuration_message(SealingKey::from_file("k1", &missing).unwrap_err());
         assert!(message.contains("cannot open"), "{message}");
+        // A device (or a pipe) is refused before it is opened: reading it could block.
+        let message = configuration_message(SealingKey::from_file("k1", "/dev/zero").unwrap_err());
+        assert!(message.contains("not a regular file"), "{message}");
     }
 
     #[cfg(unix)]
