@@ -12,7 +12,7 @@ use grantkit_core::store::{
 use grantkit_core::{AccessToken, Error, Result, TokenKey, TokenSet, TokenStore};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use zeroize::Zeroizing;
 
 /// The token type of a carrier: says what the record is to anyone reading the inner store.
@@ -182,17 +182,18 @@ impl<S: TokenStore> EncryptedTokenStore<S> {
             .map_err(|err| corrupt(format!("the sealed record opens, but {err}")))?;
         // The fields kept in clear for the inner store must say what the sealed record
         // says: a changed expiry would make a store drop (or keep) a grant wrongly.
+        // Times compare to the millisecond, the precision of every store's records.
         let clear = (
             carrier.grant,
-            carrier.expires_at,
-            carrier.refresh_expires_at,
-            carrier.obtained_at,
+            millis(carrier.expires_at),
+            millis(carrier.refresh_expires_at),
+            millis(carrier.obtained_at),
         );
         let sealed = (
             tokens.grant,
-            tokens.expires_at,
-            tokens.refresh_expires_at,
-            tokens.obtained_at,
+            millis(tokens.expires_at),
+            millis(tokens.refresh_expires_at),
+            millis(tokens.obtained_at),
         );
         if clear != sealed {
             return Err(corrupt(
@@ -266,15 +267,15 @@ impl<S: TokenStore> EncryptedTokenStore<S> {
             carrier.flow,
             &carrier.provider,
             &carrier.client,
-            carrier.created_at,
-            carrier.expires_at,
+            millis(Some(carrier.created_at)),
+            millis(Some(carrier.expires_at)),
         );
         let sealed = (
             pending.flow,
             &pending.provider,
             &pending.client,
-            pending.created_at,
-            pending.expires_at,
+            millis(Some(pending.created_at)),
+            millis(Some(pending.expires_at)),
         );
         if clear != sealed {
             return Err(corrupt(
@@ -283,6 +284,14 @@ impl<S: TokenStore> EncryptedTokenStore<S> {
         }
         Ok(pending)
     }
+}
+
+/// A time in whole milliseconds since the epoch (before it: negative), as records keep it.
+fn millis(time: Option<SystemTime>) -> Option<i128> {
+    time.map(|t| match t.duration_since(UNIX_EPOCH) {
+        Ok(after) => after.as_millis() as i128,
+        Err(before) => -(before.duration().as_millis() as i128),
+    })
 }
 
 /// The state of the carrier of the pending authorization whose state hashes to

@@ -576,3 +576,20 @@ async fn debug_output_and_errors_show_no_key_and_no_token() {
         );
     }
 }
+
+#[tokio::test]
+async fn times_finer_than_a_millisecond_read_back_on_an_in_memory_inner_store() {
+    // The memory store keeps the carrier's times to the nanosecond; the sealed record keeps
+    // milliseconds. The two agree, so the record opens.
+    let store = memory_store();
+    let key = TokenKey::new("joinme", "client", "nanos");
+    let now = std::time::SystemTime::now();
+    let tokens =
+        secret_tokens().expiring_in(now, std::time::Duration::from_nanos(3_600_000_000_123));
+    store
+        .put(&key, &tokens, Precondition::Absent)
+        .await
+        .unwrap();
+    let read = store.get(&key).await.unwrap().expect("stored").value;
+    assert_eq!(read.access_token, tokens.access_token);
+}
