@@ -218,7 +218,24 @@ impl<S: TokenStore> EncryptedTokenStore<S> {
     /// alone, so [`take_pending`](TokenStore::take_pending) finds it from that hash.
     fn seal_pending(&self, pending: &PendingAuthorization) -> Result<PendingAuthorization> {
         let state_hash = pending.state_hash();
-        let plaintext = Zeroizing::new(codec::encode_pending(pending));
+        // Sized so that writing never reallocates (which would leave a copy behind).
+        let strings = pending.state.expose_secret().len()
+            + pending
+                .pkce_verifier
+                .as_ref()
+                .map_or(0, |v| v.expose_secret().len())
+            + pending.provider.len()
+            + pending.client.len()
+            + pending.redirect_uri.len()
+            + pending.scopes.iter().map(|s| s.len() + 3).sum::<usize>()
+            + pending
+                .extras
+                .iter()
+                .map(|(name, value)| name.len() + value.len() + 6)
+                .sum::<usize>();
+        // Field names and numbers take under 400 bytes; escaping at most sextuples a string.
+        let mut plaintext = Zeroizing::new(Vec::with_capacity(400 + 6 * strings));
+        codec::encode_pending_into(pending, &mut plaintext);
         let sealed = seal::seal(
             self.keys.primary(),
             plaintext.as_slice(),

@@ -77,7 +77,25 @@ struct TokenSetRecord {
     extras: Extras,
 }
 
-#[derive(Serialize, Deserialize)]
+/// [`PendingRecord`] borrowed from a pending authorization: written without copying the
+/// state or the PKCE verifier into strings that would be dropped without being zeroed.
+#[derive(Serialize)]
+struct PendingRecordRef<'a> {
+    format: &'a str,
+    version: u32,
+    state: &'a str,
+    flow: &'a str,
+    provider: &'a str,
+    client: &'a str,
+    redirect_uri: &'a str,
+    scopes: &'a [String],
+    pkce_verifier: Option<&'a str>,
+    created_at_ms: u64,
+    expires_at_ms: u64,
+    extras: &'a BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
 struct PendingRecord {
     format: String,
     version: u32,
@@ -259,24 +277,29 @@ pub fn decode_token_set_compact(bytes: &[u8]) -> Result<TokenSet, DecodeError> {
 
 /// Serialises a pending authorization for storage.
 pub fn encode_pending(pending: &PendingAuthorization) -> Vec<u8> {
-    let record = PendingRecord {
-        format: PENDING_FORMAT.to_owned(),
+    let mut out = Vec::with_capacity(512);
+    encode_pending_into(pending, &mut out);
+    out
+}
+
+/// [`encode_pending`] appended to `out`: for stores that frame or seal the record, into a
+/// buffer of their own.
+pub fn encode_pending_into(pending: &PendingAuthorization, out: &mut Vec<u8>) {
+    let record = PendingRecordRef {
+        format: PENDING_FORMAT,
         version: FORMAT_VERSION,
-        state: pending.state.expose_secret().to_owned(),
-        flow: pending.flow.as_str().to_owned(),
-        provider: pending.provider.clone(),
-        client: pending.client.clone(),
-        redirect_uri: pending.redirect_uri.clone(),
-        scopes: pending.scopes.clone(),
-        pkce_verifier: pending
-            .pkce_verifier
-            .as_ref()
-            .map(|v| v.expose_secret().to_owned()),
+        state: pending.state.expose_secret(),
+        flow: pending.flow.as_str(),
+        provider: &pending.provider,
+        client: &pending.client,
+        redirect_uri: &pending.redirect_uri,
+        scopes: &pending.scopes,
+        pkce_verifier: pending.pkce_verifier.as_ref().map(|v| v.expose_secret()),
         created_at_ms: to_ms(pending.created_at),
         expires_at_ms: to_ms(pending.expires_at),
-        extras: pending.extras.clone(),
+        extras: &pending.extras,
     };
-    serde_json::to_vec(&record).expect("a record of strings and numbers always serialises")
+    serde_json::to_writer(out, &record).expect("a record of strings and numbers always serialises");
 }
 
 /// Reads a pending authorization written by [`encode_pending`].
