@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod processes;
 pub mod provider;
 pub mod store;
 

@@ -12,6 +12,7 @@
 //! started with `GRANTKIT_REDIS_TEST_ROLE` set it is a worker, configured by environment
 //! variables, reporting on stdout.
 
+use grantkit_conformance::processes::{Scenario, Worker, run_scenarios};
 use grantkit_core::{
     AccessToken, Error, GrantKind, ManagerConfig, Provider, RefreshToken, Revocation, TokenKey,
     TokenManager, TokenSet, TokenStore,
@@ -23,13 +24,10 @@ use grantkit_emulator::{JoinMeEmulator, JoinMeEndpoint, JoinMeGrant};
 use grantkit_store_redis::testing::{TestRedis, random_prefix};
 use grantkit_store_redis::{RedisTokenStore, RedisTokenStoreBuilder};
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::io::Write as _;
-use std::pin::Pin;
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 const ROLE: &str = "GRANTKIT_REDIS_TEST_ROLE";
 const ACCOUNT: &str = "GRANTKIT_REDIS_TEST_ACCOUNT";
@@ -296,8 +294,6 @@ mod worker {
 mod coordinator {
     use super::*;
 
-    type Scenario = fn() -> Pin<Box<dyn Future<Output = ()> + Send>>;
-
     const SCENARIOS: &[(&str, Scenario)] = &[
         ("cas_across_processes_standalone", || {
             Box::pin(cas_across_processes(Topo::Standalone))
@@ -322,102 +318,8 @@ mod coordinator {
         }),
     ];
 
-    /// Runs the scenarios the arguments select (substring filters; `--exact` for exact
-    /// names; `--list` lists them) and prints a libtest-style summary.
     pub(super) fn run(runtime: &tokio::runtime::Runtime) -> ExitCode {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        let exact = args.iter().any(|a| a == "--exact");
-        // Names to select: the arguments that are neither options nor an option's value
-        // (`--skip NAME`, `--test-threads N`, …: libtest options this harness ignores).
-        let mut filters: Vec<&String> = Vec::new();
-        let mut after_option_with_value = false;
-        for arg in &args {
-            if after_option_with_value {
-                after_option_with_value = false;
-            } else if arg.starts_with('-') {
-                after_option_with_value = !arg.contains('=')
-                    && matches!(
-                        arg.as_str(),
-                        "--skip" | "--test-threads" | "--format" | "--color" | "--logfile" | "-Z"
-                    );
-            } else {
-                filters.push(arg);
-            }
-        }
-        let selected: Vec<&(&str, Scenario)> = SCENARIOS
-            .iter()
-            .filter(|(name, _)| {
-                filters.is_empty()
-                    || filters.iter().any(|f| {
-                        if exact {
-                            *name == f.as_str()
-                        } else {
-                            name.contains(f.as_str())
-                        }
-                    })
-            })
-            .collect();
-        if args.iter().any(|a| a == "--list") {
-            for (name, _) in &selected {
-                println!("{name}: test");
-            }
-            return ExitCode::SUCCESS;
-        }
-        // `--ignored` asks for ignored tests only: there are none.
-        let selected = if args.iter().any(|a| a == "--ignored") {
-            Vec::new()
-        } else {
-            selected
-        };
-        println!("\nrunning {} tests", selected.len());
-        let started = std::time::Instant::now();
-        let (mut passed, mut failed) = (0, Vec::new());
-        for (name, scenario) in selected {
-            let outcome = runtime.block_on(async {
-                let task = tokio::spawn(scenario());
-                // A scenario that runs out of time is stopped, and its workers with it
-                // (killed on drop), before the next one starts.
-                let abort = task.abort_handle();
-                let outcome = tokio::time::timeout(SCENARIO_TIMEOUT, task).await;
-                if outcome.is_err() {
-                    abort.abort();
-                }
-                match outcome {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(err)) if err.is_panic() => {
-                        let payload = err.into_panic();
-                        Err(payload
-                            .downcast_ref::<String>()
-                            .cloned()
-                            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                            .unwrap_or_else(|| "panicked".to_owned()))
-                    }
-                    Ok(Err(err)) => Err(err.to_string()),
-                    Err(_) => Err(format!("timed out after {SCENARIO_TIMEOUT:?}")),
-                }
-            });
-            match outcome {
-                Ok(()) => {
-                    println!("test {name} ... ok");
-                    passed += 1;
-                }
-                Err(message) => {
-                    println!("test {name} ... FAILED\n    {message}");
-                    failed.push(name);
-                }
-            }
-        }
-        let verdict = if failed.is_empty() { "ok" } else { "FAILED" };
-        println!(
-            "\ntest result: {verdict}. {passed} passed; {} failed; 0 ignored; 0 measured; 0 filtered out; finished in {:.2}s\n",
-            failed.len(),
-            started.elapsed().as_secs_f64()
-        );
-        if failed.is_empty() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        }
+        run_scenarios(runtime, SCENARIOS, SCENARIO_TIMEOUT)
     }
 
     #[derive(Clone, Copy, Debug)]
@@ -436,63 +338,11 @@ mod coordinator {
         .unwrap_or_else(|e| panic!("no Redis: {e}"))
     }
 
-    /// A worker process: this executable in a worker role.
-    struct Worker {
-        child: tokio::process::Child,
-        lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-    }
-
-    impl Worker {
-        fn spawn(role: &str, vars: &[(&str, String)]) -> Self {
-            let mut command =
-                tokio::process::Command::new(std::env::current_exe().expect("this executable"));
-            command
-                .env(ROLE, role)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .kill_on_drop(true);
-            for (name, value) in vars {
-                command.env(name, value);
-            }
-            let mut child = command.spawn().expect("a worker process");
-            let stdout = child.stdout.take().expect("the worker's stdout");
-            Self {
-                child,
-                lines: BufReader::new(stdout).lines(),
-            }
-        }
-
-        /// The next line starting with `prefix`, within the worker timeout.
-        async fn line_starting(&mut self, prefix: &str) -> String {
-            let read = async {
-                while let Some(line) = self.lines.next_line().await.expect("worker output") {
-                    if let Some(rest) = line.strip_prefix(prefix) {
-                        return Some(rest.trim().to_owned());
-                    }
-                }
-                None
-            };
-            match tokio::time::timeout(WORKER_TIMEOUT, read).await {
-                Ok(Some(rest)) => rest,
-                Ok(None) => panic!("a worker ended without printing {prefix}"),
-                Err(_) => panic!("a worker did not print {prefix} within {WORKER_TIMEOUT:?}"),
-            }
-        }
-
-        /// Waits for the worker to exit successfully.
-        async fn succeed(mut self) {
-            let status = tokio::time::timeout(WORKER_TIMEOUT, self.child.wait())
-                .await
-                .expect("a worker did not exit in time")
-                .expect("waiting for a worker");
-            assert!(status.success(), "a worker failed: {status}");
-        }
-
-        /// SIGKILL: the process dies wherever it is, leaving its lease behind.
-        async fn kill(mut self) {
-            self.child.kill().await.expect("killing a worker");
-        }
+    /// A worker process: this executable in the worker `role`.
+    fn spawn_worker(role: &str, vars: &[(&str, String)]) -> Worker {
+        let mut vars = vars.to_vec();
+        vars.push((ROLE, role.to_owned()));
+        Worker::spawn(&vars, WORKER_TIMEOUT)
     }
 
     async fn cas_across_processes(topo: Topo) {
@@ -515,7 +365,7 @@ mod coordinator {
             (ACCOUNT, "counter".to_owned()),
             (INCREMENTS, "500".to_owned()),
         ]);
-        let mut workers: Vec<Worker> = (0..4).map(|_| Worker::spawn("cas", &vars)).collect();
+        let mut workers: Vec<Worker> = (0..4).map(|_| spawn_worker("cas", &vars)).collect();
         for worker in &mut workers {
             worker.line_starting("DONE").await;
         }
@@ -636,9 +486,7 @@ mod coordinator {
         let mut vars = vars.to_vec();
         vars.push((TASKS, tasks.to_string()));
         vars.push((LEASE_TTL_MS, LEASE_TTL.as_millis().to_string()));
-        let mut workers: Vec<Worker> = (0..count)
-            .map(|_| Worker::spawn("refresh", &vars))
-            .collect();
+        let mut workers: Vec<Worker> = (0..count).map(|_| spawn_worker("refresh", &vars)).collect();
         let mut reports = Vec::new();
         for worker in &mut workers {
             reports.push(report(worker).await);
@@ -684,7 +532,7 @@ mod coordinator {
         vars.push((HANG, "before-request".to_owned()));
         vars.push((TASKS, "10".to_owned()));
         vars.push((LEASE_TTL_MS, SHORT_LEASE_TTL.as_millis().to_string()));
-        let mut victim = Worker::spawn("refresh", &vars);
+        let mut victim = spawn_worker("refresh", &vars);
         victim.line_starting("HANGING before-request").await;
         victim.kill().await;
         assert_eq!(setup.emulator.count(JoinMeEndpoint::Token), 0);
@@ -703,7 +551,7 @@ mod coordinator {
         vars.push((HANG, "after-response".to_owned()));
         vars.push((TASKS, "10".to_owned()));
         vars.push((LEASE_TTL_MS, SHORT_LEASE_TTL.as_millis().to_string()));
-        let mut victim = Worker::spawn("refresh", &vars);
+        let mut victim = spawn_worker("refresh", &vars);
         victim.line_starting("HANGING after-response").await;
         // The emulator rotated the refresh token; the new pair dies with the victim.
         victim.kill().await;
