@@ -90,6 +90,19 @@ fn is_transient_code(code: &str) -> bool {
     code.parse::<u32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6))
 }
 
+/// Whether SQLite answered BUSY (in any extended form): another connection held a lock
+/// this one could not wait for.
+#[cfg(feature = "sqlite")]
+pub(crate) fn is_sqlite_busy(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|code| code.parse::<u32>().ok())
+            .is_some_and(|code| code & 0xff == 5),
+        _ => false,
+    }
+}
+
 /// `Error::Store` for a call that ran out of time.
 pub(crate) fn timed_out(what: &str, limit: Duration) -> Error {
     Error::store(

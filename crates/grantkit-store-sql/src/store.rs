@@ -334,13 +334,26 @@ async fn connect(settings: &Settings) -> Result<Pool> {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Full)
                     .busy_timeout(settings.operation_timeout);
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(settings.max_connections)
-                    .acquire_timeout(acquire)
-                    .connect_with(options)
-                    .await
-                    .map_err(|err| failed(what, err))?;
-                Ok(Pool::Sqlite(pool))
+                // Switching a new database file to WAL takes an exclusive lock that SQLite
+                // does not wait for (the busy timeout does not apply), so openers racing on
+                // a fresh file can be told "busy" once; they try again until the deadline
+                // above. An open database is already in WAL and never asks for that lock.
+                let mut pause = Duration::from_millis(5);
+                loop {
+                    match SqlitePoolOptions::new()
+                        .max_connections(settings.max_connections)
+                        .acquire_timeout(acquire)
+                        .connect_with(options.clone())
+                        .await
+                    {
+                        Ok(pool) => break Ok(Pool::Sqlite(pool)),
+                        Err(err) if crate::error::is_sqlite_busy(&err) => {
+                            tokio::time::sleep(pause).await;
+                            pause = (pause * 2).min(Duration::from_millis(100));
+                        }
+                        Err(err) => break Err(failed(what, err)),
+                    }
+                }
             }
             #[allow(unreachable_patterns)]
             _ => Err(Error::configuration(
