@@ -3,9 +3,12 @@
 //!
 //! Groups (read by `cargo xtask bench` as time ratios subject / baseline), for each
 //! topology `T` (`redis` and `redis_cluster`):
-//! - `T_get`: `baseline_raw_get` (a `GET` of a record of the same size) vs `get`;
-//! - `T_put`: `baseline_raw_set` (a `SET` of it) vs `put` (replacing the version it read,
-//!   as a refresh does);
+//! - `T_get`: `baseline_raw_get` (a `GET` of the store's own record, on a connection with
+//!   the store's timeouts) vs `get`;
+//! - `T_get_vs_connection_without_timeouts`: `baseline_raw_get_without_timeouts` (the same
+//!   `GET` on a connection that never times out, the client library's floor) vs `get`;
+//! - `T_put`: `baseline_raw_set` (a `SET` of a record of the store's) vs `put` (replacing
+//!   the version it read, as a refresh does);
 //! - `T_put_cas_floor`: `baseline_raw_lua_cas` (the least a compare-and-swap script can
 //!   do: `GET`, compare the version at the front of the value, `SET` the value with the
 //!   next version, run raw with `EVALSHA`) vs `put` and `put_any` (precondition `Any`: the
@@ -21,26 +24,44 @@
 //! `baseline_access_token_one_by_one` (a new manager's first `access_token` of each of
 //! 100,000 grants, one after another) vs `warm` (a new manager's `warm` of the same keys).
 //!
-//! Both sides use one multiplexed, reconnecting connection, and each of the 64 tasks works
-//! on its own key. The servers are started by the `testing` harness.
+//! Both sides use one multiplexed, reconnecting connection with the same response and
+//! operation timeouts (a standalone connection bounds each command once; a cluster
+//! connection bounds each node's answer and, across redirects and reconnects, the whole
+//! call), and each of the 64 tasks works on its own key. The servers are started by the
+//! `testing` harness.
 
 use criterion::{Criterion, criterion_main};
 use futures::StreamExt as _;
 use grantkit_core::provider::{AuthorizationRequest, Capabilities, Grant};
-use grantkit_core::store::codec::encode_token_set;
 use grantkit_core::{
     AccessToken, GrantKind, Provider, RefreshToken, Revocation, TokenKey, TokenManager, TokenSet,
     TokenStore,
     store::{Precondition, Version},
 };
+use grantkit_store_redis::RedisTokenStore;
 use grantkit_store_redis::testing::TestRedis;
-use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 const TASKS: u64 = 64;
+
+/// The store's timeouts, given to the store and to the baselines' connections alike.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+
+async fn store_on(redis: &TestRedis) -> RedisTokenStore {
+    redis
+        .store_builder()
+        .response_timeout(RESPONSE_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+        .await
+        .expect("the store connects")
+}
 
 /// A realistic grant: 40-character tokens, expiries, scopes and one extra.
 fn tokens(task: u64) -> TokenSet {
@@ -111,12 +132,16 @@ fn throughput(c: &mut Criterion) {
         .expect("a tokio runtime");
     let standalone = TestRedis::start_standalone().unwrap_or_else(|e| panic!("{e}"));
     let url = standalone.topology().urls()[0].clone();
-    let raw = runtime.block_on(async {
-        ConnectionManager::new(redis::Client::open(url).expect("a client"))
-            .await
+    let standalone_connection = |response_timeout| {
+        let client = redis::Client::open(url.as_str()).expect("a client");
+        let config = ConnectionManagerConfig::new().set_response_timeout(response_timeout);
+        runtime
+            .block_on(ConnectionManager::new_with_config(client, config))
             .expect("the raw connection")
-    });
-    topology(c, &runtime, "redis", &standalone, raw.clone());
+    };
+    let raw = standalone_connection(Some(RESPONSE_TIMEOUT));
+    let bare = standalone_connection(None);
+    topology(c, &runtime, "redis", &standalone, raw.clone(), bare);
     bulk(c, &runtime, "redis", &standalone, raw, |raw, keys| {
         Box::pin(async move {
             let mut pipeline = redis::pipe();
@@ -134,14 +159,23 @@ fn throughput(c: &mut Criterion) {
 
     let cluster = TestRedis::start_cluster().unwrap_or_else(|e| panic!("{e}"));
     let urls = cluster.topology().urls().to_vec();
-    let raw = runtime.block_on(async {
-        redis::cluster::ClusterClient::new(urls)
-            .expect("a cluster client")
-            .get_async_connection()
-            .await
+    let cluster_connection = |timeouts: bool| {
+        let builder = ClusterClientBuilder::new(urls.clone());
+        let builder = if timeouts {
+            builder
+                .response_timeout(RESPONSE_TIMEOUT)
+                .overall_response_timeout(Some(OPERATION_TIMEOUT))
+        } else {
+            builder
+        };
+        let client = builder.build().expect("a cluster client");
+        runtime
+            .block_on(client.get_async_connection())
             .expect("the raw cluster connection")
-    });
-    topology(c, &runtime, "redis_cluster", &cluster, raw.clone());
+    };
+    let raw = cluster_connection(true);
+    let bare = cluster_connection(false);
+    topology(c, &runtime, "redis_cluster", &cluster, raw.clone(), bare);
     bulk(c, &runtime, "redis_cluster", &cluster, raw, |raw, keys| {
         Box::pin(async move {
             let gets = keys.iter().map(|key| {
@@ -177,28 +211,17 @@ fn bulk<C>(
 ) where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
-    let store =
-        runtime.block_on(async { Arc::new(redis.store().await.expect("the store connects")) });
+    let store = runtime.block_on(async { Arc::new(store_on(redis).await) });
     let keys: Arc<Vec<TokenKey>> = Arc::new((0..BULK).map(key).collect());
-    let raw_keys: Arc<Vec<String>> = Arc::new(
-        (0..BULK)
-            .map(|i| format!("{}raw:{{{i}}}", store.key_prefix()))
-            .collect(),
-    );
+    // The raw reads read the store's own records.
+    let raw_keys: Arc<Vec<String>> =
+        Arc::new(keys.iter().map(|key| store.record_key(key)).collect());
     runtime.block_on(async {
-        let mut conn = raw.clone();
-        for i in 0..BULK {
-            let tokens = tokens(i);
+        for (i, key) in keys.iter().enumerate() {
             store
-                .put(&keys[i as usize], &tokens, Precondition::Any)
+                .put(key, &tokens(i as u64), Precondition::Any)
                 .await
                 .expect("seeding the store");
-            redis::cmd("SET")
-                .arg(&raw_keys[i as usize])
-                .arg(encode_token_set(&tokens))
-                .query_async::<()>(&mut conn)
-                .await
-                .expect("seeding the raw keys");
         }
     });
     let get_many = |b: &mut criterion::Bencher<'_>| {
@@ -346,18 +369,19 @@ fn warm_up(c: &mut Criterion, runtime: &tokio::runtime::Runtime, redis: &TestRed
     group.finish();
 }
 
-/// The groups of one topology; `raw` is the baseline's own connection to the same servers.
+/// The groups of one topology; `raw` is the baselines' own connection to the same servers,
+/// with the store's timeouts, and `bare` one without any.
 fn topology<C>(
     c: &mut Criterion,
     runtime: &tokio::runtime::Runtime,
     name: &str,
     redis: &TestRedis,
     raw: C,
+    bare: C,
 ) where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
-    let store =
-        runtime.block_on(async { Arc::new(redis.store().await.expect("the store connects")) });
+    let store = Arc::new(runtime.block_on(store_on(redis)));
     // Everything a caller would already hold is built once, outside the measurement.
     let keys: Arc<Vec<TokenKey>> = Arc::new((0..TASKS).map(key).collect());
     let sets: Arc<Vec<TokenSet>> = Arc::new((0..TASKS).map(tokens).collect());
@@ -366,7 +390,9 @@ fn topology<C>(
             .map(|task| format!("{}raw:{{{task}}}", store.key_prefix()))
             .collect(),
     );
-    let records: Arc<Vec<Vec<u8>>> = Arc::new(sets.iter().map(encode_token_set).collect());
+    // A `GET` reads the store's own record of the task's grant.
+    let record_keys: Arc<Vec<String>> =
+        Arc::new(keys.iter().map(|key| store.record_key(key)).collect());
     let cas_keys: Arc<Vec<String>> =
         Arc::new(raw_keys.iter().map(|k| format!("{k}-cas")).collect());
     let cas = Arc::new(redis::Script::new(MINIMAL_CAS));
@@ -374,11 +400,12 @@ fn topology<C>(
     let versions: Arc<Vec<AtomicU64>> = Arc::new((0..TASKS).map(|_| AtomicU64::new(0)).collect());
     let raw_versions: Arc<Vec<AtomicU64>> =
         Arc::new((0..TASKS).map(|_| AtomicU64::new(1)).collect());
-    runtime.block_on(async {
+    let records: Arc<Vec<Vec<u8>>> = Arc::new(runtime.block_on(async {
         let mut conn = raw.clone();
         cas.load_async(&mut conn)
             .await
             .expect("loading the CAS script");
+        let mut records = Vec::new();
         for task in 0..TASKS {
             let version = store
                 .put(
@@ -389,20 +416,28 @@ fn topology<C>(
                 .await
                 .expect("seeding the store");
             versions[task as usize].store(version.as_u64(), Ordering::Relaxed);
+            // The raw writes write what the store wrote.
+            let record: Vec<u8> = redis::cmd("GET")
+                .arg(&record_keys[task as usize])
+                .query_async(&mut conn)
+                .await
+                .expect("reading the store's record");
             redis::cmd("SET")
                 .arg(&raw_keys[task as usize])
-                .arg(&records[task as usize])
+                .arg(&record)
                 .query_async::<()>(&mut conn)
                 .await
                 .expect("seeding the raw keys");
             redis::cmd("SET")
                 .arg(&cas_keys[task as usize])
-                .arg(versioned_value(1, &records[task as usize]))
+                .arg(versioned_value(1, &record))
                 .query_async::<()>(&mut conn)
                 .await
                 .expect("seeding the raw CAS keys");
+            records.push(record);
         }
-    });
+        records
+    }));
     let get = {
         let (store, keys) = (store.clone(), keys.clone());
         move |iters| {
@@ -446,28 +481,42 @@ fn topology<C>(
     let put = put_with(true);
     let put_any = put_with(false);
 
-    let mut group = c.benchmark_group(format!("{name}_get"));
-    configure(&mut group);
-    group.bench_function("baseline_raw_get", |b| {
-        b.iter_custom(|iters| {
-            let (raw, raw_keys) = (raw.clone(), raw_keys.clone());
-            runtime.block_on(concurrently(iters, move |task| {
-                let (mut conn, raw_keys) = (raw.clone(), raw_keys.clone());
+    let raw_get = |conn: C| {
+        let record_keys = record_keys.clone();
+        move |iters| {
+            let (conn, record_keys) = (conn.clone(), record_keys.clone());
+            concurrently(iters, move |task| {
+                let (mut conn, record_keys) = (conn.clone(), record_keys.clone());
                 async move {
                     let bytes: Option<Vec<u8>> = redis::cmd("GET")
-                        .arg(&raw_keys[task as usize])
+                        .arg(&record_keys[task as usize])
                         .query_async(&mut conn)
                         .await
                         .expect("GET");
                     assert!(bytes.is_some());
                 }
-            }))
+            })
+        }
+    };
+    for (group_name, baseline, conn) in [
+        (format!("{name}_get"), "baseline_raw_get", raw.clone()),
+        (
+            format!("{name}_get_vs_connection_without_timeouts"),
+            "baseline_raw_get_without_timeouts",
+            bare,
+        ),
+    ] {
+        let mut group = c.benchmark_group(group_name);
+        configure(&mut group);
+        let baseline_get = raw_get(conn);
+        group.bench_function(baseline, |b| {
+            b.iter_custom(|iters| runtime.block_on(baseline_get(iters)))
         });
-    });
-    group.bench_function("get", |b| {
-        b.iter_custom(|iters| runtime.block_on(get(iters)))
-    });
-    group.finish();
+        group.bench_function("get", |b| {
+            b.iter_custom(|iters| runtime.block_on(get(iters)))
+        });
+        group.finish();
+    }
 
     let mut group = c.benchmark_group(format!("{name}_put"));
     configure(&mut group);

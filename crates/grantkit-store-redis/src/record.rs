@@ -136,26 +136,27 @@ impl<'a> Record<'a> {
     }
 }
 
-/// A decimal number of at most 20 digits ending at `end`, and what follows `end`.
+/// A decimal number of at most 20 digits ending at `end`, and what follows `end`. One pass:
+/// a read parses four of these.
 fn number_until(bytes: &[u8], end: u8) -> Result<(u64, &[u8]), &'static str> {
-    let digits = bytes
-        .iter()
-        .position(|b| *b == end)
-        .ok_or("the record is cut short")?;
-    if digits == 0 || digits > 20 {
-        return Err("the record holds a malformed number");
-    }
     let mut number: u64 = 0;
-    for &digit in &bytes[..digits] {
-        if !digit.is_ascii_digit() {
+    for (at, &byte) in bytes.iter().enumerate() {
+        if byte == end {
+            return match at {
+                0 => Err("the record holds a malformed number"),
+                _ => Ok((number, &bytes[at + 1..])),
+            };
+        }
+        let digit = byte.wrapping_sub(b'0');
+        if digit > 9 || at == 20 {
             return Err("the record holds a malformed number");
         }
         number = number
             .checked_mul(10)
-            .and_then(|n| n.checked_add(u64::from(digit - b'0')))
+            .and_then(|n| n.checked_add(u64::from(digit)))
             .ok_or("the record holds a number out of range")?;
     }
-    Ok((number, &bytes[digits + 1..]))
+    Err("the record is cut short")
 }
 
 #[cfg(test)]
