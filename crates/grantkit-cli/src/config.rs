@@ -74,6 +74,32 @@ impl fmt::Display for SecretSource {
     }
 }
 
+/// The key that seals a profile's stored tokens, named by where it lives: never written in
+/// the profiles file, never taken from the command line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StoreKey {
+    /// The key's id, kept with every record it seals: a new key needs a new id.
+    pub(crate) id: String,
+    /// An environment variable holding the key (64 hex digits, or the base64 of 32 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) env: Option<String>,
+    /// A file holding the key (32 bytes, or them in hex or base64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) file: Option<PathBuf>,
+}
+
+impl fmt::Display for StoreKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "key `{}` from ", self.id)?;
+        match (&self.env, &self.file) {
+            (Some(name), _) => write!(f, "environment variable {name}"),
+            (None, Some(path)) => write!(f, "file {}", path.display()),
+            (None, None) => f.write_str("nowhere"),
+        }
+    }
+}
+
 /// The endpoints of a standard server that publishes no metadata.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -121,6 +147,9 @@ pub(crate) struct Profile {
     /// the data directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) store: Option<String>,
+    /// Seal the stored tokens with this key (encryption at rest, whatever the store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) store_key: Option<StoreKey>,
 }
 
 impl Profile {
@@ -133,6 +162,13 @@ impl Profile {
         };
         if self.client_id.trim().is_empty() {
             return Err(missing("client id"));
+        }
+        if let Some(key) = &self.store_key
+            && key.env.is_some() == key.file.is_some()
+        {
+            return Err(Failure::usage(format!(
+                "profile `{name}`: its store key comes from an environment variable or a file, one of the two"
+            )));
         }
         match self.provider {
             ProviderKind::Joinme if self.client_secret.is_none() => Err(missing("client secret")),
@@ -259,6 +295,7 @@ mod tests {
                 endpoints: None,
                 username: None,
                 store: None,
+                store_key: None,
             },
         );
         let text = toml::to_string_pretty(&config).unwrap();

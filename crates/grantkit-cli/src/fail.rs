@@ -83,6 +83,12 @@ impl Failure {
                     None => "try again later".to_owned(),
                 }),
             ),
+            Error::CorruptRecord { .. } => (
+                Exit::Failed,
+                Some(format!(
+                    "if the profile seals its store, check its key (`grantkit profile list`); else `grantkit logout {profile}` and {login}"
+                )),
+            ),
             Error::Unsupported { .. } => (Exit::Failed, None),
             _ => (Exit::Failed, None),
         };

@@ -1,6 +1,6 @@
 //! `grantkit profile add | list | remove`: edits the profiles file, so nobody has to.
 
-use crate::config::{Config, Endpoints, Profile, ProviderKind, SecretSource};
+use crate::config::{Config, Endpoints, Profile, ProviderKind, SecretSource, StoreKey};
 use crate::fail::Failure;
 use crate::output::Output;
 use clap::{ArgGroup, Args, Subcommand};
@@ -75,6 +75,17 @@ pub(crate) struct AddArgs {
     /// Cluster), `postgres://…` or `sqlite:path` [default: $XDG_DATA_HOME/grantkit/tokens].
     #[arg(long)]
     store: Option<String>,
+    /// Seal the stored tokens (encryption at rest) with the key in this file: 32 bytes, or
+    /// them as 64 hex digits or base64. Make one with `head -c 32 /dev/urandom`.
+    #[arg(long, value_name = "PATH", conflicts_with = "store_key_env")]
+    store_key_file: Option<PathBuf>,
+    /// Seal the stored tokens with the key in this environment variable (64 hex digits, or
+    /// the base64 of 32 bytes), read on every run.
+    #[arg(long, value_name = "VAR")]
+    store_key_env: Option<String>,
+    /// The sealing key's id, kept with every record it seals: give a new key a new id.
+    #[arg(long, value_name = "ID", default_value = "cli-1")]
+    store_key_id: String,
     /// Replace a profile of the same name.
     #[arg(long)]
     force: bool,
@@ -123,6 +134,7 @@ pub(crate) async fn run(
                         "base_url": p.base_url,
                         "issuer": p.issuer,
                         "store": p.store.as_deref().map(crate::session::shown_store),
+                        "store_key": p.store_key.as_ref().map(ToString::to_string),
                     })
                 })
                 .collect();
@@ -174,6 +186,12 @@ fn profile(args: AddArgs) -> Profile {
         userinfo: args.userinfo_endpoint,
         introspection: None,
     });
+    let store_key =
+        (args.store_key_env.is_some() || args.store_key_file.is_some()).then_some(StoreKey {
+            id: args.store_key_id,
+            env: args.store_key_env,
+            file: args.store_key_file,
+        });
     Profile {
         provider: args.provider,
         client_id: args.client_id,
@@ -185,5 +203,6 @@ fn profile(args: AddArgs) -> Profile {
         endpoints,
         username: args.username,
         store: args.store,
+        store_key,
     }
 }

@@ -6,6 +6,7 @@ use crate::fail::Failure;
 use grantkit::provider::joindin::JoindinProvider;
 use grantkit::provider::joinme::JoinMeProvider;
 use grantkit::provider::standard::{ServerMetadata, StandardProvider};
+use grantkit::store::encrypted::{EncryptedTokenStore, Keyring, SealingKey};
 use grantkit::store::file::FileTokenStore;
 use grantkit::store::redis::RedisTokenStore;
 use grantkit::store::sql::SqlTokenStore;
@@ -105,31 +106,59 @@ impl Session {
 }
 
 /// The store a profile names: a directory, `redis://…`, `postgres://…`, `sqlite:…`, or the
-/// default directory; and how to show it (never a password in a URL).
+/// default directory, sealed when the profile has a store key; and how to show it (never a
+/// password in a URL, never a key).
 pub(crate) async fn open_store(
     name: &str,
     profile: &Profile,
 ) -> Result<(Arc<dyn TokenStore>, String), Failure> {
     let fail = |err| Failure::from_error(err, name);
-    Ok(match profile.store.as_deref() {
+    // The key first: a missing key fails before any connection is made.
+    let keys = profile
+        .store_key
+        .as_ref()
+        .map(|key| match (&key.env, &key.file) {
+            (Some(var), _) => SealingKey::from_env(&key.id, var),
+            (None, Some(path)) => SealingKey::from_file(&key.id, path),
+            (None, None) => Err(grantkit::Error::configuration(
+                "the store key names no source",
+            )),
+        })
+        .transpose()
+        .map_err(fail)?
+        .map(Keyring::new);
+    let (store, shown) = match profile.store.as_deref() {
         Some(urls) if urls.starts_with("redis://") || urls.starts_with("rediss://") => {
             let store = RedisTokenStore::connect(urls).await.map_err(fail)?;
-            (Arc::new(store), redacted_url(urls))
+            (sealed(store, keys), redacted_url(urls))
         }
         Some(url) if is_sql_url(url) => {
             let store = SqlTokenStore::connect(url).await.map_err(fail)?;
-            (Arc::new(store), redacted_url(url))
+            (sealed(store, keys), redacted_url(url))
         }
         Some(dir) => {
             let store = FileTokenStore::open(dir).await.map_err(fail)?;
-            (Arc::new(store), dir.to_owned())
+            (sealed(store, keys), dir.to_owned())
         }
         None => {
             let dir = config::default_store_dir()?;
             let store = FileTokenStore::open(&dir).await.map_err(fail)?;
-            (Arc::new(store), dir.display().to_string())
+            (sealed(store, keys), dir.display().to_string())
         }
-    })
+    };
+    let shown = match &profile.store_key {
+        Some(key) => format!("{shown} (sealed with key `{}`)", key.id),
+        None => shown,
+    };
+    Ok((store, shown))
+}
+
+/// `store`, sealed with `keys` when there are any.
+fn sealed<S: TokenStore + 'static>(store: S, keys: Option<Keyring>) -> Arc<dyn TokenStore> {
+    match keys {
+        Some(keys) => Arc::new(EncryptedTokenStore::new(store, keys)),
+        None => Arc::new(store),
+    }
 }
 
 /// Whether a store names a SQL database rather than a directory.

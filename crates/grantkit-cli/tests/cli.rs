@@ -22,6 +22,12 @@ async fn joinme(home: &Home) -> JoinMeEmulator {
 
 /// As [`joinme`], with the profile `jm` on every one of `homes` and the tokens in `store`.
 async fn joinme_with_store(homes: &[&Home], store: Option<&str>) -> JoinMeEmulator {
+    let store = store.map(|store| ["--store", store]);
+    joinme_with_args(homes, store.as_ref().map_or(&[][..], |args| &args[..])).await
+}
+
+/// As [`joinme`], with `extra` arguments to `profile add` on every one of `homes`.
+async fn joinme_with_args(homes: &[&Home], extra: &[&str]) -> JoinMeEmulator {
     let emulator = JoinMeEmulator::builder().start().unwrap();
     let email = emulator.fixtures().email.clone();
     emulator.set_auto_consent(Some(AutoConsent::Approve(email)));
@@ -49,9 +55,7 @@ async fn joinme_with_store(homes: &[&Home], store: Option<&str>) -> JoinMeEmulat
         "--scope",
         "user_info",
     ];
-    if let Some(store) = store {
-        args.extend(["--store", store]);
-    }
+    args.extend(extra);
     for home in homes {
         let out = home.run(&args).await;
         assert!(out.status.success(), "{}", text(&out.stderr));
@@ -335,6 +339,171 @@ async fn joindin_password_login_from_standard_input() {
         .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(emulator.token_exists(text(&out.stdout).trim()));
+}
+
+/// Every file under `dir`, however deep.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+/// 32 random bytes in a private file: a sealing key.
+fn write_key(path: &std::path::Path) {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut key = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut key)
+        .unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| std::io::Write::write_all(&mut file, &key))
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_sealed_store_keeps_every_token_out_of_its_files() {
+    use grantkit::store::encrypted::{EncryptedTokenStore, Keyring, SealingKey};
+    use grantkit::store::file::FileTokenStore;
+    let home = Home::new();
+    let key_file = home.tmp().join("store.key");
+    write_key(&key_file);
+    let dir = home.data().join("sealed");
+    let emulator = joinme_with_args(
+        &[&home],
+        &[
+            "--store",
+            dir.to_str().unwrap(),
+            "--store-key-file",
+            key_file.to_str().unwrap(),
+            "--store-key-id",
+            "laptop-1",
+        ],
+    )
+    .await;
+    login(&home).await;
+    let first = home.run_with(&["token", "jm"], &ENV, None).await;
+    assert!(first.status.success(), "{}", text(&first.stderr));
+
+    // The test reads the grant as the command does, then makes it due for a refresh.
+    let sealed = EncryptedTokenStore::new(
+        FileTokenStore::open(&dir).await.unwrap(),
+        Keyring::new(SealingKey::from_file("laptop-1", &key_file).unwrap()),
+    );
+    let mut secrets = vec![expire_token_in(&sealed).await];
+    let refreshed = home.run_with(&["token", "jm"], &ENV, None).await;
+    assert!(refreshed.status.success(), "{}", text(&refreshed.stderr));
+    let access = text(&refreshed.stdout).trim().to_owned();
+    assert_ne!(access, secrets[0], "the expired token was refreshed");
+    let keys = sealed.list(&KeyFilter::provider("joinme")).await.unwrap();
+    let stored = sealed.get(&keys[0]).await.unwrap().unwrap().value;
+    assert_eq!(stored.access_token.expose_secret(), access);
+    secrets.push(access);
+    secrets.extend(
+        stored
+            .refresh_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned()),
+    );
+    assert_eq!(
+        secrets.len(),
+        3,
+        "an old and a new access token, a refresh token"
+    );
+
+    let files = files_under(&dir);
+    assert!(!files.is_empty());
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        for secret in &secrets {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "a token in clear in {}",
+                file.display()
+            );
+        }
+    }
+    let status = home.run_with(&["status", "jm"], &ENV, None).await;
+    assert!(
+        text(&status.stdout).contains("sealed with key `laptop-1`"),
+        "{}",
+        text(&status.stdout)
+    );
+    let listed = home.run(&["profile", "list", "--json"]).await;
+    assert!(
+        text(&listed.stdout).contains("key `laptop-1` from file"),
+        "{}",
+        text(&listed.stdout)
+    );
+
+    // Another key under the same id opens nothing, and says so without a token; under a
+    // new id, the error names the key the records need.
+    write_key(&key_file);
+    let refused = home.run_with(&["token", "jm"], &ENV, None).await;
+    let said = text(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(said.contains("does not open"), "{said}");
+    assert!(said.contains("grantkit profile list"), "{said}");
+    let renamed = home
+        .run(&[
+            "profile",
+            "add",
+            "jm",
+            "--force",
+            "--provider",
+            "joinme",
+            "--client-id",
+            JOINME_ID,
+            "--client-secret-env",
+            "JM_SECRET",
+            "--base-url",
+            &emulator.base_url(),
+            "--scope",
+            "user_info",
+            "--store",
+            dir.to_str().unwrap(),
+            "--store-key-file",
+            key_file.to_str().unwrap(),
+            "--store-key-id",
+            "laptop-2",
+        ])
+        .await;
+    assert!(renamed.status.success(), "{}", text(&renamed.stderr));
+    let unknown = home.run_with(&["token", "jm"], &ENV, None).await;
+    let named = text(&unknown.stderr);
+    assert!(!unknown.status.success());
+    assert!(named.contains("sealed with key `laptop-1`"), "{named}");
+    for out in [&refused, &unknown] {
+        for secret in &secrets {
+            assert!(!text(&out.stderr).contains(secret.as_str()));
+            assert!(!text(&out.stdout).contains(secret.as_str()));
+        }
+    }
+    // No key at all: refused before the store is touched.
+    std::fs::remove_file(&key_file).unwrap();
+    let missing = home.run_with(&["token", "jm"], &ENV, None).await;
+    assert!(!missing.status.success());
+    assert!(
+        text(&missing.stderr).contains("key"),
+        "{}",
+        text(&missing.stderr)
+    );
 }
 
 /// Marks the stored access token of `jm` as expired, as time would.
