@@ -14,6 +14,11 @@
 //!   next version, run raw with `EVALSHA`) vs `put` and `put_any` (precondition `Any`: the
 //!   script decides the version).
 //!
+//! - `T_get_paired`, `T_get_paired_vs_connection_without_timeouts`, `T_put_paired`,
+//!   `T_put_cas_floor_paired`: `get` and `put` against the same baselines measured in
+//!   alternating rounds rather than one after the other (see `paired`), written as figures
+//!   in ns for `cargo xtask bench`: on a shared machine, the figures to read targets from.
+//!
 //! - `T_get_many_1000_vs_sequential_gets`: `baseline_raw_gets_x1000_one_after_another` vs
 //!   `get_many_1000` (1,000 grants in one call);
 //! - `T_get_many_1000_vs_raw_pipeline`: `baseline_raw_pipeline_1000` (standalone: one
@@ -503,7 +508,7 @@ fn topology<C>(
         (
             format!("{name}_get_vs_connection_without_timeouts"),
             "baseline_raw_get_without_timeouts",
-            bare,
+            bare.clone(),
         ),
     ] {
         let mut group = c.benchmark_group(group_name);
@@ -518,12 +523,11 @@ fn topology<C>(
         group.finish();
     }
 
-    let mut group = c.benchmark_group(format!("{name}_put"));
-    configure(&mut group);
-    group.bench_function("baseline_raw_set", |b| {
-        b.iter_custom(|iters| {
+    let raw_set = {
+        let (raw, records, raw_keys) = (raw.clone(), records.clone(), raw_keys.clone());
+        move |iters| {
             let (raw, records, raw_keys) = (raw.clone(), records.clone(), raw_keys.clone());
-            runtime.block_on(concurrently(iters, move |task| {
+            concurrently(iters, move |task| {
                 let (mut conn, records, raw_keys) =
                     (raw.clone(), records.clone(), raw_keys.clone());
                 async move {
@@ -534,18 +538,12 @@ fn topology<C>(
                         .await
                         .expect("SET");
                 }
-            }))
-        });
-    });
-    group.bench_function("put", |b| {
-        b.iter_custom(|iters| runtime.block_on(put(iters)))
-    });
-    group.finish();
-
-    let mut group = c.benchmark_group(format!("{name}_put_cas_floor"));
-    configure(&mut group);
-    group.bench_function("baseline_raw_lua_cas", |b| {
-        b.iter_custom(|iters| {
+            })
+        }
+    };
+    let raw_cas = {
+        let raw = raw.clone();
+        move |iters| {
             let (raw, records, cas_keys, cas, raw_versions) = (
                 raw.clone(),
                 records.clone(),
@@ -553,7 +551,7 @@ fn topology<C>(
                 cas.clone(),
                 raw_versions.clone(),
             );
-            runtime.block_on(concurrently(iters, move |task| {
+            concurrently(iters, move |task| {
                 let (mut conn, records, cas_keys, cas, raw_versions) = (
                     raw.clone(),
                     records.clone(),
@@ -574,8 +572,24 @@ fn topology<C>(
                     assert_eq!(written, 1);
                     at.store(version + 1, Ordering::Relaxed);
                 }
-            }))
-        });
+            })
+        }
+    };
+
+    let mut group = c.benchmark_group(format!("{name}_put"));
+    configure(&mut group);
+    group.bench_function("baseline_raw_set", |b| {
+        b.iter_custom(|iters| runtime.block_on(raw_set(iters)))
+    });
+    group.bench_function("put", |b| {
+        b.iter_custom(|iters| runtime.block_on(put(iters)))
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group(format!("{name}_put_cas_floor"));
+    configure(&mut group);
+    group.bench_function("baseline_raw_lua_cas", |b| {
+        b.iter_custom(|iters| runtime.block_on(raw_cas(iters)))
     });
     group.bench_function("put", |b| {
         b.iter_custom(|iters| runtime.block_on(put(iters)))
@@ -584,6 +598,111 @@ fn topology<C>(
         b.iter_custom(|iters| runtime.block_on(put_any(iters)))
     });
     group.finish();
+
+    // The same comparisons measured in pairs (see `paired`): the figures the targets are
+    // read from on a shared machine.
+    let pair = |group: &str, baseline: &str, subject: &str| {
+        (
+            format!("{name}_{group}"),
+            baseline.to_owned(),
+            subject.to_owned(),
+        )
+    };
+    let timed_get = raw_get(raw.clone());
+    let untimed_get = raw_get(bare);
+    paired(
+        runtime,
+        pair("get_paired", "baseline_raw_get", "get"),
+        &timed_get,
+        &get,
+    );
+    paired(
+        runtime,
+        pair(
+            "get_paired_vs_connection_without_timeouts",
+            "baseline_raw_get_without_timeouts",
+            "get",
+        ),
+        &untimed_get,
+        &get,
+    );
+    paired(
+        runtime,
+        pair("put_paired", "baseline_raw_set", "put"),
+        &raw_set,
+        &put,
+    );
+    paired(
+        runtime,
+        pair("put_cas_floor_paired", "baseline_raw_lua_cas", "put"),
+        &raw_cas,
+        &put,
+    );
+}
+
+/// Rounds of a paired measurement (after one unmeasured round), and operations per side in
+/// each round.
+const PAIRED_ROUNDS: usize = 32;
+const PAIRED_OPS: u64 = 6_400;
+
+/// A paired measurement of `subject` against `baseline`, each a function of a number of
+/// operations returning their wall time: the two alternate in rounds, each round in the
+/// other order than the last, so a slow second of a shared machine slows both sides rather
+/// than one (criterion measures one side for seconds, then the other). Each side's figure is
+/// its median time per operation over the rounds, written where `cargo xtask bench` reads
+/// figures (`<target>/grantkit-bench/<group>/<id>.json`, in ns).
+fn paired<B, BF, S, SF>(
+    runtime: &tokio::runtime::Runtime,
+    (group, baseline_id, subject_id): (String, String, String),
+    baseline: &B,
+    subject: &S,
+) where
+    B: Fn(u64) -> BF,
+    BF: Future<Output = Duration>,
+    S: Fn(u64) -> SF,
+    SF: Future<Output = Duration>,
+{
+    let per_op = |elapsed: Duration| elapsed.as_nanos() as f64 / PAIRED_OPS as f64;
+    runtime.block_on(baseline(PAIRED_OPS));
+    runtime.block_on(subject(PAIRED_OPS));
+    let (mut baseline_ns, mut subject_ns) = (Vec::new(), Vec::new());
+    for round in 0..PAIRED_ROUNDS {
+        if round.is_multiple_of(2) {
+            baseline_ns.push(per_op(runtime.block_on(baseline(PAIRED_OPS))));
+            subject_ns.push(per_op(runtime.block_on(subject(PAIRED_OPS))));
+        } else {
+            subject_ns.push(per_op(runtime.block_on(subject(PAIRED_OPS))));
+            baseline_ns.push(per_op(runtime.block_on(baseline(PAIRED_OPS))));
+        }
+    }
+    let (baseline_ns, subject_ns) = (median(baseline_ns), median(subject_ns));
+    write_figure(&group, &baseline_id, baseline_ns);
+    write_figure(&group, &subject_id, subject_ns);
+    println!(
+        "{group}: {subject_id} {subject_ns:.0} ns vs {baseline_id} {baseline_ns:.0} ns per operation = {:.2}x (median of {PAIRED_ROUNDS} alternating rounds)",
+        subject_ns / baseline_ns
+    );
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    if values.len().is_multiple_of(2) {
+        (values[middle - 1] + values[middle]) / 2.0
+    } else {
+        values[middle]
+    }
+}
+
+/// Writes one figure of a paired measurement for `cargo xtask bench`.
+fn write_figure(group: &str, id: &str, ns: f64) {
+    // The bench binary is `<target>/<profile>/deps/<name>`.
+    let exe = std::env::current_exe().expect("the bench's own path");
+    let target = exe.ancestors().nth(3).expect("the target directory");
+    let dir = target.join("grantkit-bench").join(group);
+    std::fs::create_dir_all(&dir).expect("the figures directory");
+    let figure = format!("{{\"value\": {ns:.1}, \"unit\": \"ns\"}}\n");
+    std::fs::write(dir.join(format!("{id}.json")), figure).expect("writing a figure");
 }
 
 fn configure(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
