@@ -13,6 +13,7 @@
 //! environment variable, a file, or standard input.
 
 use crate::fail::Failure;
+use grantkit::store::encrypted::SealingKey;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -163,12 +164,17 @@ impl Profile {
         if self.client_id.trim().is_empty() {
             return Err(missing("client id"));
         }
-        if let Some(key) = &self.store_key
-            && key.env.is_some() == key.file.is_some()
-        {
-            return Err(Failure::usage(format!(
-                "profile `{name}`: its store key comes from an environment variable or a file, one of the two"
-            )));
+        if let Some(key) = &self.store_key {
+            if key.env.is_some() == key.file.is_some() {
+                return Err(Failure::usage(format!(
+                    "profile `{name}`: its store key comes from an environment variable or a file, one of the two"
+                )));
+            }
+            if !SealingKey::is_valid_id(&key.id) {
+                return Err(Failure::usage(format!(
+                    "profile `{name}`: a store key id is 1 to 32 characters of A-Z, a-z, 0-9, `_` and `-`"
+                )));
+            }
         }
         match self.provider {
             ProviderKind::Joinme if self.client_secret.is_none() => Err(missing("client secret")),

@@ -86,7 +86,7 @@ impl Failure {
             Error::CorruptRecord { .. } => (
                 Exit::Failed,
                 Some(format!(
-                    "if the profile seals its store, check its key (`grantkit profile list`); else `grantkit logout {profile}` and {login}"
+                    "if the profile seals its store, check its key (`grantkit profile list`); else {login}: a new grant replaces the record"
                 )),
             ),
             Error::Unsupported { .. } => (Exit::Failed, None),

@@ -22,6 +22,7 @@ pub(crate) enum ProfileCommand {
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("secret").args(["client_secret_env", "client_secret_file", "client_secret_stdin"])))]
+#[command(group(ArgGroup::new("store_key").args(["store_key_file", "store_key_env"])))]
 pub(crate) struct AddArgs {
     /// The profile's name.
     name: String,
@@ -76,16 +77,18 @@ pub(crate) struct AddArgs {
     #[arg(long)]
     store: Option<String>,
     /// Seal the stored tokens (encryption at rest) with the key in this file: 32 bytes, or
-    /// them as 64 hex digits or base64. Make one with `head -c 32 /dev/urandom`.
-    #[arg(long, value_name = "PATH", conflicts_with = "store_key_env")]
+    /// them as 64 hex digits or base64. Make one with
+    /// `(umask 077; head -c 32 /dev/urandom > PATH)`.
+    #[arg(long, value_name = "PATH")]
     store_key_file: Option<PathBuf>,
     /// Seal the stored tokens with the key in this environment variable (64 hex digits, or
     /// the base64 of 32 bytes), read on every run.
     #[arg(long, value_name = "VAR")]
     store_key_env: Option<String>,
-    /// The sealing key's id, kept with every record it seals: give a new key a new id.
-    #[arg(long, value_name = "ID", default_value = "cli-1")]
-    store_key_id: String,
+    /// The sealing key's id, kept with every record it seals: give a new key a new id
+    /// (1 to 32 of A-Z, a-z, 0-9, `_`, `-`) [default: cli-1].
+    #[arg(long, value_name = "ID", requires = "store_key")]
+    store_key_id: Option<String>,
     /// Replace a profile of the same name.
     #[arg(long)]
     force: bool,
@@ -106,7 +109,7 @@ pub(crate) async fn run(
                 )));
             }
             let name = args.name.clone();
-            let profile = profile(*args);
+            let profile = profile(*args)?;
             profile.check(&name)?;
             config.profiles.insert(name.clone(), profile);
             config.save(config_path)?;
@@ -147,7 +150,20 @@ pub(crate) async fn run(
                         .as_ref()
                         .map(|s| format!(", secret from {s}"))
                         .unwrap_or_default();
-                    format!("{name}\t{} client {}{secret}", p.provider, p.client_id)
+                    let store = p
+                        .store
+                        .as_deref()
+                        .map(|s| format!(", store {}", crate::session::shown_store(s)))
+                        .unwrap_or_default();
+                    let key = p
+                        .store_key
+                        .as_ref()
+                        .map(|k| format!(", sealed with {k}"))
+                        .unwrap_or_default();
+                    format!(
+                        "{name}\t{} client {}{secret}{store}{key}",
+                        p.provider, p.client_id
+                    )
                 })
                 .collect::<Vec<_>>()
                 .join("\n");
@@ -171,10 +187,16 @@ pub(crate) async fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-fn profile(args: AddArgs) -> Profile {
+/// `path` made absolute: the profile is read from any working directory.
+fn absolute(path: PathBuf) -> Result<PathBuf, Failure> {
+    std::path::absolute(&path)
+        .map_err(|err| Failure::usage(format!("cannot resolve {}: {err}", path.display())))
+}
+
+fn profile(args: AddArgs) -> Result<Profile, Failure> {
     let client_secret = match (args.client_secret_env, args.client_secret_file) {
         (Some(var), _) => Some(SecretSource::Env(var)),
-        (None, Some(path)) => Some(SecretSource::File(path)),
+        (None, Some(path)) => Some(SecretSource::File(absolute(path)?)),
         (None, None) if args.client_secret_stdin => Some(SecretSource::Stdin),
         (None, None) => None,
     };
@@ -186,13 +208,24 @@ fn profile(args: AddArgs) -> Profile {
         userinfo: args.userinfo_endpoint,
         introspection: None,
     });
-    let store_key =
-        (args.store_key_env.is_some() || args.store_key_file.is_some()).then_some(StoreKey {
-            id: args.store_key_id,
-            env: args.store_key_env,
-            file: args.store_key_file,
-        });
-    Profile {
+    let store_key = match (args.store_key_env, args.store_key_file) {
+        (None, None) => None,
+        (env, file) => Some(StoreKey {
+            id: args.store_key_id.unwrap_or_else(|| "cli-1".to_owned()),
+            env,
+            file: file.map(absolute).transpose()?,
+        }),
+    };
+    // A directory store is kept as an absolute path; URLs as they are.
+    let store = match args.store {
+        Some(store) if !store.contains("://") && !store.starts_with("sqlite:") => Some(
+            absolute(PathBuf::from(store))?
+                .to_string_lossy()
+                .into_owned(),
+        ),
+        other => other,
+    };
+    Ok(Profile {
         provider: args.provider,
         client_id: args.client_id,
         client_secret,
@@ -202,7 +235,7 @@ fn profile(args: AddArgs) -> Profile {
         issuer: args.issuer,
         endpoints,
         username: args.username,
-        store: args.store,
+        store,
         store_key,
-    }
+    })
 }

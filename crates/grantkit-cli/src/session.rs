@@ -113,7 +113,7 @@ pub(crate) async fn open_store(
     profile: &Profile,
 ) -> Result<(Arc<dyn TokenStore>, String), Failure> {
     let fail = |err| Failure::from_error(err, name);
-    // The key first: a missing key fails before any connection is made.
+    // The key first: a missing key fails before the store is opened.
     let keys = profile
         .store_key
         .as_ref()

@@ -182,6 +182,12 @@ impl SealingKey {
         Ok(Self::with_key(id, &key))
     }
 
+    /// Whether `id` may name a key: 1 to 32 characters of `A-Z`, `a-z`, `0-9`, `_` and `-`
+    /// (for checking configuration before any key is read).
+    pub fn is_valid_id(id: &str) -> bool {
+        is_valid_id(id)
+    }
+
     /// The key's id, which every record it seals names.
     pub fn id(&self) -> &str {
         &self.id

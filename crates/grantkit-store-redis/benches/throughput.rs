@@ -29,11 +29,12 @@
 //! `baseline_access_token_one_by_one` (a new manager's first `access_token` of each of
 //! 100,000 grants, one after another) vs `warm` (a new manager's `warm` of the same keys).
 //!
-//! Both sides use one multiplexed, reconnecting connection with the same response and
-//! operation timeouts (a standalone connection bounds each command once; a cluster
-//! connection bounds each node's answer and, across redirects and reconnects, the whole
-//! call), and each of the 64 tasks works on its own key. The servers are started by the
-//! `testing` harness.
+//! Both sides use one multiplexed, reconnecting connection with the same timeouts: a
+//! response timeout on each command and, on the cluster, the client's overall timeout across
+//! redirects and reconnects; any bound the store adds beyond its connection's is charged to
+//! the store. Each of the 64 tasks works on its own key. The servers are started by the
+//! `testing` harness. The paired groups run under `cargo bench` (not `cargo test
+//! --benches`), when there is no filter or the group's name contains it.
 
 use criterion::{Criterion, criterion_main};
 use futures::StreamExt as _;
@@ -662,6 +663,9 @@ fn paired<B, BF, S, SF>(
     S: Fn(u64) -> SF,
     SF: Future<Output = Duration>,
 {
+    if !selected(&group) {
+        return;
+    }
     let per_op = |elapsed: Duration| elapsed.as_nanos() as f64 / PAIRED_OPS as f64;
     runtime.block_on(baseline(PAIRED_OPS));
     runtime.block_on(subject(PAIRED_OPS));
@@ -682,6 +686,43 @@ fn paired<B, BF, S, SF>(
         "{group}: {subject_id} {subject_ns:.0} ns vs {baseline_id} {baseline_ns:.0} ns per operation = {:.2}x (median of {PAIRED_ROUNDS} alternating rounds)",
         subject_ns / baseline_ns
     );
+}
+
+/// Whether this process measures (`cargo bench` passes `--bench`, `cargo test --benches` and
+/// `--list` do not measure) and its filter, if any, is part of `group`'s name.
+fn selected(group: &str) -> bool {
+    // Criterion's options that take a value; the first other bare word is the filter.
+    const WITH_VALUE: [&str; 16] = [
+        "--warm-up-time",
+        "--measurement-time",
+        "--sample-size",
+        "--save-baseline",
+        "--baseline",
+        "--baseline-lenient",
+        "--load-baseline",
+        "--profile-time",
+        "--noise-threshold",
+        "--confidence-level",
+        "--significance-level",
+        "--nresamples",
+        "--output-format",
+        "--color",
+        "--plotting-backend",
+        "--format",
+    ];
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.iter().any(|a| a == "--bench") || args.iter().any(|a| a == "--list") {
+        return false;
+    }
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if WITH_VALUE.contains(&arg.as_str()) {
+            args.next();
+        } else if !arg.starts_with('-') {
+            return group.contains(arg.as_str());
+        }
+    }
+    true
 }
 
 fn median(mut values: Vec<f64>) -> f64 {

@@ -201,6 +201,30 @@ mod tests {
     }
 
     #[test]
+    fn numbers_are_read_to_the_limits_of_u64() {
+        assert_eq!(
+            number_until(b"18446744073709551615|rest", b'|'),
+            Ok((u64::MAX, &b"rest"[..]))
+        );
+        assert_eq!(number_until(b"0|", b'|'), Ok((0, &b""[..])));
+        for bad in [
+            &b"18446744073709551616|"[..],
+            b"000000000000000000001|",
+            b"|",
+            b"1",
+            b"",
+            b"1a|",
+            b"-1|",
+        ] {
+            assert!(
+                number_until(bad, b'|').is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
     fn records_of_format_two_are_still_read() {
         let key = TokenKey::new("p", "c", "a");
         let tokens = full_tokens();

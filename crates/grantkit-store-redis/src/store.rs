@@ -58,8 +58,10 @@ pub struct RedisTokenStore {
 
 /// The Redis keys of recently used grants: a SHA-256 per call cost more than the rest of a
 /// read's client work. Bounded: when full it starts over rather than track use. Hashed with
-/// foldhash (randomly seeded, as the standard map's SipHash is) at a third of SipHash's cost
-/// on a key's three strings: the lookup is on every call.
+/// foldhash, randomly seeded like the standard map's SipHash but several times cheaper on a
+/// key's three strings (the lookup is on every call). foldhash resists flooding
+/// less than SipHash; a flood could only slow this bounded cache, which starts over when
+/// full.
 #[derive(Default)]
 struct KeyCache {
     grants: std::sync::RwLock<foldhash::HashMap<TokenKey, Arc<GrantKeys>>>,

@@ -336,8 +336,10 @@ async fn connect(settings: &Settings) -> Result<Pool> {
                     .busy_timeout(settings.operation_timeout);
                 // Switching a new database file to WAL takes an exclusive lock that SQLite
                 // does not wait for (the busy timeout does not apply), so openers racing on
-                // a fresh file can be told "busy" once; they try again until the deadline
-                // above. An open database is already in WAL and never asks for that lock.
+                // a fresh file can be told "busy" once; they try again for as long as a
+                // connection may take. An open database is already in WAL and never asks
+                // for that lock; a lock that never clears is reported as the busy it is.
+                let deadline = tokio::time::Instant::now() + settings.connect_timeout;
                 let mut pause = Duration::from_millis(5);
                 loop {
                     match SqlitePoolOptions::new()
@@ -347,7 +349,10 @@ async fn connect(settings: &Settings) -> Result<Pool> {
                         .await
                     {
                         Ok(pool) => break Ok(Pool::Sqlite(pool)),
-                        Err(err) if crate::error::is_sqlite_busy(&err) => {
+                        Err(err)
+                            if crate::error::is_sqlite_busy(&err)
+                                && tokio::time::Instant::now() + pause < deadline =>
+                        {
                             tokio::time::sleep(pause).await;
                             pause = (pause * 2).min(Duration::from_millis(100));
                         }
