@@ -1254,17 +1254,15 @@ pub async fn authorized_client_round_trip_with_refresh_and_replay(fixture: Provi
         .await
         .expect("server-side expiry");
     let before = token_calls(&fixture).await;
-    let mut requests = Vec::new();
+    let mut requests = tokio::task::JoinSet::new();
     for _ in 0..20 {
         let fixture = fixture.clone();
         let manager = manager.clone();
         let key = key.clone();
-        requests.push(tokio::spawn(async move {
-            probe(&fixture, &manager, &key).await
-        }));
+        requests.spawn(async move { probe(&fixture, &manager, &key).await });
     }
-    for request in requests {
-        let response = request.await.unwrap().expect("refreshed and replayed");
+    for response in requests.join_all().await {
+        let response = response.expect("refreshed and replayed");
         assert!(response.status().is_success());
     }
     assert_eq!(

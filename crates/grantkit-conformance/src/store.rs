@@ -15,6 +15,7 @@ use rand::RngCore as _;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 /// A capability a behaviour needs from the store under test.
@@ -891,11 +892,11 @@ pub async fn concurrent_cas_one_winner_per_version(fixture: StoreFixture) {
         .await
         .unwrap();
     for round in 0..10 {
-        let mut writers = Vec::new();
+        let mut writers = JoinSet::new();
         for writer in 0..64 {
             let store = fixture.store.clone();
             let key = key.clone();
-            writers.push(tokio::spawn(async move {
+            writers.spawn(async move {
                 let tokens = small_token_set(&format!("round-{round}-writer-{writer}"));
                 (
                     writer,
@@ -903,11 +904,10 @@ pub async fn concurrent_cas_one_winner_per_version(fixture: StoreFixture) {
                         .put(&key, &tokens, Precondition::Version(version))
                         .await,
                 )
-            }));
+            });
         }
         let mut winners = Vec::new();
-        for writer in writers {
-            let (id, result) = writer.await.unwrap();
+        for (id, result) in writers.join_all().await {
             match result {
                 Ok(new) => winners.push((id, new)),
                 Err(Error::Conflict { .. }) => {}
@@ -940,11 +940,11 @@ pub async fn concurrent_increments_lose_nothing(fixture: StoreFixture) {
         .put(&key, &counter_token_set(0), Precondition::Absent)
         .await
         .unwrap();
-    let mut tasks = Vec::new();
+    let mut tasks = JoinSet::new();
     for _ in 0..64 {
         let store = fixture.store.clone();
         let key = key.clone();
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn(async move {
             for _ in 0..5 {
                 loop {
                     let current = store.get(&key).await.unwrap().unwrap();
@@ -959,11 +959,9 @@ pub async fn concurrent_increments_lose_nothing(fixture: StoreFixture) {
                     }
                 }
             }
-        }));
+        });
     }
-    for task in tasks {
-        task.await.unwrap();
-    }
+    tasks.join_all().await;
     let read = fixture.store.get(&key).await.unwrap().unwrap();
     assert_eq!(count_of(&read.value), 320);
 }
@@ -1102,23 +1100,19 @@ pub async fn renewing_a_lost_lease_fails(fixture: StoreFixture) {
 /// Of 32 concurrent takers of a free lease, exactly one gets it.
 pub async fn concurrent_lease_has_one_winner(fixture: StoreFixture) {
     let key = fixture.key("lease-race");
-    let mut takers = Vec::new();
+    let mut takers = JoinSet::new();
     for _ in 0..32 {
         let store = fixture.store.clone();
         let key = key.clone();
-        takers.push(tokio::spawn(async move {
+        takers.spawn(async move {
             store
                 .try_lease(&key, Duration::from_secs(30))
                 .await
                 .unwrap()
-        }));
+        });
     }
-    let mut winners = Vec::new();
-    for taker in takers {
-        if let Some(lease) = taker.await.unwrap() {
-            winners.push(lease);
-        }
-    }
+    let winners: Vec<grantkit_core::store::Lease> =
+        takers.join_all().await.into_iter().flatten().collect();
     assert_eq!(
         winners.len(),
         1,
@@ -1189,17 +1183,15 @@ pub async fn concurrent_pending_take_has_one_winner(fixture: StoreFixture) {
         .await
         .unwrap();
     let hash = written.state_hash();
-    let mut takers = Vec::new();
+    let mut takers = JoinSet::new();
     for _ in 0..32 {
         let store = fixture.store.clone();
         let hash = hash.clone();
-        takers.push(tokio::spawn(async move {
-            store.take_pending(&hash).await.unwrap()
-        }));
+        takers.spawn(async move { store.take_pending(&hash).await.unwrap() });
     }
     let mut winners = 0;
-    for taker in takers {
-        if taker.await.unwrap().is_some() {
+    for taken in takers.join_all().await {
+        if taken.is_some() {
             winners += 1;
         }
     }
@@ -1273,11 +1265,11 @@ async fn increments_across_handles_lose_nothing(f: StoreFixture) {
         .put(&key, &counter_token_set(0), Precondition::Absent)
         .await
         .unwrap();
-    let mut tasks = Vec::new();
+    let mut tasks = JoinSet::new();
     for handle in [f.store.clone(), f.second().clone()] {
         for _ in 0..TASKS_PER_HANDLE {
             let (store, key) = (handle.clone(), key.clone());
-            tasks.push(tokio::spawn(async move {
+            tasks.spawn(async move {
                 for _ in 0..INCREMENTS {
                     loop {
                         let current = store.get(&key).await.unwrap().expect("the counter");
@@ -1292,12 +1284,10 @@ async fn increments_across_handles_lose_nothing(f: StoreFixture) {
                         }
                     }
                 }
-            }));
+            });
         }
     }
-    for task in tasks {
-        task.await.expect("an incrementing task panicked");
-    }
+    tasks.join_all().await;
     let total = f.second().get(&key).await.unwrap().unwrap().value;
     assert_eq!(count_of(&total), 2 * TASKS_PER_HANDLE * INCREMENTS);
 }
@@ -1373,4 +1363,73 @@ async fn lease_expires_for_the_other_handle(f: StoreFixture) {
     };
     assert_ne!(taken.holder, dead.holder);
     b.release_lease(&taken).await.unwrap();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Outcome, run_cell};
+    use grantkit_core::mock::MockTokenStore;
+    use grantkit_core::store::{Version, Versioned};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A cell that times out takes the tasks its behaviour spawned with it: none of them
+    /// calls the store once the cell has ended (a store whose writes always conflict keeps
+    /// the increment tasks spinning until they are stopped).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_timed_out_cell_stops_the_tasks_its_behaviour_spawned() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut store = MockTokenStore::new();
+        let counted = calls.clone();
+        store.expect_put().returning(move |key, _, precondition| {
+            counted.fetch_add(1, Ordering::Relaxed);
+            match precondition {
+                Precondition::Absent => Ok(Version::from_u64(1)),
+                _ => Err(Error::Conflict {
+                    key: key.to_string(),
+                }),
+            }
+        });
+        let counted = calls.clone();
+        store.expect_get().returning(move |_| {
+            counted.fetch_add(1, Ordering::Relaxed);
+            Ok(Some(Versioned {
+                value: counter_token_set(0),
+                version: Version::from_u64(1),
+            }))
+        });
+        let fixture = StoreFixture::new(Arc::new(store));
+        let cell = run_cell(
+            concurrent_increments_lose_nothing(fixture),
+            Duration::from_millis(200),
+        )
+        .await;
+        assert!(
+            matches!(cell.outcome, Outcome::Failed(ref reason) if reason.contains("timed out")),
+            "{}",
+            cell.outcome
+        );
+        // A task in the middle of a step when the cell ended may finish that step: wait
+        // (at most a few seconds) for the count to settle, then see that it stays.
+        let mut ended = calls.load(Ordering::Relaxed);
+        let settle_by = Instant::now() + Duration::from_secs(5);
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let now = calls.load(Ordering::Relaxed);
+            if now == ended || Instant::now() > settle_by {
+                break;
+            }
+            ended = now;
+        }
+        assert!(
+            ended > 64,
+            "the tasks ran before the timeout ({ended} calls)"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            calls.load(Ordering::Relaxed),
+            ended,
+            "tasks of a timed-out cell still call the store"
+        );
+    }
 }
