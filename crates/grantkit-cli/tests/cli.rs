@@ -38,10 +38,21 @@ async fn joinme_with_args(homes: &[&Home], extra: &[&str]) -> JoinMeEmulator {
         redirect_uri.clone(),
     ));
     let base_url = emulator.base_url();
+    let args = joinme_profile(&base_url, &redirect_uri, extra);
+    for home in homes {
+        let out = home.run(&args).await;
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    emulator
+}
+
+/// `profile add jm …` (replacing one) for the join.me emulator at `base_url`, and `extra`.
+fn joinme_profile<'a>(base_url: &'a str, redirect_uri: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "profile",
         "add",
         "jm",
+        "--force",
         "--provider",
         "joinme",
         "--client-id",
@@ -49,18 +60,14 @@ async fn joinme_with_args(homes: &[&Home], extra: &[&str]) -> JoinMeEmulator {
         "--client-secret-env",
         "JM_SECRET",
         "--redirect-uri",
-        &redirect_uri,
+        redirect_uri,
         "--base-url",
-        &base_url,
+        base_url,
         "--scope",
         "user_info",
     ];
     args.extend(extra);
-    for home in homes {
-        let out = home.run(&args).await;
-        assert!(out.status.success(), "{}", text(&out.stderr));
-    }
-    emulator
+    args
 }
 
 const ENV: [(&str, &str); 1] = [("JM_SECRET", JOINME_SECRET)];
@@ -469,29 +476,20 @@ async fn a_sealed_store_keeps_every_token_out_of_its_files() {
     assert_eq!(refused.status.code(), Some(1), "{said}");
     assert!(said.contains("does not open"), "{said}");
     assert!(said.contains("grantkit profile list"), "{said}");
+    let base_url = emulator.base_url();
     let renamed = home
-        .run(&[
-            "profile",
-            "add",
-            "jm",
-            "--force",
-            "--provider",
-            "joinme",
-            "--client-id",
-            JOINME_ID,
-            "--client-secret-env",
-            "JM_SECRET",
-            "--base-url",
-            &emulator.base_url(),
-            "--scope",
-            "user_info",
-            "--store",
-            dir.to_str().unwrap(),
-            "--store-key-file",
-            key_file.to_str().unwrap(),
-            "--store-key-id",
-            "laptop-2",
-        ])
+        .run(&joinme_profile(
+            &base_url,
+            "http://127.0.0.1:9/callback",
+            &[
+                "--store",
+                dir.to_str().unwrap(),
+                "--store-key-file",
+                key_file.to_str().unwrap(),
+                "--store-key-id",
+                "laptop-2",
+            ],
+        ))
         .await;
     assert!(renamed.status.success(), "{}", text(&renamed.stderr));
     let unknown = home.run_with(&["token", "jm"], &ENV, None).await;
@@ -515,21 +513,12 @@ async fn a_sealed_store_keeps_every_token_out_of_its_files() {
 #[tokio::test]
 async fn store_key_options_are_checked_and_paths_kept_absolute() {
     let home = Home::new();
-    let add = |extra: &[&'static str]| {
-        let mut args = vec![
-            "profile",
-            "add",
-            "p",
-            "--force",
-            "--provider",
-            "joinme",
-            "--client-id",
-            JOINME_ID,
-            "--client-secret-env",
-            "JM_SECRET",
-        ];
-        args.extend(extra);
-        home.command(&args)
+    let add = |extra: &[&str]| {
+        home.command(&joinme_profile(
+            "http://127.0.0.1:9",
+            "http://127.0.0.1:9/callback",
+            extra,
+        ))
     };
     // Relative paths are resolved where the profile is added, not where it is used.
     let out = add(&["--store", "tokens", "--store-key-file", "store.key"])
