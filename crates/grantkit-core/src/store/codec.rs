@@ -218,35 +218,61 @@ pub fn decode_token_set(bytes: &[u8]) -> Result<TokenSet, DecodeError> {
 }
 
 /// A token set in the compact form, borrowed from the token set when written and from the
-/// bytes when read. Its field order is the format: append fields only, at the end.
+/// bytes when read. Its field order is the format: append fields only, at the end. The two
+/// lists are type parameters so that a write streams them from the token set
+/// ([`CompactOut`]) and a read builds the scopes it keeps at once ([`CompactIn`]); both are
+/// a length and then the items.
 #[derive(Serialize, Deserialize)]
-struct Compact<'a> {
+struct Compact<'a, Scopes, Pairs> {
     access_token: &'a str,
     refresh_token: Option<&'a str>,
     token_type: &'a str,
     expires_at_ms: Option<u64>,
     refresh_expires_at_ms: Option<u64>,
     obtained_at_ms: Option<u64>,
-    #[serde(borrow)]
-    scopes: Vec<&'a str>,
+    scopes: Scopes,
     grant: &'a str,
-    #[serde(borrow)]
-    extras: Vec<(&'a str, &'a str)>,
+    extras: Pairs,
+}
+
+/// The compact form as written: the lists serialised straight from the token set.
+type CompactOut<'a> = Compact<'a, Strings<'a>, Pairs<'a>>;
+
+/// The compact form as read: the scopes as the token set keeps them, the extras borrowed
+/// until [`Extras`] sorts them.
+type CompactIn<'a> = Compact<'a, Vec<String>, Vec<(&'a str, &'a str)>>;
+
+/// Strings written as a sequence without collecting them first.
+struct Strings<'a>(&'a [String]);
+
+impl Serialize for Strings<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(String::as_str))
+    }
+}
+
+/// Extras written as a sequence of (name, value) pairs without collecting them first.
+struct Pairs<'a>(&'a Extras);
+
+impl Serialize for Pairs<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter())
+    }
 }
 
 /// Appends the compact form of `tokens` to `out`. It carries no format tag: the store that
 /// uses it keeps one (a record prefix, a sealed text's version).
 pub fn encode_token_set_compact_into(tokens: &TokenSet, out: &mut Vec<u8>) {
-    let compact = Compact {
+    let compact: CompactOut<'_> = Compact {
         access_token: tokens.access_token.expose_secret(),
         refresh_token: tokens.refresh_token.as_ref().map(|t| t.expose_secret()),
         token_type: &tokens.token_type,
         expires_at_ms: tokens.expires_at.map(to_ms),
         refresh_expires_at_ms: tokens.refresh_expires_at.map(to_ms),
         obtained_at_ms: tokens.obtained_at.map(to_ms),
-        scopes: tokens.scopes.iter().map(String::as_str).collect(),
+        scopes: Strings(&tokens.scopes),
         grant: tokens.grant.as_str(),
-        extras: tokens.extras.iter().collect(),
+        extras: Pairs(&tokens.extras),
     };
     // Writing into a `Vec` fails only when memory does, which aborts anyway.
     if let Ok(bytes) = postcard::to_extend(&compact, std::mem::take(out)) {
@@ -258,7 +284,7 @@ pub fn encode_token_set_compact_into(tokens: &TokenSet, out: &mut Vec<u8>) {
 /// nothing after them.
 pub fn decode_token_set_compact(bytes: &[u8]) -> Result<TokenSet, DecodeError> {
     let fail = |what: &str| DecodeError(format!("the compact token set {what}"));
-    let (read, rest): (Compact<'_>, &[u8]) =
+    let (read, rest): (CompactIn<'_>, &[u8]) =
         postcard::take_from_bytes(bytes).map_err(|_| fail("is cut short or malformed"))?;
     if !rest.is_empty() {
         return Err(fail("has bytes after its end"));
@@ -270,7 +296,7 @@ pub fn decode_token_set_compact(bytes: &[u8]) -> Result<TokenSet, DecodeError> {
     tokens.expires_at = read.expires_at_ms.map(from_ms).transpose()?;
     tokens.refresh_expires_at = read.refresh_expires_at_ms.map(from_ms).transpose()?;
     tokens.obtained_at = read.obtained_at_ms.map(from_ms).transpose()?;
-    tokens.scopes = read.scopes.into_iter().map(str::to_owned).collect();
+    tokens.scopes = read.scopes;
     tokens.extras = read.extras.into_iter().collect();
     Ok(tokens)
 }
@@ -368,6 +394,41 @@ mod tests {
             let err = decode_token_set_compact(bad).unwrap_err().to_string();
             assert!(!err.contains("secret"), "{err}");
         }
+    }
+
+    /// Records already stored stay readable: the streamed lists are written byte for byte
+    /// as the collected ones were.
+    #[test]
+    fn the_compact_form_is_the_one_stored_before() {
+        #[derive(Serialize)]
+        struct Collected<'a> {
+            access_token: &'a str,
+            refresh_token: Option<&'a str>,
+            token_type: &'a str,
+            expires_at_ms: Option<u64>,
+            refresh_expires_at_ms: Option<u64>,
+            obtained_at_ms: Option<u64>,
+            scopes: Vec<&'a str>,
+            grant: &'a str,
+            extras: Vec<(&'a str, &'a str)>,
+        }
+        let tokens = sample().with_extra("ä", "").with_scopes(["ü", "", "c"]);
+        let before = postcard::to_allocvec(&Collected {
+            access_token: tokens.access_token.expose_secret(),
+            refresh_token: tokens.refresh_token.as_ref().map(|t| t.expose_secret()),
+            token_type: &tokens.token_type,
+            expires_at_ms: tokens.expires_at.map(to_ms),
+            refresh_expires_at_ms: tokens.refresh_expires_at.map(to_ms),
+            obtained_at_ms: tokens.obtained_at.map(to_ms),
+            scopes: tokens.scopes.iter().map(String::as_str).collect(),
+            grant: tokens.grant.as_str(),
+            extras: tokens.extras.iter().collect(),
+        })
+        .unwrap();
+        let mut now = Vec::new();
+        encode_token_set_compact_into(&tokens, &mut now);
+        assert_eq!(now, before);
+        assert_eq!(decode_token_set_compact(&before).unwrap(), tokens);
     }
 
     #[test]
